@@ -1,0 +1,134 @@
+# refit — build, test, fuzz, install.
+#
+#   make                      build ./refit
+#   make check                unit tests (cmocka) and end-to-end tests (pytest, real dockerd + registries)
+#   make SANITIZER=address,undefined check    the same under ASan+UBSan (objects in build/san)
+#   make fuzz                 libFuzzer targets with clang (build/fuzz/*)
+#   make deps                 install Debian build and test dependencies (apt-get; idempotent)
+#   make install PREFIX=/usr DESTDIR=...
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/refit
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+VERSION := 0.1.0
+
+PKGS := libcurl jansson yaml-0.1 libmicrohttpd libcrypto libsystemd
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wcast-align -Wwrite-strings -Wvla -Wundef -Wnull-dereference \
+	-Wimplicit-fallthrough -Wno-unused-parameter -Wno-format-truncation
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+override CFLAGS += -std=c11 -D_GNU_SOURCE -DREFIT_VERSION='"$(VERSION)"' -Iinclude $(WARN) \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS)) -MMD -MP
+LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS)) -lpthread
+
+SANITIZER ?=
+ifneq ($(SANITIZER),)
+BUILD := build/san
+BIN := $(BUILD)/refit
+override CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
+override LDFLAGS += -fsanitize=$(SANITIZER)
+else
+BUILD := build/default
+BIN := refit
+endif
+
+SRCS := $(wildcard src/*.c)
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/src/%.o,$(filter-out src/main.c,$(SRCS)))
+MAIN_OBJ := $(BUILD)/src/main.o
+LIBREFIT := $(BUILD)/librefit.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+FUZZ_SRCS := $(wildcard fuzz/*-fuzzer.c)
+FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 30
+
+.PHONY: all check unit e2e fuzz fuzz-run bench install uninstall clean deps
+
+all: $(BIN)
+
+$(BIN): $(MAIN_OBJ) $(LIBREFIT)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(LIBREFIT): $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBREFIT)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBREFIT) $(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
+check: unit e2e
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: $(BIN)
+	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+# libFuzzer targets: each fuzz/NAME-fuzzer.c links against all library sources.
+build/fuzz/%: fuzz/%.c $(filter-out src/main.c,$(SRCS))
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DREFIT_VERSION='"$(VERSION)"' -Iinclude -g -O1 \
+		-fsanitize=fuzzer,address,undefined $(shell $(PKG_CONFIG) --cflags $(PKGS)) \
+		-o $@ $< $(filter-out src/main.c,$(SRCS)) $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+# Run every fuzz target for FUZZ_SECONDS on its seed corpus.
+fuzz-run: fuzz
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f -fuzzer); \
+		mkdir -p build/fuzz/corpus-$$n; \
+		echo "== $$n ($(FUZZ_SECONDS)s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n fuzz/corpus/$$n 2>&1 | tail -n 12; \
+	done
+
+bench: $(BIN)
+	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) bench/check_bench.py $(BENCH_ARGS)
+
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/refit
+	install -D -m 0644 systemd/refit.service $(DESTDIR)$(UNITDIR)/refit.service
+	sed -i 's|/usr/local/bin/refit|$(BINDIR)/refit|' $(DESTDIR)$(UNITDIR)/refit.service
+	install -D -m 0644 config/refit.yml $(DESTDIR)$(SYSCONFDIR)/refit/refit.yml.example
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/refit $(DESTDIR)$(UNITDIR)/refit.service \
+		$(DESTDIR)$(SYSCONFDIR)/refit/refit.yml.example $(DESTDIR)$(DOCDIR)/README.md
+
+clean:
+	rm -rf build refit
+
+# Debian packages for building, testing and fuzzing refit.
+DEB_BUILD := build-essential pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev \
+	libmicrohttpd-dev libssl-dev libsystemd-dev
+DEB_TEST := libcmocka-dev python3 python3-pytest python3-jwt python3-cryptography \
+	docker.io docker-registry docker-compose busybox-static openssl apache2-utils curl \
+	clang libclang-rt-14-dev systemd iptables
+deps:
+	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "all build and test dependencies are installed"; fi
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

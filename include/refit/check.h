@@ -1,0 +1,50 @@
+/* One check pass: which managed containers have a newer image. Changes nothing. */
+#ifndef REFIT_CHECK_H
+#define REFIT_CHECK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "refit/config.h"
+#include "refit/engine.h"
+#include "refit/error.h"
+#include "refit/registry.h"
+
+struct check_entry {
+	char *name;
+	char *id;
+	char *image;          /* Config.Image as the container was created */
+	char *image_id;       /* the container's local image ID */
+	char *current_digest; /* repo digest of the container's image, NULL if unknown */
+	char *latest_digest;  /* what the registry (or, with no-pull, the local tag) has */
+	const char *status;   /* up-to-date, update-available, pinned, monitor-only, skipped, error */
+	const char *strategy;
+	int update_available; /* 1, 0, or -1 unknown */
+	int err_kind;
+	char *error;
+};
+
+struct check_result {
+	struct check_entry *v;
+	size_t n;
+	size_t lookups; /* distinct references asked of registries */
+};
+
+/*
+ * Check the containers CFG selects (narrowed by NAMES when NNAMES > 0):
+ * one registry lookup per distinct reference, concurrent. Per-container
+ * problems go into the entry; -1 only when the engine cannot be listed.
+ */
+int check_run(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
+	      size_t nnames, struct check_result *ret, struct refit_err *e);
+
+void check_result_free(struct check_result *r);
+
+/* {"containers":[...]} as `refit check --json` prints it (new reference). */
+json_t *check_result_json(const struct check_result *r);
+
+/* 0, or 1 when an entry failed, or 3 when a registry could not be reached. */
+int check_exit_code(const struct check_result *r);
+
+#endif

@@ -1,0 +1,42 @@
+/* Docker Engine API client over a unix socket or TCP (optionally TLS). */
+#ifndef REFIT_ENGINE_H
+#define REFIT_ENGINE_H
+
+#include <jansson.h>
+
+#include "refit/error.h"
+
+#define ENGINE_API_MIN "1.25"
+#define ENGINE_API_MAX "1.47"
+
+struct engine;
+
+/*
+ * Connect to DOCKER_HOST (unix:///path, tcp://host:port; NULL means
+ * unix:///var/run/docker.sock) and negotiate the API version with GET
+ * /version: the engine's own version, capped at ENGINE_API_MAX. tcp:// uses
+ * TLS when DOCKER_TLS_VERIFY is set, with ca.pem, cert.pem and key.pem from
+ * DOCKER_CERT_PATH (default ~/.docker). ERR_UNREACHABLE when nothing answers.
+ */
+int engine_open(struct engine **ret, const char *docker_host, struct refit_err *e);
+
+void engine_close(struct engine *en);
+
+/* The negotiated API version, "1.41". */
+const char *engine_api_version(const struct engine *en);
+
+/* The engine's own version string from /version, "20.10.24". */
+const char *engine_server_version(const struct engine *en);
+
+/*
+ * GET PATH (below the version prefix, e.g. "/containers/json?all=1") and
+ * parse the JSON answer into *RET (new reference). Answers of 400 and up
+ * become ERR_FAILED with the engine's message; ERR_UNREACHABLE when the
+ * engine cannot be reached.
+ */
+int engine_get_json(struct engine *en, const char *path, json_t **ret, struct refit_err *e);
+
+/* Percent-encode S for a path segment or query value; malloc'd. */
+char *engine_escape(struct engine *en, const char *s);
+
+#endif

@@ -1,0 +1,52 @@
+/* Registry client: manifest digests of many references, concurrently, with auth. */
+#ifndef REFIT_REGISTRY_H
+#define REFIT_REGISTRY_H
+
+#include <stddef.h>
+
+#include "refit/config.h"
+#include "refit/error.h"
+#include "refit/imageref.h"
+
+#define REGISTRY_MAX_MANIFEST (4u << 20)
+
+/* One reference to resolve; the caller owns REF and frees DIGEST. */
+struct digest_query {
+	const struct imageref *ref;
+	char *digest;   /* "sha256:..." on success */
+	int err_kind;   /* ERR_NONE on success, ERR_UNREACHABLE or ERR_FAILED */
+	char error[300];
+};
+
+/* Requests sent, by kind, since the client was made. */
+struct registry_stats {
+	unsigned long ping;
+	unsigned long token;
+	unsigned long manifest;
+};
+
+struct registry;
+
+/*
+ * A client for every registry CFG lets refit reach. It keeps connections,
+ * what each registry asked for (scheme, challenge, credentials) and bearer
+ * tokens until they expire, so later passes cost one request per reference.
+ * CFG must outlive the client.
+ */
+int registry_new(struct registry **ret, const struct refit_config *cfg, struct refit_err *e);
+
+void registry_free(struct registry *r);
+
+/*
+ * Fill each query's digest or error. Runs up to cfg->concurrency requests
+ * at once; a reference's manifest is asked for once (HEAD, GET only when
+ * HEAD gives no Docker-Content-Digest). Callers pass distinct references.
+ */
+void registry_resolve(struct registry *r, struct digest_query *q, size_t n);
+
+const struct registry_stats *registry_stats(const struct registry *r);
+
+/* True when "sha256:<64 lowercase hex>" (or sha512 with 128). */
+int registry_digest_valid(const char *d);
+
+#endif

@@ -1,0 +1,390 @@
+/* The check pass: list, select, dedupe references, ask registries, compare digests. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refit/check.h"
+#include "refit/imageref.h"
+#include "refit/select.h"
+
+#define MAX_CONTAINERS 10000
+
+/* Local image facts, fetched once per image ID or name. */
+struct image_info {
+	char *key;
+	json_t *repo_digests; /* borrowed from INSPECT */
+	const char *id;
+	json_t *inspect;
+	int err_kind;
+	char error[300];
+};
+
+struct pass {
+	struct engine *en;
+	const struct refit_config *cfg;
+	struct check_result *res;
+	struct imageref *refs; /* parallel to res->v */
+	bool *parsed;
+	bool *no_pull;
+	struct image_info *images;
+	size_t nimages;
+};
+
+/* Set ENTRY's error and status. */
+static void entry_error(struct check_entry *c, int kind, const char *msg)
+{
+	free(c->error);
+	c->error = strdup(msg);
+	c->err_kind = kind;
+	c->status = "error";
+}
+
+/* Inspect image KEY (an ID or a reference) once per pass. */
+static struct image_info *image_get(struct pass *p, const char *key)
+{
+	struct image_info *ii, *nv;
+	struct refit_err e = { 0 };
+	char path[1200], *esc;
+
+	for (size_t i = 0; i < p->nimages; i++)
+		if (strcmp(p->images[i].key, key) == 0)
+			return &p->images[i];
+	nv = realloc(p->images, (p->nimages + 1) * sizeof(*nv));
+	if (!nv)
+		return NULL;
+	p->images = nv;
+	ii = &nv[p->nimages];
+	memset(ii, 0, sizeof(*ii));
+	if (!(ii->key = strdup(key)))
+		return NULL;
+	p->nimages++;
+	esc = engine_escape(p->en, key);
+	snprintf(path, sizeof(path), "/images/%s/json", esc ? esc : "");
+	free(esc);
+	if (engine_get_json(p->en, path, &ii->inspect, &e) < 0) {
+		ii->err_kind = e.kind;
+		snprintf(ii->error, sizeof(ii->error), "image %.100s: %s", key, e.msg);
+		return ii;
+	}
+	ii->id = json_string_value(json_object_get(ii->inspect, "Id"));
+	ii->repo_digests = json_object_get(ii->inspect, "RepoDigests");
+	return ii;
+}
+
+/* The digest in RepoDigests recorded for REF's repository, or NULL. */
+static const char *repo_digest_for(json_t *repo_digests, const struct imageref *ref)
+{
+	char *want = imageref_repository(ref);
+	const char *found = NULL;
+	size_t i;
+	json_t *v;
+
+	if (!want)
+		return NULL;
+	json_array_foreach(repo_digests, i, v) {
+		const char *s = json_string_value(v);
+		struct imageref rd = { 0 };
+		char *repo;
+
+		if (!s || imageref_parse(s, &rd, NULL) < 0)
+			continue;
+		repo = imageref_repository(&rd);
+		if (repo && strcmp(repo, want) == 0 && rd.digest) {
+			const char *at = strchr(s, '@');
+
+			found = at ? at + 1 : NULL;
+		}
+		free(repo);
+		imageref_free(&rd);
+		if (found)
+			break;
+	}
+	free(want);
+	return found;
+}
+
+/* Set STR to a copy of V (NULL stays NULL). */
+static void set_str(char **str, const char *v)
+{
+	free(*str);
+	*str = v ? strdup(v) : NULL;
+}
+
+/* Fill the entries from the engine's list; inspect the ones selected. */
+static int collect(struct pass *p, char *const *names, size_t nnames, struct refit_err *e)
+{
+	const struct refit_config *cfg = p->cfg;
+	struct check_result *res = p->res;
+	json_t *list = NULL, *c;
+	size_t i, n;
+
+	if (engine_get_json(p->en, "/containers/json?all=1", &list, e) < 0)
+		return -1;
+	if (!json_is_array(list)) {
+		json_decref(list);
+		return err_set(e, ERR_FAILED, "engine: container list is not an array");
+	}
+	n = json_array_size(list) > MAX_CONTAINERS ? MAX_CONTAINERS : json_array_size(list);
+	res->v = calloc(n ? n : 1, sizeof(*res->v));
+	p->refs = calloc(n ? n : 1, sizeof(*p->refs));
+	p->parsed = calloc(n ? n : 1, sizeof(*p->parsed));
+	p->no_pull = calloc(n ? n : 1, sizeof(*p->no_pull));
+	if (!res->v || !p->refs || !p->parsed || !p->no_pull) {
+		json_decref(list);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	json_array_foreach(list, i, c) {
+		const char *id = json_string_value(json_object_get(c, "Id"));
+		const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+		const char *state = json_string_value(json_object_get(c, "State"));
+		json_t *labels = json_object_get(c, "Labels"), *ins = NULL;
+		struct check_entry *ce;
+		struct refit_err ie = { 0 };
+		char path[128];
+		const char *img, *imgid;
+
+		if (i >= n)
+			break;
+		if (!id || strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64 || !name || !*name)
+			continue;
+		if (name[0] == '/')
+			name++;
+		if (!select_container(cfg, labels, name, state && strcmp(state, "running") == 0, names, nnames))
+			continue;
+		ce = &res->v[res->n];
+		ce->name = strdup(name);
+		ce->id = strdup(id);
+		ce->update_available = -1;
+		ce->strategy = select_strategy(cfg, labels);
+		if (!ce->name || !ce->id) {
+			json_decref(list);
+			return err_set(e, ERR_FAILED, "out of memory");
+		}
+		p->res->n++;
+		snprintf(path, sizeof(path), "/containers/%s/json", id);
+		if (engine_get_json(p->en, path, &ins, &ie) < 0) {
+			entry_error(ce, ie.kind, ie.msg);
+			continue;
+		}
+		img = json_string_value(json_object_get(json_object_get(ins, "Config"), "Image"));
+		imgid = json_string_value(json_object_get(ins, "Image"));
+		set_str(&ce->image, img);
+		set_str(&ce->image_id, imgid);
+		if (!ce->strategy) {
+			entry_error(ce, ERR_FAILED, "label refit.strategy: expected recreate, blue-green or alias");
+		} else if (!img || !imgid) {
+			entry_error(ce, ERR_FAILED, "engine: inspect has no Config.Image or Image");
+		} else if (strncmp(img, "sha256:", 7) == 0) {
+			ce->status = "skipped";
+			ce->error = strdup("created from an image ID: no repository to follow");
+		} else if (imageref_parse(img, &p->refs[res->n - 1], &ie) < 0) {
+			entry_error(ce, ERR_FAILED, ie.msg);
+		} else {
+			p->parsed[res->n - 1] = true;
+		}
+		json_decref(ins);
+		if (!ce->status && select_monitor_only(cfg, labels))
+			ce->status = "monitor-only";
+		p->no_pull[res->n - 1] = select_no_pull(cfg, labels);
+	}
+	json_decref(list);
+	return 0;
+}
+
+/* Compare with the local image the tag points to, for no-pull containers. */
+static void compare_local(struct pass *p, struct check_entry *ce, const struct imageref *ref)
+{
+	char *s = imageref_string(ref);
+	struct image_info *tag = s ? image_get(p, s) : NULL;
+	struct image_info *cur = image_get(p, ce->image_id);
+
+	free(s);
+	if (!tag || !cur) {
+		entry_error(ce, ERR_FAILED, "out of memory");
+		return;
+	}
+	if (tag->err_kind) {
+		entry_error(ce, tag->err_kind, tag->error);
+		return;
+	}
+	set_str(&ce->current_digest, repo_digest_for(cur->repo_digests, ref));
+	set_str(&ce->latest_digest, repo_digest_for(tag->repo_digests, ref));
+	ce->update_available = strcmp(tag->id ? tag->id : "", ce->image_id) != 0;
+	if (!ce->status)
+		ce->status = ce->update_available ? "update-available" : "up-to-date";
+}
+
+int check_run(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
+	      size_t nnames, struct check_result *ret, struct refit_err *e)
+{
+	struct pass p = { .en = en, .cfg = cfg, .res = ret };
+	struct digest_query *q = NULL;
+	char **keys = NULL;
+	size_t *which = NULL, nq = 0;
+	int rc = -1;
+
+	memset(ret, 0, sizeof(*ret));
+	if (collect(&p, names, nnames, e) < 0)
+		goto out;
+	q = calloc(ret->n ? ret->n : 1, sizeof(*q));
+	keys = calloc(ret->n ? ret->n : 1, sizeof(*keys));
+	which = calloc(ret->n ? ret->n : 1, sizeof(*which));
+	if (!q || !keys || !which) {
+		err_set(e, ERR_FAILED, "out of memory");
+		goto out;
+	}
+
+	/* Local digests, then one query per distinct reference. */
+	for (size_t i = 0; i < ret->n; i++) {
+		struct check_entry *ce = &ret->v[i];
+		const struct imageref *ref = &p.refs[i];
+		struct image_info *ii;
+		char *key;
+		size_t k;
+
+		if (!p.parsed[i] || (ce->status && strcmp(ce->status, "monitor-only") != 0))
+			continue;
+		if (ref->digest) {
+			ce->status = "pinned";
+			set_str(&ce->current_digest, ref->digest);
+			continue;
+		}
+		if (p.no_pull[i]) {
+			compare_local(&p, ce, ref);
+			continue;
+		}
+		ii = image_get(&p, ce->image_id);
+		if (!ii) {
+			entry_error(ce, ERR_FAILED, "out of memory");
+			continue;
+		}
+		if (ii->err_kind) {
+			entry_error(ce, ii->err_kind, ii->error);
+			continue;
+		}
+		set_str(&ce->current_digest, repo_digest_for(ii->repo_digests, ref));
+		key = imageref_string(ref);
+		if (!key) {
+			entry_error(ce, ERR_FAILED, "out of memory");
+			continue;
+		}
+		for (k = 0; k < nq && strcmp(keys[k], key) != 0; k++)
+			;
+		if (k == nq) {
+			keys[nq] = key;
+			q[nq++].ref = ref;
+		} else {
+			free(key);
+		}
+		which[i] = k + 1;
+	}
+	ret->lookups = nq;
+	registry_resolve(reg, q, nq);
+
+	for (size_t i = 0; i < ret->n; i++) {
+		struct check_entry *ce = &ret->v[i];
+		struct digest_query *dq;
+
+		if (!which[i])
+			continue;
+		dq = &q[which[i] - 1];
+		if (dq->err_kind) {
+			entry_error(ce, dq->err_kind, dq->error);
+			continue;
+		}
+		set_str(&ce->latest_digest, dq->digest);
+		if (!ce->current_digest) {
+			char msg[400];
+
+			snprintf(msg, sizeof(msg), "the local image has no digest from %s (built locally, or pulled under another name?)",
+				 ce->image);
+			entry_error(ce, ERR_FAILED, msg);
+			continue;
+		}
+		ce->update_available = strcmp(ce->current_digest, dq->digest) != 0;
+		if (!ce->status)
+			ce->status = ce->update_available ? "update-available" : "up-to-date";
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < nq; i++) {
+		free(keys[i]);
+		free(q[i].digest);
+	}
+	free(keys);
+	free(q);
+	free(which);
+	for (size_t i = 0; p.refs && i < ret->n; i++)
+		imageref_free(&p.refs[i]);
+	free(p.refs);
+	free(p.parsed);
+	free(p.no_pull);
+	for (size_t i = 0; i < p.nimages; i++) {
+		free(p.images[i].key);
+		json_decref(p.images[i].inspect);
+	}
+	free(p.images);
+	if (rc < 0)
+		check_result_free(ret);
+	return rc;
+}
+
+void check_result_free(struct check_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		struct check_entry *c = &r->v[i];
+
+		free(c->name);
+		free(c->id);
+		free(c->image);
+		free(c->image_id);
+		free(c->current_digest);
+		free(c->latest_digest);
+		free(c->error);
+	}
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+json_t *check_result_json(const struct check_result *r)
+{
+	json_t *arr = json_array(), *root = json_object();
+
+	if (!arr || !root) {
+		json_decref(arr);
+		json_decref(root);
+		return NULL;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		const struct check_entry *c = &r->v[i];
+		json_t *o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s, s:s?}", "name", c->name, "id", c->id,
+				      "image", c->image, "current_digest", c->current_digest, "latest_digest",
+				      c->latest_digest, "status", c->status ? c->status : "error", "strategy",
+				      c->strategy);
+
+		if (!o)
+			continue;
+		if (c->update_available >= 0)
+			json_object_set_new(o, "update_available", json_boolean(c->update_available));
+		if (c->error)
+			json_object_set_new(o, "error", json_string(c->error));
+		json_array_append_new(arr, o);
+	}
+	json_object_set_new(root, "containers", arr);
+	return root;
+}
+
+int check_exit_code(const struct check_result *r)
+{
+	int code = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->v[i].err_kind == ERR_UNREACHABLE)
+			return ERR_UNREACHABLE;
+		if (r->v[i].err_kind)
+			code = ERR_FAILED;
+	}
+	return code;
+}

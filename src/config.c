@@ -1,0 +1,740 @@
+/* Configuration: a table of keys, each settable from YAML, the environment and flags. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "refit/config.h"
+
+enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
+
+struct key {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	long min, max;
+	const char *const *choices; /* K_ENUM */
+	int (*check)(const char *value, const char **why);
+};
+
+static const char *const strategies[] = { "recreate", "blue-green", "alias", NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const swarm_modes[] = { "auto", "true", "false", NULL };
+
+#define YEAR (366L * 24 * 3600)
+#define OFF(f) offsetof(struct refit_config, f)
+
+static int check_docker_host(const char *v, const char **why);
+static int check_listen(const char *v, const char **why);
+static int check_scope(const char *v, const char **why);
+static int check_schedule(const char *v, const char **why);
+static int check_path(const char *v, const char **why);
+
+static const struct key keys[] = {
+	{ "docker_host", K_STR, OFF(docker_host), 0, 0, NULL, check_docker_host },
+	{ "poll_interval", K_SECONDS, OFF(poll_interval), 1, YEAR, NULL, NULL },
+	{ "schedule", K_STR, OFF(schedule), 0, 0, NULL, check_schedule },
+	{ "label_enable", K_BOOL, OFF(label_enable), 0, 0, NULL, NULL },
+	{ "scope", K_STR, OFF(scope), 0, 0, NULL, check_scope },
+	{ "strategy", K_ENUM, OFF(strategy), 0, 0, strategies, NULL },
+	{ "health_timeout", K_SECONDS, OFF(health_timeout), 1, 3600, NULL, NULL },
+	{ "min_uptime", K_SECONDS, OFF(min_uptime), 0, 3600, NULL, NULL },
+	{ "stop_timeout", K_SECONDS, OFF(stop_timeout), 0, 3600, NULL, NULL },
+	{ "cleanup", K_BOOL, OFF(cleanup), 0, 0, NULL, NULL },
+	{ "keep_previous", K_INT, OFF(keep_previous), 0, 100, NULL, NULL },
+	{ "include_stopped", K_BOOL, OFF(include_stopped), 0, 0, NULL, NULL },
+	{ "revive_stopped", K_BOOL, OFF(revive_stopped), 0, 0, NULL, NULL },
+	{ "monitor_only", K_BOOL, OFF(monitor_only), 0, 0, NULL, NULL },
+	{ "no_pull", K_BOOL, OFF(no_pull), 0, 0, NULL, NULL },
+	{ "update_on_start", K_BOOL, OFF(update_on_start), 0, 0, NULL, NULL },
+	{ "insecure_registries", K_LIST, OFF(insecure_registries), 0, 0, NULL, NULL },
+	{ "registry_ca_file", K_STR, OFF(registry_ca_file), 0, 0, NULL, check_path },
+	{ "concurrency", K_INT, OFF(concurrency), 1, 64, NULL, NULL },
+	{ "state_dir", K_STR, OFF(state_dir), 0, 0, NULL, check_path },
+	{ "api.listen", K_STR, OFF(api_listen), 0, 0, NULL, check_listen },
+	{ "api.token", K_STR, OFF(api_token), 0, 0, NULL, NULL },
+	{ "api.token_file", K_STR, OFF(api_token_file), 0, 0, NULL, check_path },
+	{ "notifications", K_LIST, OFF(notifications), 0, 0, NULL, NULL },
+	{ "log_format", K_ENUM, OFF(log_format), 0, 0, log_formats, NULL },
+	{ "log_level", K_ENUM, OFF(log_level), 0, 0, log_levels, NULL },
+	{ "swarm", K_ENUM, OFF(swarm), 0, 0, swarm_modes, NULL },
+	{ "models.endpoint", K_STR, OFF(models_endpoint), 0, 0, NULL, NULL },
+	{ "models.names", K_LIST, OFF(models_names), 0, 0, NULL, NULL },
+	{ "models.interval", K_SECONDS, OFF(models_interval), 60, YEAR, NULL, NULL },
+};
+
+/* Sections whose keys are written nested in YAML ("api: {listen: ...}"). */
+static const char *const sections[] = { "api", "models", NULL };
+
+/* Watchtower's variables and the keys they set (refit's own variables win). */
+static const struct {
+	const char *var;
+	const char *key;
+} watchtower_env[] = {
+	{ "DOCKER_HOST", "docker_host" },
+	{ "WATCHTOWER_POLL_INTERVAL", "poll_interval" },
+	{ "WATCHTOWER_SCHEDULE", "schedule" },
+	{ "WATCHTOWER_LABEL_ENABLE", "label_enable" },
+	{ "WATCHTOWER_SCOPE", "scope" },
+	{ "WATCHTOWER_CLEANUP", "cleanup" },
+	{ "WATCHTOWER_MONITOR_ONLY", "monitor_only" },
+	{ "WATCHTOWER_TIMEOUT", "stop_timeout" },
+	{ "WATCHTOWER_HTTP_API_TOKEN", "api.token" },
+	{ "WATCHTOWER_NO_PULL", "no_pull" },
+	{ "WATCHTOWER_INCLUDE_STOPPED", "include_stopped" },
+	{ "WATCHTOWER_REVIVE_STOPPED", "revive_stopped" },
+	{ "WATCHTOWER_RUN_ONCE_ON_START", "update_on_start" },
+	{ "WATCHTOWER_NOTIFICATION_URL", "notifications" },
+	{ "WATCHTOWER_LOG_LEVEL", "log_level" },
+	{ "OLLAMA_MODELS", "models.names" },
+	{ "UPDATE_INTERVAL", "models.interval" },
+};
+
+/* Check a docker_host value's scheme. */
+static int check_docker_host(const char *v, const char **why)
+{
+	if (strncmp(v, "unix:///", 8) == 0 || strncmp(v, "tcp://", 6) == 0)
+		return 0;
+	*why = "expected unix:///path or tcp://host:port";
+	return -1;
+}
+
+/* Check "host:port" or "[v6]:port" with a port in range. */
+static int check_listen(const char *v, const char **why)
+{
+	const char *colon = strrchr(v, ':');
+	char *end;
+	long port;
+
+	*why = "expected HOST:PORT, e.g. 127.0.0.1:8010";
+	if (!colon || colon == v)
+		return -1;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 1 || port > 65535)
+		return -1;
+	return 0;
+}
+
+/* Scopes are short words: letters, digits, '.', '_', '-'. */
+static int check_scope(const char *v, const char **why)
+{
+	size_t n = strlen(v);
+
+	*why = "expected 1 to 128 letters, digits, '.', '_' or '-'";
+	if (n == 0 || n > 128)
+		return -1;
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+			return -1;
+	return 0;
+}
+
+/* A cron expression: 5 fields, or 6 with seconds first, of cron characters. */
+static int check_schedule(const char *v, const char **why)
+{
+	int fields = 0;
+	bool in = false;
+
+	*why = "expected a cron expression of 5 fields (or 6 with seconds first)";
+	for (const char *p = v; *p; p++) {
+		if (*p == ' ' || *p == '\t') {
+			in = false;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && !strchr("*,-/?", *p))
+			return -1;
+		if (!in)
+			fields++;
+		in = true;
+	}
+	return fields == 5 || fields == 6 ? 0 : -1;
+}
+
+/* Paths are absolute or relative file names without control characters. */
+static int check_path(const char *v, const char **why)
+{
+	*why = "expected a file or directory path";
+	if (!*v)
+		return -1;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			return -1;
+	return 0;
+}
+
+/* Parse a YAML/env boolean. */
+static int parse_bool(const char *v, bool *ret)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1", NULL };
+	static const char *const no[] = { "false", "no", "off", "0", NULL };
+
+	for (int i = 0; yes[i]; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*ret = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*ret = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Parse "90", "90s", "5m", "1h30m" into seconds, bounded by MAX. */
+static int parse_seconds(const char *v, long max, long *ret)
+{
+	long total = 0;
+	const char *p = v;
+
+	if (!*p)
+		return -1;
+	while (*p) {
+		char *end;
+		long n, unit = 1;
+
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		errno = 0;
+		n = strtol(p, &end, 10);
+		if (errno || n > max)
+			return -1;
+		p = end;
+		if (*p == 'h') {
+			unit = 3600;
+			p++;
+		} else if (*p == 'm') {
+			unit = 60;
+			p++;
+		} else if (*p == 's') {
+			p++;
+		} else if (*p) {
+			return -1;
+		} else if (p != end || total) {
+			return -1; /* a bare number only on its own */
+		}
+		if (n > (max - total) / unit)
+			return -1;
+		total += n * unit;
+	}
+	*ret = total;
+	return 0;
+}
+
+/* Parse a decimal integer with nothing after it. */
+static int parse_long(const char *v, long *ret)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end)
+		return -1;
+	*ret = n;
+	return 0;
+}
+
+static void strv_free(struct strv *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+/* Append a copy of V; bounded by CONFIG_MAX_LIST. */
+static int strv_push(struct strv *s, const char *v)
+{
+	char **nv;
+
+	if (s->n >= CONFIG_MAX_LIST)
+		return -1;
+	nv = realloc(s->v, (s->n + 1) * sizeof(*nv));
+	if (!nv)
+		return -1;
+	s->v = nv;
+	s->v[s->n] = strdup(v);
+	if (!s->v[s->n])
+		return -1;
+	s->n++;
+	return 0;
+}
+
+static const struct key *key_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Replace the string at *SLOT with a copy of V. */
+static int set_string(char **slot, const char *v)
+{
+	char *c = strdup(v);
+
+	if (!c)
+		return -1;
+	free(*slot);
+	*slot = c;
+	return 0;
+}
+
+/* Set one scalar value of key K; WHERE prefixes errors ("file:3: poll_interval"). */
+static int key_set(struct refit_config *cfg, const struct key *k, const char *v,
+		   const char *where, struct refit_err *e)
+{
+	void *slot = (char *)cfg + k->off;
+	const char *why = NULL;
+	long n;
+	bool b;
+
+	if (strlen(v) > CONFIG_MAX_STRING)
+		return err_set(e, ERR_USAGE, "%s: value longer than %d bytes", where, CONFIG_MAX_STRING);
+	switch (k->type) {
+	case K_BOOL:
+		if (parse_bool(v, &b) < 0)
+			return err_set(e, ERR_USAGE, "%s: expected true or false, got \"%.64s\"", where, v);
+		*(bool *)slot = b;
+		return 0;
+	case K_SECONDS:
+		if (parse_seconds(v, k->max, &n) < 0 || n < k->min)
+			return err_set(e, ERR_USAGE,
+				       "%s: expected a duration of %ld to %ld seconds (\"90\", \"5m\", \"1h30m\"), got \"%.64s\"",
+				       where, k->min, k->max, v);
+		*(long *)slot = n;
+		return 0;
+	case K_INT:
+		if (parse_long(v, &n) < 0)
+			return err_set(e, ERR_USAGE, "%s: expected an integer, got \"%.64s\"", where, v);
+		if (n < k->min || n > k->max)
+			return err_set(e, ERR_USAGE, "%s: %ld is out of range %ld..%ld", where, n, k->min, k->max);
+		*(long *)slot = n;
+		return 0;
+	case K_ENUM:
+		for (int i = 0; k->choices[i]; i++)
+			if (strcmp(v, k->choices[i]) == 0)
+				return set_string(slot, v) < 0 ? err_set(e, ERR_FAILED, "out of memory") : 0;
+		{
+			char list[256] = "";
+
+			for (int i = 0; k->choices[i]; i++) {
+				strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
+				strncat(list, k->choices[i], sizeof(list) - strlen(list) - 1);
+			}
+			return err_set(e, ERR_USAGE, "%s: expected one of %s, got \"%.64s\"", where, list, v);
+		}
+	case K_STR:
+		if (k->check && k->check(v, &why) < 0)
+			return err_set(e, ERR_USAGE, "%s: %s, got \"%.64s\"", where, why, v);
+		return set_string(slot, v) < 0 ? err_set(e, ERR_FAILED, "out of memory") : 0;
+	case K_LIST: {
+		/* From a string: items separated by commas or whitespace. */
+		struct strv *s = slot, nv = { 0 };
+		char *copy = strdup(v), *save = NULL;
+
+		if (!copy)
+			return err_set(e, ERR_FAILED, "out of memory");
+		for (char *t = strtok_r(copy, ", \t\n", &save); t; t = strtok_r(NULL, ", \t\n", &save)) {
+			if (strv_push(&nv, t) < 0) {
+				free(copy);
+				strv_free(&nv);
+				return err_set(e, ERR_USAGE, "%s: more than %d items", where, CONFIG_MAX_LIST);
+			}
+		}
+		free(copy);
+		strv_free(s);
+		*s = nv;
+		return 0;
+	}
+	}
+	return err_set(e, ERR_FAILED, "%s: unhandled key type", where);
+}
+
+int config_init(struct refit_config *cfg, struct refit_err *e)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->poll_interval = 86400;
+	cfg->label_enable = true;
+	cfg->health_timeout = 60;
+	cfg->min_uptime = 5;
+	cfg->stop_timeout = 10;
+	cfg->keep_previous = 1;
+	cfg->concurrency = 8;
+	cfg->models_interval = 86400;
+	if (set_string(&cfg->docker_host, "unix:///var/run/docker.sock") < 0 ||
+	    set_string(&cfg->strategy, "recreate") < 0 ||
+	    set_string(&cfg->state_dir, "/var/lib/refit") < 0 ||
+	    set_string(&cfg->api_listen, "127.0.0.1:8010") < 0 ||
+	    set_string(&cfg->log_format, "text") < 0 || set_string(&cfg->log_level, "info") < 0 ||
+	    set_string(&cfg->swarm, "auto") < 0 ||
+	    set_string(&cfg->models_endpoint, "http://127.0.0.1:11434") < 0) {
+		config_free(cfg);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	return 0;
+}
+
+void config_free(struct refit_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		void *slot = (char *)cfg + keys[i].off;
+
+		if (keys[i].type == K_STR || keys[i].type == K_ENUM) {
+			free(*(char **)slot);
+			*(char **)slot = NULL;
+		} else if (keys[i].type == K_LIST) {
+			strv_free(slot);
+		}
+	}
+	for (size_t i = 0; i < cfg->ncreds; i++) {
+		free(cfg->creds[i].registry);
+		free(cfg->creds[i].username);
+		free(cfg->creds[i].password);
+	}
+	free(cfg->creds);
+	cfg->creds = NULL;
+	cfg->ncreds = 0;
+}
+
+/* State of one YAML load, for messages. */
+struct yload {
+	struct refit_config *cfg;
+	yaml_document_t *doc;
+	const char *name;
+	struct refit_err *e;
+};
+
+static const char *node_scalar(yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static unsigned long node_line(yaml_node_t *n)
+{
+	return n ? (unsigned long)n->start_mark.line + 1 : 0;
+}
+
+/* True when the scalar is YAML's null ("", "~", "null") written plain. */
+static bool node_is_null(yaml_node_t *n)
+{
+	const char *s = node_scalar(n);
+
+	return s && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+	       (!*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0);
+}
+
+/* Read a file from the config's registry_auth password_file. */
+static int read_secret_file(const char *path, char **ret)
+{
+	char buf[4097];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 1)
+		return -1;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	*ret = strdup(buf);
+	return *ret ? 0 : -1;
+}
+
+/* registry_auth: {HOST: {username, password | password_file}}. */
+static int load_registry_auth(struct yload *y, yaml_node_t *map)
+{
+	struct refit_err *e = y->e;
+
+	if (map->type != YAML_MAPPING_NODE)
+		return err_set(e, ERR_USAGE, "%s:%lu: registry_auth: expected a mapping of registry hosts",
+			       y->name, node_line(map));
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *kn = yaml_document_get_node(y->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(y->doc, p->value);
+		const char *host = node_scalar(kn);
+		struct registry_cred c = { 0 }, *nc;
+
+		if (!host || !*host || strlen(host) > 255 || !vn || vn->type != YAML_MAPPING_NODE)
+			return err_set(e, ERR_USAGE, "%s:%lu: registry_auth: expected HOST: {username, password}",
+				       y->name, node_line(kn));
+		if (y->cfg->ncreds >= CONFIG_MAX_LIST)
+			return err_set(e, ERR_USAGE, "%s:%lu: registry_auth: too many registries",
+				       y->name, node_line(kn));
+		c.registry = strdup(host);
+		for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
+			yaml_node_t *fk = yaml_document_get_node(y->doc, q->key);
+			yaml_node_t *fv = yaml_document_get_node(y->doc, q->value);
+			const char *f = node_scalar(fk), *v = node_scalar(fv);
+			char **slot = NULL;
+			int rc = 0;
+
+			if (f && strcmp(f, "username") == 0)
+				slot = &c.username;
+			else if (f && (strcmp(f, "password") == 0 || strcmp(f, "password_file") == 0))
+				slot = &c.password;
+			if (!slot || !v || strlen(v) > CONFIG_MAX_STRING) {
+				rc = err_set(e, ERR_USAGE, "%s:%lu: registry_auth.%s.%s: %s", y->name,
+					     node_line(fk), host, f ? f : "?",
+					     slot ? "expected a string" :
+						    "unknown key (username, password, password_file)");
+			} else if (strcmp(f, "password_file") == 0) {
+				free(*slot);
+				*slot = NULL;
+				if (read_secret_file(v, slot) < 0)
+					rc = err_set(e, ERR_USAGE, "%s:%lu: registry_auth.%s.password_file: cannot read %s",
+						     y->name, node_line(fv), host, v);
+			} else {
+				free(*slot);
+				*slot = strdup(v);
+			}
+			if (rc < 0) {
+				free(c.registry);
+				free(c.username);
+				free(c.password);
+				return -1;
+			}
+		}
+		if (!c.username || !c.password) {
+			free(c.registry);
+			free(c.username);
+			free(c.password);
+			return err_set(e, ERR_USAGE, "%s:%lu: registry_auth.%s: needs username and password",
+				       y->name, node_line(kn), host);
+		}
+		nc = realloc(y->cfg->creds, (y->cfg->ncreds + 1) * sizeof(*nc));
+		if (!nc) {
+			free(c.registry);
+			free(c.username);
+			free(c.password);
+			return err_set(e, ERR_FAILED, "out of memory");
+		}
+		y->cfg->creds = nc;
+		nc[y->cfg->ncreds++] = c;
+	}
+	return 0;
+}
+
+/* Apply one KEY: VALUE pair of the document, NAME already joined with its section. */
+static int load_pair(struct yload *y, const char *name, yaml_node_t *kn, yaml_node_t *vn)
+{
+	const struct key *k = key_find(name);
+	char where[512];
+
+	snprintf(where, sizeof(where), "%s:%lu: %s", y->name, node_line(kn), name);
+	if (!k)
+		return err_set(y->e, ERR_USAGE, "%s: unknown key", where);
+	if (node_is_null(vn))
+		return err_set(y->e, ERR_USAGE, "%s: missing value", where);
+	if (k->type == K_LIST && vn->type == YAML_SEQUENCE_NODE) {
+		struct strv *s = (struct strv *)((char *)y->cfg + k->off), nv = { 0 };
+
+		for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top; it++) {
+			yaml_node_t *in = yaml_document_get_node(y->doc, *it);
+			const char *v = node_scalar(in);
+
+			if (!v || strlen(v) > CONFIG_MAX_STRING || strv_push(&nv, v) < 0) {
+				strv_free(&nv);
+				return err_set(y->e, ERR_USAGE, "%s: expected a list of at most %d strings",
+					       where, CONFIG_MAX_LIST);
+			}
+		}
+		strv_free(s);
+		*s = nv;
+		return 0;
+	}
+	if (vn->type != YAML_SCALAR_NODE)
+		return err_set(y->e, ERR_USAGE, "%s: expected %s, got a %s", where,
+			       k->type == K_LIST ? "a list" : "a single value",
+			       vn->type == YAML_MAPPING_NODE ? "mapping" : "list");
+	return key_set(y->cfg, k, node_scalar(vn), where, y->e);
+}
+
+/* Walk the top-level mapping (and the nested sections). */
+static int load_mapping(struct yload *y, yaml_node_t *map, const char *section)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *kn = yaml_document_get_node(y->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(y->doc, p->value);
+		const char *k = node_scalar(kn);
+		char name[160];
+		bool is_section = false;
+
+		if (!k || !vn || strlen(k) > 64)
+			return err_set(y->e, ERR_USAGE, "%s:%lu: keys must be short strings", y->name,
+				       node_line(kn));
+		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+			const char *prev = node_scalar(yaml_document_get_node(y->doc, q->key));
+
+			if (prev && strcmp(prev, k) == 0)
+				return err_set(y->e, ERR_USAGE, "%s:%lu: %s%s%s: key given twice", y->name,
+					       node_line(kn), section ? section : "", section ? "." : "", k);
+		}
+		snprintf(name, sizeof(name), "%s%s%s", section ? section : "", section ? "." : "", k);
+		if (!section && strcmp(k, "registry_auth") == 0) {
+			if (load_registry_auth(y, vn) < 0)
+				return -1;
+			continue;
+		}
+		for (int i = 0; !section && sections[i]; i++)
+			is_section |= strcmp(k, sections[i]) == 0;
+		if (is_section) {
+			if (vn->type != YAML_MAPPING_NODE)
+				return err_set(y->e, ERR_USAGE, "%s:%lu: %s: expected a mapping", y->name,
+					       node_line(kn), k);
+			if (load_mapping(y, vn, k) < 0)
+				return -1;
+			continue;
+		}
+		if (load_pair(y, name, kn, vn) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int config_load_buffer(struct refit_config *cfg, const char *buf, size_t len, const char *name,
+		       struct refit_err *e)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	int rc = 0;
+
+	if (len > CONFIG_MAX_FILE)
+		return err_set(e, ERR_USAGE, "%s: larger than %u bytes", name, CONFIG_MAX_FILE);
+	if (!yaml_parser_initialize(&parser))
+		return err_set(e, ERR_FAILED, "out of memory");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		rc = err_set(e, ERR_USAGE, "%s:%lu: %s", name, (unsigned long)parser.problem_mark.line + 1,
+			     parser.problem ? parser.problem : "invalid YAML");
+		yaml_parser_delete(&parser);
+		return rc;
+	}
+	root = yaml_document_get_root_node(&doc);
+	if (root && !node_is_null(root)) {
+		struct yload y = { cfg, &doc, name, e };
+
+		if (root->type != YAML_MAPPING_NODE)
+			rc = err_set(e, ERR_USAGE, "%s:%lu: expected a mapping of keys", name, node_line(root));
+		else
+			rc = load_mapping(&y, root, NULL);
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return rc;
+}
+
+int config_load_file(struct refit_config *cfg, const char *path, struct refit_err *e)
+{
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	size_t got = 0;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, ERR_USAGE, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX_FILE) {
+		close(fd);
+		return err_set(e, ERR_USAGE, "%s: not a regular file of at most %u bytes", path, CONFIG_MAX_FILE);
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	while (got < (size_t)st.st_size && (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	rc = config_load_buffer(cfg, buf, got, path, e);
+	free(buf);
+	return rc;
+}
+
+/* Look up NAME in ENVP. */
+static const char *env_get(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; envp && *envp; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+int config_load_env(struct refit_config *cfg, char *const *envp, struct refit_err *e)
+{
+	for (size_t i = 0; i < sizeof(watchtower_env) / sizeof(watchtower_env[0]); i++) {
+		const char *v = env_get(envp, watchtower_env[i].var);
+
+		if (v && *v && key_set(cfg, key_find(watchtower_env[i].key), v, watchtower_env[i].var, e) < 0)
+			return -1;
+	}
+	const char *dv = env_get(envp, "WATCHTOWER_DEBUG");
+	bool debug = false;
+
+	if (dv && parse_bool(dv, &debug) == 0 && debug && set_string(&cfg->log_level, "debug") < 0)
+		return err_set(e, ERR_FAILED, "out of memory");
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char var[96] = "REFIT_";
+		size_t j = strlen(var);
+		const char *v;
+
+		for (const char *p = keys[i].name; *p && j < sizeof(var) - 1; p++)
+			var[j++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+		var[j] = '\0';
+		v = env_get(envp, var);
+		if (v && key_set(cfg, &keys[i], v, var, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int config_set(struct refit_config *cfg, const char *key, const char *value, const char *origin,
+	       struct refit_err *e)
+{
+	const struct key *k = key_find(key);
+
+	if (!k)
+		return err_set(e, ERR_USAGE, "%s: unknown configuration key %s", origin, key);
+	return key_set(cfg, k, value, origin, e);
+}
+
+int config_load(struct refit_config *cfg, const char *file, char *const *envp, struct refit_err *e)
+{
+	if (config_init(cfg, e) < 0)
+		return -1;
+	if (!file && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+		file = CONFIG_DEFAULT_PATH;
+	if ((file && config_load_file(cfg, file, e) < 0) || config_load_env(cfg, envp, e) < 0) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+const struct registry_cred *config_cred(const struct refit_config *cfg, const char *host)
+{
+	for (size_t i = 0; i < cfg->ncreds; i++)
+		if (strcasecmp(cfg->creds[i].registry, host) == 0)
+			return &cfg->creds[i];
+	return NULL;
+}

@@ -1,0 +1,230 @@
+/* Docker Engine API: connection, version negotiation and JSON requests. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refit/engine.h"
+#include "refit/http.h"
+
+#define ENGINE_MAX_BODY (64u << 20) /* a list of thousands of containers */
+#define ENGINE_TIMEOUT 60L
+
+struct engine {
+	CURL *h;
+	char *host;    /* as configured, for messages */
+	char *base;    /* "http://localhost" or "https://host:port" */
+	char *socket;  /* unix socket path or NULL */
+	char *cert_dir; /* TLS client material or NULL */
+	char api[16];
+	char server_version[64];
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* Parse "major.minor" into a comparable number; -1 when malformed. */
+static long engine_version_num(const char *v)
+{
+	char *end;
+	long major, minor;
+
+	major = strtol(v, &end, 10);
+	if (end == v || *end != '.' || major < 0 || major > 100)
+		return -1;
+	v = end + 1;
+	minor = strtol(v, &end, 10);
+	if (end == v || minor < 0 || minor > 1000)
+		return -1;
+	return major * 10000 + minor;
+}
+
+/* Split DOCKER_HOST into base URL and socket path. */
+static int engine_parse_host(struct engine *en, const char *host, struct refit_err *e)
+{
+	if (strncmp(host, "unix://", 7) == 0) {
+		if (host[7] != '/' || strlen(host) > 7 + 107)
+			return err_set(e, ERR_USAGE, "docker_host %s: expected unix:///absolute/path", host);
+		en->socket = strdup(host + 7);
+		en->base = strdup("http://localhost");
+	} else if (strncmp(host, "tcp://", 6) == 0 || strncmp(host, "http://", 7) == 0 ||
+		   strncmp(host, "https://", 8) == 0) {
+		const char *hp = strstr(host, "://") + 3;
+		const char *tls = getenv("DOCKER_TLS_VERIFY");
+		bool use_tls = strncmp(host, "https://", 8) == 0 || (tls && *tls);
+		size_t n = strcspn(hp, "/");
+
+		if (n == 0 || n > 255)
+			return err_set(e, ERR_USAGE, "docker_host %s: missing host", host);
+		if (asprintf(&en->base, "%s://%.*s", use_tls ? "https" : "http", (int)n, hp) < 0)
+			en->base = NULL;
+		if (use_tls) {
+			const char *dir = getenv("DOCKER_CERT_PATH");
+			const char *home = getenv("HOME");
+
+			if (dir && *dir)
+				en->cert_dir = strdup(dir);
+			else if (asprintf(&en->cert_dir, "%s/.docker", home ? home : "/root") < 0)
+				en->cert_dir = NULL;
+			if (!en->cert_dir)
+				return err_set(e, ERR_FAILED, "out of memory");
+		}
+	} else {
+		return err_set(e, ERR_USAGE, "docker_host %s: expected unix:// or tcp://", host);
+	}
+	if (!en->base || (strncmp(host, "unix://", 7) == 0 && !en->socket))
+		return err_set(e, ERR_FAILED, "out of memory");
+	return 0;
+}
+
+/* Set the options every request shares. */
+static void engine_setup(struct engine *en)
+{
+	curl_easy_setopt(en->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(en->h, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(en->h, CURLOPT_TIMEOUT, ENGINE_TIMEOUT);
+	curl_easy_setopt(en->h, CURLOPT_ERRORBUFFER, en->errbuf);
+	curl_easy_setopt(en->h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (en->socket)
+		curl_easy_setopt(en->h, CURLOPT_UNIX_SOCKET_PATH, en->socket);
+	if (en->cert_dir) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/ca.pem", en->cert_dir);
+		curl_easy_setopt(en->h, CURLOPT_CAINFO, path);
+		snprintf(path, sizeof(path), "%s/cert.pem", en->cert_dir);
+		curl_easy_setopt(en->h, CURLOPT_SSLCERT, path);
+		snprintf(path, sizeof(path), "%s/key.pem", en->cert_dir);
+		curl_easy_setopt(en->h, CURLOPT_SSLKEY, path);
+	}
+}
+
+/* Perform a GET of URL_PATH (already versioned) and parse the answer as JSON. */
+static int engine_request(struct engine *en, const char *url_path, json_t **ret, struct refit_err *e)
+{
+	struct http_response r = { 0 };
+	char url[4096];
+	json_error_t jerr;
+	json_t *j;
+	CURLcode rc;
+
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", en->base, url_path) >= sizeof(url))
+		return err_set(e, ERR_FAILED, "engine request path too long");
+	en->errbuf[0] = '\0';
+	curl_easy_setopt(en->h, CURLOPT_URL, url);
+	curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
+	http_attach(en->h, &r, ENGINE_MAX_BODY);
+	rc = curl_easy_perform(en->h);
+	if (rc != CURLE_OK) {
+		int kind = !r.too_large && (http_unreachable(rc) || rc == CURLE_SSL_CONNECT_ERROR ||
+					    rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) ?
+				   ERR_UNREACHABLE : ERR_FAILED;
+
+		err_set(e, kind, "cannot reach the Docker engine at %s: %s", en->host,
+			http_strerror(rc, &r, en->errbuf));
+		http_response_free(&r);
+		return -1;
+	}
+	curl_easy_getinfo(en->h, CURLINFO_RESPONSE_CODE, &r.status);
+	j = json_loadb(r.body ? r.body : "", r.len, JSON_DECODE_ANY, &jerr);
+	if (r.status >= 400) {
+		const char *m = json_string_value(json_object_get(j, "message"));
+
+		err_set(e, ERR_FAILED, "engine: %ld %s", r.status, m ? m : "error");
+		json_decref(j);
+		http_response_free(&r);
+		return -1;
+	}
+	http_response_free(&r);
+	if (!j)
+		return err_set(e, ERR_FAILED, "engine: invalid JSON answer to %s: %s", url_path, jerr.text);
+	*ret = j;
+	return 0;
+}
+
+int engine_open(struct engine **ret, const char *docker_host, struct refit_err *e)
+{
+	struct engine *en = calloc(1, sizeof(*en));
+	const char *api, *server;
+	long have, lo = engine_version_num(ENGINE_API_MIN), hi = engine_version_num(ENGINE_API_MAX);
+	json_t *v = NULL;
+
+	if (!en)
+		return err_set(e, ERR_FAILED, "out of memory");
+	if (!docker_host || !*docker_host)
+		docker_host = "unix:///var/run/docker.sock";
+	en->host = strdup(docker_host);
+	en->h = curl_easy_init();
+	if (!en->host || !en->h) {
+		engine_close(en);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	if (engine_parse_host(en, docker_host, e) < 0) {
+		engine_close(en);
+		return -1;
+	}
+	engine_setup(en);
+	if (engine_request(en, "/version", &v, e) < 0) {
+		engine_close(en);
+		return -1;
+	}
+	api = json_string_value(json_object_get(v, "ApiVersion"));
+	server = json_string_value(json_object_get(v, "Version"));
+	have = api ? engine_version_num(api) : -1;
+	if (have < 0) {
+		json_decref(v);
+		engine_close(en);
+		return err_set(e, ERR_FAILED, "engine at %s: /version has no usable ApiVersion", docker_host);
+	}
+	if (have < lo) {
+		err_set(e, ERR_FAILED, "engine at %s speaks API %s; refit needs %s or newer",
+			docker_host, api, ENGINE_API_MIN);
+		json_decref(v);
+		engine_close(en);
+		return -1;
+	}
+	snprintf(en->api, sizeof(en->api), "%s", have > hi ? ENGINE_API_MAX : api);
+	snprintf(en->server_version, sizeof(en->server_version), "%s", server ? server : "unknown");
+	json_decref(v);
+	*ret = en;
+	return 0;
+}
+
+void engine_close(struct engine *en)
+{
+	if (!en)
+		return;
+	if (en->h)
+		curl_easy_cleanup(en->h);
+	free(en->host);
+	free(en->base);
+	free(en->socket);
+	free(en->cert_dir);
+	free(en);
+}
+
+const char *engine_api_version(const struct engine *en)
+{
+	return en->api;
+}
+
+const char *engine_server_version(const struct engine *en)
+{
+	return en->server_version;
+}
+
+int engine_get_json(struct engine *en, const char *path, json_t **ret, struct refit_err *e)
+{
+	char p[4096];
+
+	if ((size_t)snprintf(p, sizeof(p), "/v%s%s", en->api, path) >= sizeof(p))
+		return err_set(e, ERR_FAILED, "engine request path too long");
+	return engine_request(en, p, ret, e);
+}
+
+char *engine_escape(struct engine *en, const char *s)
+{
+	char *c = curl_easy_escape(en->h, s, 0);
+	char *r = c ? strdup(c) : NULL;
+
+	curl_free(c);
+	return r;
+}

@@ -1,0 +1,41 @@
+/* Error messages that callers wrap with context on the way up. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "refit/error.h"
+
+int err_set(struct refit_err *e, int kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return -1;
+	e->kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void err_prefix(struct refit_err *e, const char *fmt, ...)
+{
+	char head[256], old[sizeof(e->msg)];
+	va_list ap;
+
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	memcpy(old, e->msg, sizeof(old));
+	snprintf(e->msg, sizeof(e->msg), "%s%s", head, old);
+}
+
+void err_clear(struct refit_err *e)
+{
+	if (!e)
+		return;
+	e->kind = ERR_NONE;
+	e->msg[0] = '\0';
+}

@@ -1,0 +1,333 @@
+/* refit: command line, subcommand table and exit codes. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "refit/check.h"
+#include "refit/config.h"
+#include "refit/daemon.h"
+#include "refit/engine.h"
+#include "refit/log.h"
+#include "refit/registry.h"
+
+extern char **environ;
+
+/* Options given on the command line. */
+struct opts {
+	const char *config;
+	const char *flag_value[5]; /* state-dir, docker-host, scope, log-format, log-level */
+	bool json;
+	bool help;
+	const char *cmd;
+	char **args;
+	size_t nargs;
+};
+
+/* Global options that set a configuration key. */
+static const struct {
+	const char *flag;
+	const char *key;
+} flag_keys[5] = {
+	{ "state-dir", "state_dir" }, { "docker-host", "docker_host" }, { "scope", "scope" },
+	{ "log-format", "log_format" }, { "log-level", "log_level" },
+};
+
+static struct opts opts;
+
+static const char global_help[] =
+	"Global options:\n"
+	"  --config FILE        configuration file (default " CONFIG_DEFAULT_PATH " when present)\n"
+	"  --state-dir DIR      where refit keeps its state (default /var/lib/refit)\n"
+	"  --docker-host URL    unix:///var/run/docker.sock or tcp://HOST:PORT\n"
+	"  --scope NAME         manage only containers labelled refit.scope=NAME\n"
+	"  --log-format text|json, --log-level error|warn|info|debug\n"
+	"\n"
+	"Exit codes: 0 success, 1 some container failed, 2 usage or configuration error,\n"
+	"3 the Docker engine or a registry could not be reached.\n";
+
+/* Load defaults, file, environment, then the command-line flags. */
+static int load_config(struct refit_config *cfg, struct refit_err *e)
+{
+	if (config_load(cfg, opts.config, environ, e) < 0)
+		return -1;
+	for (size_t i = 0; i < 5; i++) {
+		char origin[32];
+
+		if (!opts.flag_value[i])
+			continue;
+		snprintf(origin, sizeof(origin), "--%s", flag_keys[i].flag);
+		if (config_set(cfg, flag_keys[i].key, opts.flag_value[i], origin, e) < 0) {
+			config_free(cfg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Configure logging from CFG. */
+static void setup_logging(const struct refit_config *cfg)
+{
+	log_setup(log_level_parse(cfg->log_level), strcmp(cfg->log_format, "json") == 0);
+}
+
+/* First 12 hex digits of a digest, for tables. */
+static const char *short_digest(const char *d, char buf[24])
+{
+	const char *colon;
+
+	if (!d)
+		return "-";
+	colon = strchr(d, ':');
+	snprintf(buf, 24, "%.12s", colon ? colon + 1 : d);
+	return buf;
+}
+
+/* Print a check result as a table. */
+static void print_check_table(const struct check_result *r)
+{
+	int wn = 4, ws = 6, wi = 5;
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct check_entry *c = &r->v[i];
+		int n = (int)strlen(c->name), s = (int)strlen(c->status), im = c->image ? (int)strlen(c->image) : 1;
+
+		wn = n > wn ? n : wn;
+		ws = s > ws ? s : ws;
+		wi = im > wi ? im : wi;
+	}
+	printf("%-*s  %-*s  %-*s  %-12s  %s\n", wn, "NAME", ws, "STATUS", wi, "IMAGE", "CURRENT", "LATEST");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct check_entry *c = &r->v[i];
+		char a[24], b[24];
+
+		printf("%-*s  %-*s  %-*s  %-12s  %s\n", wn, c->name, ws, c->status, wi, c->image ? c->image : "-",
+		       short_digest(c->current_digest, a), short_digest(c->latest_digest, b));
+		if (c->error)
+			printf("%-*s  error: %s\n", wn, "", c->error);
+	}
+	if (r->n == 0)
+		printf("(no managed containers)\n");
+}
+
+/* `refit check`: which managed containers have a newer image. */
+static int cmd_check(struct refit_config *cfg)
+{
+	struct engine *en = NULL;
+	struct registry *reg = NULL;
+	struct check_result res;
+	struct refit_err e = { 0 };
+	int code;
+
+	if (engine_open(&en, cfg->docker_host, &e) < 0 || registry_new(&reg, cfg, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		engine_close(en);
+		return e.kind ? e.kind : ERR_FAILED;
+	}
+	if (check_run(en, reg, cfg, opts.args, opts.nargs, &res, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		registry_free(reg);
+		engine_close(en);
+		return e.kind ? e.kind : ERR_FAILED;
+	}
+	for (size_t i = 0; i < opts.nargs; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < res.n && !found; j++)
+			found = strcmp(res.v[j].name, opts.args[i]) == 0;
+		if (!found)
+			fprintf(stderr, "refit: %s: no such container managed here (check its labels, scope and state)\n",
+				opts.args[i]);
+	}
+	if (opts.json) {
+		json_t *j = check_result_json(&res);
+		char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(j);
+	} else {
+		print_check_table(&res);
+	}
+	log_debug("registry requests: %lu ping, %lu token, %lu manifest", registry_stats(reg)->ping,
+		  registry_stats(reg)->token, registry_stats(reg)->manifest);
+	code = check_exit_code(&res);
+	check_result_free(&res);
+	registry_free(reg);
+	engine_close(en);
+	return code;
+}
+
+/* `refit version`: refit's version and the negotiated Docker API version. */
+static int cmd_version(struct refit_config *cfg)
+{
+	struct engine *en = NULL;
+	struct refit_err e = { 0 };
+
+	printf("refit %s\n", REFIT_VERSION);
+	if (engine_open(&en, cfg->docker_host, &e) < 0) {
+		printf("Docker engine: not reachable (%s)\n", e.msg);
+		return e.kind ? e.kind : ERR_FAILED;
+	}
+	printf("Docker engine %s, API %s\n", engine_server_version(en), engine_api_version(en));
+	engine_close(en);
+	return 0;
+}
+
+/* `refit daemon`: the service. */
+static int cmd_daemon(struct refit_config *cfg)
+{
+	return daemon_run(cfg, load_config);
+}
+
+static const struct command {
+	const char *name;
+	int (*run)(struct refit_config *cfg);
+	bool takes_names;
+	const char *usage;
+	const char *help;
+} commands[] = {
+	{ "daemon", cmd_daemon, false, "refit daemon",
+	  "Run as a service: check the managed containers every poll_interval and log\n"
+	  "what has an update. SIGTERM or SIGINT stops it; SIGHUP reloads the configuration.\n" },
+	{ "check", cmd_check, true, "refit check [--json] [NAME...]",
+	  "Say which managed containers have a newer image in their registry. Changes\n"
+	  "nothing and pulls nothing. --json prints {\"containers\":[...]}.\n" },
+	{ "version", cmd_version, false, "refit version",
+	  "Print refit's version and the Docker API version negotiated with the engine.\n" },
+};
+
+/* Print the overview of all commands. */
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: refit [global options] COMMAND [options]\n\n"
+		   "refit keeps containers on the newest image of their reference.\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %s\n", commands[i].usage);
+	fprintf(f, "  help [COMMAND]\n\n%s", global_help);
+}
+
+/* Split argv into global options, the command and its arguments. */
+static int parse_args(int argc, char **argv)
+{
+	bool no_more = false;
+
+	opts.args = calloc((size_t)argc, sizeof(char *));
+	if (!opts.args)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL;
+		char name[32];
+		size_t n;
+		bool known = false;
+
+		if (no_more || a[0] != '-' || strcmp(a, "-") == 0) {
+			if (!opts.cmd)
+				opts.cmd = a;
+			else
+				opts.args[opts.nargs++] = argv[i];
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			no_more = true;
+			continue;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			opts.help = true;
+			continue;
+		}
+		if (strcmp(a, "--json") == 0) {
+			opts.json = true;
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0)
+			goto bad;
+		n = strcspn(a + 2, "=");
+		if (n >= sizeof(name))
+			goto bad;
+		memcpy(name, a + 2, n);
+		name[n] = '\0';
+		if (a[2 + n] == '=')
+			val = a + 3 + n;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else {
+			fprintf(stderr, "refit: --%s needs a value\n", name);
+			return -1;
+		}
+		if (strcmp(name, "config") == 0) {
+			opts.config = val;
+			known = true;
+		}
+		for (size_t k = 0; k < 5; k++) {
+			if (strcmp(name, flag_keys[k].flag) == 0) {
+				opts.flag_value[k] = val;
+				known = true;
+			}
+		}
+		if (!known)
+			goto bad;
+		continue;
+bad:
+		fprintf(stderr, "refit: unknown option %s (see refit --help)\n", a);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *cmd = NULL;
+	struct refit_config cfg;
+	struct refit_err e = { 0 };
+	int code;
+
+	if (parse_args(argc, argv) < 0)
+		return ERR_USAGE;
+	if (!opts.cmd || strcmp(opts.cmd, "help") == 0) {
+		const char *topic = opts.cmd ? (opts.nargs ? opts.args[0] : NULL) : NULL;
+
+		for (size_t i = 0; topic && i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (strcmp(commands[i].name, topic) == 0)
+				cmd = &commands[i];
+		if (cmd) {
+			printf("usage: %s\n\n%s\n%s", cmd->usage, cmd->help, global_help);
+		} else {
+			usage(opts.cmd || opts.help ? stdout : stderr);
+		}
+		free(opts.args);
+		return opts.cmd || opts.help ? 0 : ERR_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, opts.cmd) == 0)
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "refit: unknown command '%s' (see refit --help)\n", opts.cmd);
+		free(opts.args);
+		return ERR_USAGE;
+	}
+	if (opts.help) {
+		printf("usage: %s\n\n%s\n%s", cmd->usage, cmd->help, global_help);
+		free(opts.args);
+		return 0;
+	}
+	if (!cmd->takes_names && opts.nargs > 0) {
+		fprintf(stderr, "refit %s: unexpected argument '%s'\n", cmd->name, opts.args[0]);
+		free(opts.args);
+		return ERR_USAGE;
+	}
+	if (load_config(&cfg, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		free(opts.args);
+		return ERR_USAGE;
+	}
+	setup_logging(&cfg);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	code = cmd->run(&cfg);
+	config_free(&cfg);
+	curl_global_cleanup();
+	free(opts.args);
+	return code;
+}

@@ -1,0 +1,864 @@
+/* Registry client: ping, challenge, token and manifest requests driven by one curl multi handle. */
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "refit/auth.h"
+#include "refit/challenge.h"
+#include "refit/http.h"
+#include "refit/registry.h"
+
+#define MANIFEST_ACCEPT                                                                   \
+	"Accept: application/vnd.oci.image.index.v1+json, "                               \
+	"application/vnd.oci.image.manifest.v1+json, "                                    \
+	"application/vnd.docker.distribution.manifest.list.v2+json, "                     \
+	"application/vnd.docker.distribution.manifest.v2+json"
+#define USER_AGENT "refit/" REFIT_VERSION
+#define REQ_TIMEOUT 30L
+#define CONNECT_TIMEOUT 10L
+#define MAX_SMALL_BODY (64u << 10)
+
+enum host_state { H_NEW, H_PINGING, H_READY, H_FAILED };
+
+/* What refit knows about one registry host. */
+struct host {
+	struct host *next;
+	char *name;     /* as written in references: "127.0.0.1:5000", "docker.io" */
+	char *endpoint; /* what to connect to: "registry-1.docker.io" for docker.io */
+	bool https;
+	bool may_fallback; /* loopback or insecure: plain HTTP when TLS is not spoken */
+	bool no_verify;    /* listed in insecure_registries */
+	enum host_state state;
+	struct challenge ch; /* scheme NONE when the registry asks for nothing */
+	int cred_state;      /* 0 not looked up, 1 found, 2 none, -1 broken */
+	struct cred cred;
+	int err_kind;
+	char err[256];
+};
+
+enum token_state { T_NEW, T_FETCHING, T_READY, T_FAILED };
+
+/* A bearer token for one realm, service and scope. */
+struct token {
+	struct token *next;
+	char *key; /* "realm service scope" */
+	char *value;
+	long long expires_ms;
+	enum token_state state;
+	int err_kind;
+	char err[256];
+};
+
+enum job_state { J_WAIT, J_ACTIVE, J_DONE };
+
+/* The work on one digest query. */
+struct job {
+	struct digest_query *q;
+	struct host *host;
+	char *scope;
+	struct token *tok;
+	enum job_state state;
+	bool want_get;   /* HEAD gave no digest: GET the manifest */
+	int auth_retries;
+};
+
+enum xfer_kind { X_PING, X_TOKEN, X_MANIFEST };
+
+/* One transfer in the multi handle. */
+struct xfer {
+	CURL *easy;
+	enum xfer_kind kind;
+	void *target; /* struct host, struct token or struct job */
+	struct host *host;
+	struct curl_slist *hdrs;
+	struct http_response resp;
+	char *post;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct registry {
+	const struct refit_config *cfg;
+	CURLM *multi;
+	struct host *hosts;
+	struct token *tokens;
+	struct curl_blob ca_blob; /* system bundle + registry_ca_file, when set */
+	char *ca_data;
+	unsigned active;
+	struct registry_stats stats;
+};
+
+/* Milliseconds on the monotonic clock. */
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int registry_digest_valid(const char *d)
+{
+	size_t want;
+
+	if (strncmp(d, "sha256:", 7) == 0)
+		want = 64, d += 7;
+	else if (strncmp(d, "sha512:", 7) == 0)
+		want = 128, d += 7;
+	else
+		return 0;
+	for (size_t i = 0; i < want; i++)
+		if (!((d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f')))
+			return 0;
+	return d[want] == '\0';
+}
+
+/* Host part of "host:port" / "[v6]:port" without the port, into BUF. */
+static void host_only(const char *name, char *buf, size_t size)
+{
+	size_t n;
+
+	if (name[0] == '[') {
+		n = strcspn(name + 1, "]");
+		snprintf(buf, size, "%.*s", (int)n, name + 1);
+		return;
+	}
+	n = strcspn(name, ":");
+	snprintf(buf, size, "%.*s", (int)n, name);
+}
+
+/* Is NAME's host on 127.0.0.0/8, ::1 or localhost? */
+static bool is_loopback(const char *name)
+{
+	char h[256];
+
+	host_only(name, h, sizeof(h));
+	return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 || strcasecmp(h, "localhost") == 0;
+}
+
+/* Is NAME listed in insecure_registries (with or without its port)? */
+static bool is_insecure(const struct refit_config *cfg, const char *name)
+{
+	char h[256];
+
+	host_only(name, h, sizeof(h));
+	for (size_t i = 0; i < cfg->insecure_registries.n; i++) {
+		const char *v = cfg->insecure_registries.v[i];
+
+		if (strcasecmp(v, name) == 0 || strcasecmp(v, h) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Find or add the state of registry host NAME. */
+static struct host *host_get(struct registry *r, const struct imageref *ref)
+{
+	struct host *h;
+
+	for (h = r->hosts; h; h = h->next)
+		if (strcmp(h->name, ref->domain) == 0)
+			return h;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->name = strdup(ref->domain);
+	h->endpoint = strdup(imageref_registry_host(ref));
+	if (!h->name || !h->endpoint) {
+		free(h->name);
+		free(h->endpoint);
+		free(h);
+		return NULL;
+	}
+	h->https = true;
+	h->no_verify = is_insecure(r->cfg, h->name);
+	h->may_fallback = h->no_verify || is_loopback(h->name);
+	h->next = r->hosts;
+	r->hosts = h;
+	return h;
+}
+
+/* Find or add the token slot for KEY. */
+static struct token *token_get(struct registry *r, const char *key)
+{
+	struct token *t;
+
+	for (t = r->tokens; t; t = t->next)
+		if (strcmp(t->key, key) == 0)
+			return t;
+	t = calloc(1, sizeof(*t));
+	if (!t || !(t->key = strdup(key))) {
+		free(t);
+		return NULL;
+	}
+	t->next = r->tokens;
+	r->tokens = t;
+	return t;
+}
+
+/* Read the system CA bundle and registry_ca_file into one PEM blob. */
+static int load_ca_blob(struct registry *r, struct refit_err *e)
+{
+	const char *files[2] = { NULL, r->cfg->registry_ca_file };
+	curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+	size_t len = 0;
+
+	files[0] = vi->cainfo ? vi->cainfo : "/etc/ssl/certs/ca-certificates.crt";
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "re");
+		char *p;
+		long sz;
+
+		if (!f) {
+			if (i == 0)
+				continue; /* no system bundle: only the configured CA */
+			return err_set(e, ERR_USAGE, "registry_ca_file %s: cannot open", files[i]);
+		}
+		if (fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || sz > (8L << 20) ||
+		    fseek(f, 0, SEEK_SET) < 0) {
+			fclose(f);
+			return err_set(e, ERR_USAGE, "%s: cannot read (or larger than 8 MiB)", files[i]);
+		}
+		p = realloc(r->ca_data, len + (size_t)sz + 2);
+		if (!p) {
+			fclose(f);
+			return err_set(e, ERR_FAILED, "out of memory");
+		}
+		r->ca_data = p;
+		len += fread(p + len, 1, (size_t)sz, f);
+		p[len++] = '\n';
+		fclose(f);
+	}
+	r->ca_blob.data = r->ca_data;
+	r->ca_blob.len = len;
+	r->ca_blob.flags = CURL_BLOB_NOCOPY;
+	return 0;
+}
+
+int registry_new(struct registry **ret, const struct refit_config *cfg, struct refit_err *e)
+{
+	struct registry *r = calloc(1, sizeof(*r));
+
+	if (!r || !(r->multi = curl_multi_init())) {
+		free(r);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	r->cfg = cfg;
+	curl_multi_setopt(r->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, cfg->concurrency);
+	curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS, cfg->concurrency);
+	if (cfg->registry_ca_file && load_ca_blob(r, e) < 0) {
+		registry_free(r);
+		return -1;
+	}
+	*ret = r;
+	return 0;
+}
+
+void registry_free(struct registry *r)
+{
+	if (!r)
+		return;
+	while (r->hosts) {
+		struct host *h = r->hosts;
+
+		r->hosts = h->next;
+		free(h->name);
+		free(h->endpoint);
+		challenge_free(&h->ch);
+		cred_free(&h->cred);
+		free(h);
+	}
+	while (r->tokens) {
+		struct token *t = r->tokens;
+
+		r->tokens = t->next;
+		free(t->key);
+		if (t->value)
+			explicit_bzero(t->value, strlen(t->value));
+		free(t->value);
+		free(t);
+	}
+	curl_multi_cleanup(r->multi);
+	free(r->ca_data);
+	free(r);
+}
+
+const struct registry_stats *registry_stats(const struct registry *r)
+{
+	return &r->stats;
+}
+
+/*
+ * Start a transfer of URL for TARGET on behalf of host H; HDRS and POST are
+ * taken over. H's TLS exception (insecure_registries) applies only when URL
+ * is on H itself.
+ */
+static int xfer_start(struct registry *r, enum xfer_kind kind, void *target, struct host *h,
+		      const char *url, bool head, struct curl_slist *hdrs, char *post, size_t max_body)
+{
+	size_t elen = strlen(h->endpoint);
+	const char *hp = strstr(url, "://");
+	bool on_host = hp && strncmp(hp + 3, h->endpoint, elen) == 0 && strchr("/:?", hp[3 + elen]);
+	struct xfer *x = calloc(1, sizeof(*x));
+	CURL *c = curl_easy_init();
+	struct curl_slist *nh;
+
+	if (!x || !c)
+		goto fail;
+	nh = curl_slist_append(hdrs, "User-Agent: " USER_AGENT);
+	if (!nh)
+		goto fail;
+	hdrs = nh;
+	x->easy = c;
+	x->kind = kind;
+	x->target = target;
+	x->host = h;
+	x->hdrs = hdrs;
+	x->post = post;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, REQ_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_NOBODY, head ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	if (post)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+	if (h->no_verify && on_host) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (r->ca_data)
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &r->ca_blob);
+	http_attach(c, &x->resp, max_body);
+	if (curl_multi_add_handle(r->multi, c) != CURLM_OK)
+		goto fail;
+	r->active++;
+	return 0;
+fail:
+	if (c)
+		curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+	free(post);
+	free(x);
+	return -1;
+}
+
+/* Mark JOB finished with an error. */
+static void job_fail(struct job *j, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void job_fail(struct job *j, int kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(j->q->error, sizeof(j->q->error), fmt, ap);
+	va_end(ap);
+	j->q->err_kind = kind;
+	j->state = J_DONE;
+}
+
+/* Look up HOST's credentials once; a broken source fails the host. */
+static void host_load_cred(struct registry *r, struct host *h)
+{
+	struct refit_err e = { 0 };
+	int rc;
+
+	if (h->cred_state != 0)
+		return;
+	rc = auth_lookup(r->cfg, h->name, &h->cred, &e);
+	h->cred_state = rc < 0 ? -1 : rc == 1 ? 1 : 2;
+	if (rc < 0) {
+		h->state = H_FAILED;
+		h->err_kind = ERR_FAILED;
+		snprintf(h->err, sizeof(h->err), "credentials for %s: %s", h->name, e.msg);
+	}
+}
+
+/* Base URL "https://endpoint" of HOST. */
+static void host_url(const struct host *h, char *buf, size_t size, const char *path)
+{
+	snprintf(buf, size, "%s://%s%s", h->https ? "https" : "http", h->endpoint, path);
+}
+
+/* GET /v2/ to learn the scheme and the challenge. */
+static void ping_start(struct registry *r, struct host *h)
+{
+	char url[512];
+
+	host_url(h, url, sizeof(url), "/v2/");
+	if (xfer_start(r, X_PING, h, h, url, false, NULL, NULL, MAX_SMALL_BODY) < 0) {
+		h->state = H_FAILED;
+		snprintf(h->err, sizeof(h->err), "out of memory");
+		h->err_kind = ERR_FAILED;
+		return;
+	}
+	r->stats.ping++;
+	h->state = H_PINGING;
+}
+
+/* Is a realm URL safe to send credentials to? */
+static bool realm_ok(struct registry *r, const char *realm)
+{
+	char hostport[256];
+	const char *p;
+	size_t n;
+
+	if (strncasecmp(realm, "https://", 8) == 0)
+		return true;
+	if (strncasecmp(realm, "http://", 7) != 0)
+		return false;
+	p = realm + 7;
+	n = strcspn(p, "/?#");
+	if (n >= sizeof(hostport))
+		return false;
+	memcpy(hostport, p, n);
+	hostport[n] = '\0';
+	return is_loopback(hostport) || is_insecure(r->cfg, hostport);
+}
+
+/* Fetch a bearer token for JOB's scope. */
+static void token_start(struct registry *r, struct job *j)
+{
+	struct host *h = j->host;
+	struct token *t = j->tok;
+	const char *realm = h->ch.realm;
+	char *svc = NULL, *scope = NULL, *url = NULL, *post = NULL;
+	struct curl_slist *hdrs = NULL;
+	CURL *esc = curl_easy_init();
+
+	t->state = T_FAILED;
+	t->err_kind = ERR_FAILED;
+	if (!realm || !realm_ok(r, realm)) {
+		snprintf(t->err, sizeof(t->err), "token realm \"%.100s\" is not an https URL (or plain http on loopback)",
+			 realm ? realm : "");
+		goto out;
+	}
+	if (!esc)
+		goto oom;
+	svc = curl_easy_escape(esc, h->ch.service ? h->ch.service : "", 0);
+	scope = curl_easy_escape(esc, j->scope, 0);
+	if (!svc || !scope)
+		goto oom;
+	if (h->cred_state == 1 && h->cred.identity_token) {
+		/* OAuth refresh token from `docker login`: POST form. */
+		char *rt = curl_easy_escape(esc, h->cred.identity_token, 0);
+
+		if (!rt || asprintf(&post, "grant_type=refresh_token&client_id=refit&service=%s&scope=%s&refresh_token=%s",
+				    svc, scope, rt) < 0) {
+			post = NULL;
+			curl_free(rt);
+			goto oom;
+		}
+		curl_free(rt);
+		if (asprintf(&url, "%s", realm) < 0)
+			url = NULL;
+	} else if (asprintf(&url, "%s%cservice=%s&scope=%s", realm, strchr(realm, '?') ? '&' : '?', svc, scope) < 0) {
+		url = NULL;
+	}
+	if (!url)
+		goto oom;
+	if (h->cred_state == 1 && !h->cred.identity_token) {
+		char *b = auth_basic(h->cred.username, h->cred.password), *line = NULL;
+
+		if (!b || asprintf(&line, "Authorization: Basic %s", b) < 0)
+			line = NULL;
+		if (b)
+			explicit_bzero(b, strlen(b));
+		free(b);
+		if (!line)
+			goto oom;
+		hdrs = curl_slist_append(NULL, line);
+		explicit_bzero(line, strlen(line));
+		free(line);
+		if (!hdrs)
+			goto oom;
+	}
+	if (xfer_start(r, X_TOKEN, t, h, url, false, hdrs, post, AUTH_MAX_TOKEN_BODY) < 0) {
+		post = NULL;
+		goto oom;
+	}
+	post = NULL;
+	r->stats.token++;
+	t->state = T_FETCHING;
+	goto out;
+oom:
+	snprintf(t->err, sizeof(t->err), "out of memory");
+out:
+	free(post);
+	free(url);
+	curl_free(svc);
+	curl_free(scope);
+	if (esc)
+		curl_easy_cleanup(esc);
+}
+
+/* HEAD (or GET) the manifest of JOB's reference. */
+static void manifest_start(struct registry *r, struct job *j)
+{
+	const struct imageref *ref = j->q->ref;
+	struct host *h = j->host;
+	struct curl_slist *hdrs = curl_slist_append(NULL, MANIFEST_ACCEPT), *nh;
+	char path[2048], url[2600], *auth = NULL;
+
+	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", ref->path, ref->digest ? ref->digest : ref->tag);
+	host_url(h, url, sizeof(url), path);
+	if (hdrs && h->ch.scheme == CHALLENGE_BEARER && j->tok && j->tok->value) {
+		if (asprintf(&auth, "Authorization: Bearer %s", j->tok->value) < 0)
+			auth = NULL;
+	} else if (hdrs && h->ch.scheme == CHALLENGE_BASIC && h->cred_state == 1 && h->cred.password) {
+		char *b = auth_basic(h->cred.username, h->cred.password);
+
+		if (!b || asprintf(&auth, "Authorization: Basic %s", b) < 0)
+			auth = NULL;
+		if (b)
+			explicit_bzero(b, strlen(b));
+		free(b);
+	} else if (hdrs) {
+		auth = strdup("X-Refit: anonymous");
+	}
+	if (!auth || !(nh = curl_slist_append(hdrs, auth)) ||
+	    xfer_start(r, X_MANIFEST, j, h, url, !j->want_get, nh, NULL,
+		       j->want_get ? REGISTRY_MAX_MANIFEST : MAX_SMALL_BODY) < 0) {
+		if (auth && !nh)
+			curl_slist_free_all(hdrs);
+		job_fail(j, ERR_FAILED, "out of memory");
+	} else {
+		r->stats.manifest++;
+		j->state = J_ACTIVE;
+	}
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	free(auth);
+}
+
+/* Move JOB forward as far as its host and token allow. */
+static void job_step(struct registry *r, struct job *j)
+{
+	struct host *h = j->host;
+
+	if (j->state != J_WAIT)
+		return;
+	switch (h->state) {
+	case H_NEW:
+		ping_start(r, h);
+		return;
+	case H_PINGING:
+		return;
+	case H_FAILED:
+		job_fail(j, h->err_kind, "%s", h->err);
+		return;
+	case H_READY:
+		break;
+	}
+	if (h->ch.scheme != CHALLENGE_NONE)
+		host_load_cred(r, h);
+	if (h->state == H_FAILED) {
+		job_fail(j, h->err_kind, "%s", h->err);
+		return;
+	}
+	if (h->ch.scheme == CHALLENGE_BEARER) {
+		if (!j->tok) {
+			char key[1024];
+
+			snprintf(key, sizeof(key), "%s %s %s", h->ch.realm ? h->ch.realm : "",
+				 h->ch.service ? h->ch.service : "", j->scope);
+			j->tok = token_get(r, key);
+			if (!j->tok) {
+				job_fail(j, ERR_FAILED, "out of memory");
+				return;
+			}
+		}
+		if (j->tok->state == T_READY && j->tok->expires_ms <= mono_ms()) {
+			j->tok->state = T_NEW;
+			free(j->tok->value);
+			j->tok->value = NULL;
+		}
+		switch (j->tok->state) {
+		case T_NEW:
+			token_start(r, j);
+			if (j->tok->state == T_FAILED)
+				job_fail(j, j->tok->err_kind, "%s", j->tok->err);
+			return;
+		case T_FETCHING:
+			return;
+		case T_FAILED:
+			job_fail(j, j->tok->err_kind, "%s", j->tok->err);
+			return;
+		case T_READY:
+			break;
+		}
+	}
+	manifest_start(r, j);
+}
+
+/* Describe a curl failure and classify it. */
+static int xfer_error(CURLcode rc, struct xfer *x, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", http_strerror(rc, &x->resp, x->errbuf));
+	return !x->resp.too_large && http_unreachable(rc) ? ERR_UNREACHABLE : ERR_FAILED;
+}
+
+/* Is RC what curl says when TLS met a server speaking plain HTTP? */
+static bool tls_not_spoken(CURLcode rc)
+{
+	return rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+}
+
+/* The /v2/ answer of a host arrived. */
+static void ping_done(struct host *h, CURLcode rc, struct xfer *x)
+{
+	const char *wa;
+	struct refit_err e = { 0 };
+	char m[200];
+
+	if (rc != CURLE_OK) {
+		if (h->https && h->may_fallback && tls_not_spoken(rc)) {
+			h->https = false;
+			h->state = H_NEW;
+			return;
+		}
+		h->state = H_FAILED;
+		h->err_kind = xfer_error(rc, x, m, sizeof(m));
+		if (rc == CURLE_PEER_FAILED_VERIFICATION)
+			h->err_kind = ERR_FAILED; /* it answered: the certificate is the problem */
+		snprintf(h->err, sizeof(h->err), "registry %s: %s", h->name, m);
+		return;
+	}
+	if (x->resp.status == 200) {
+		h->state = H_READY;
+		return;
+	}
+	wa = http_header(&x->resp, "WWW-Authenticate");
+	if (x->resp.status == 401 && wa && challenge_parse(wa, &h->ch, &e) == 0) {
+		h->state = H_READY;
+		return;
+	}
+	h->state = H_FAILED;
+	h->err_kind = ERR_FAILED;
+	if (x->resp.status == 401)
+		snprintf(h->err, sizeof(h->err), "registry %s: 401 with an unusable WWW-Authenticate: %s",
+			 h->name, wa ? e.msg : "header missing");
+	else
+		snprintf(h->err, sizeof(h->err), "registry %s: /v2/ answered HTTP %ld (not a registry?)", h->name,
+			 x->resp.status);
+}
+
+/* A token answer arrived. */
+static void token_done(struct token *t, CURLcode rc, struct xfer *x, struct host *h)
+{
+	struct refit_err e = { 0 };
+	long expires = 60;
+
+	t->state = T_FAILED;
+	t->err_kind = ERR_FAILED;
+	if (rc != CURLE_OK) {
+		char m[200];
+
+		t->err_kind = xfer_error(rc, x, m, sizeof(m));
+		snprintf(t->err, sizeof(t->err), "token from %s: %s", h->name, m);
+		return;
+	}
+	if (x->resp.status == 401 || x->resp.status == 403) {
+		snprintf(t->err, sizeof(t->err), "token from %s: %ld unauthorized (%s)", h->name, x->resp.status,
+			 h->cred_state == 1 ? "credentials rejected" : "no credentials found for this registry");
+		return;
+	}
+	if (x->resp.status != 200) {
+		snprintf(t->err, sizeof(t->err), "token from %s: HTTP %ld", h->name, x->resp.status);
+		return;
+	}
+	free(t->value);
+	t->value = NULL;
+	if (auth_token_parse(x->resp.body ? x->resp.body : "", x->resp.len, &t->value, &expires, &e) < 0) {
+		snprintf(t->err, sizeof(t->err), "token from %s: %s", h->name, e.msg);
+		return;
+	}
+	/* Renew a little early so a token never expires in flight. */
+	t->expires_ms = mono_ms() + expires * 1000 - (expires > 20 ? 10000 : expires * 500);
+	t->state = T_READY;
+}
+
+/* SHA-256 of a body as "sha256:<hex>". */
+static void sha256_digest(const char *body, size_t len, char out[72])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	EVP_Digest(body, len, md, &mdlen, EVP_sha256(), NULL);
+	memcpy(out, "sha256:", 7);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+/* A manifest answer arrived. */
+static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct xfer *x)
+{
+	const char *dcd = http_header(&x->resp, "Docker-Content-Digest");
+	long st = x->resp.status;
+	struct host *h = j->host;
+
+	j->state = J_WAIT;
+	if (rc != CURLE_OK) {
+		char m[200];
+		int kind = xfer_error(rc, x, m, sizeof(m));
+
+		job_fail(j, kind, "registry %s: %s", h->name, m);
+		return;
+	}
+	if (st == 200 && !j->want_get) {
+		if (dcd && registry_digest_valid(dcd)) {
+			j->q->digest = strdup(dcd);
+			if (!j->q->digest)
+				job_fail(j, ERR_FAILED, "out of memory");
+			j->state = J_DONE;
+			return;
+		}
+		j->want_get = true; /* no usable digest header: hash the body */
+		return;
+	}
+	if (st == 200) {
+		char d[72];
+
+		if (!x->resp.body || x->resp.len == 0) {
+			job_fail(j, ERR_FAILED, "registry %s: empty manifest", h->name);
+			return;
+		}
+		sha256_digest(x->resp.body, x->resp.len, d);
+		if (dcd && strncmp(dcd, "sha256:", 7) == 0 && strcmp(dcd, d) != 0) {
+			job_fail(j, ERR_FAILED, "registry %s: Docker-Content-Digest %.80s does not match the manifest (%s)",
+				 h->name, dcd, d);
+			return;
+		}
+		j->q->digest = strdup(d);
+		if (!j->q->digest)
+			job_fail(j, ERR_FAILED, "out of memory");
+		j->state = J_DONE;
+		return;
+	}
+	if (st == 401 && j->auth_retries == 0) {
+		const char *wa = http_header(&x->resp, "WWW-Authenticate");
+		struct challenge c = { 0 };
+
+		j->auth_retries++;
+		if (h->ch.scheme == CHALLENGE_NONE && wa && challenge_parse(wa, &c, NULL) == 0) {
+			/* /v2/ was open but this repository is not. */
+			h->ch = c;
+			return;
+		}
+		challenge_free(&c);
+		if (j->tok && j->tok->state == T_READY) {
+			/* The token may have been revoked or cut short: fetch a fresh one once. */
+			j->tok->state = T_NEW;
+			return;
+		}
+	}
+	if (st == 401)
+		job_fail(j, ERR_FAILED, "registry %s: 401 unauthorized (%s)", h->name,
+			 h->cred_state == 1 ? "credentials rejected" : "no credentials found for this registry");
+	else if (st == 404)
+		job_fail(j, ERR_FAILED, "registry %s: 404 manifest unknown (no such repository or tag)", h->name);
+	else if (st == 403)
+		job_fail(j, ERR_FAILED, "registry %s: 403 denied", h->name);
+	else if (st == 429)
+		job_fail(j, ERR_FAILED, "registry %s: 429 too many requests", h->name);
+	else
+		job_fail(j, ERR_FAILED, "registry %s: HTTP %ld", h->name, st);
+	(void)r;
+}
+
+/* Collect finished transfers and hand their answers on. */
+static void reap(struct registry *r)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(r->multi, &left))) {
+		struct xfer *x = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &x->resp.status);
+		switch (x->kind) {
+		case X_PING:
+			ping_done(x->target, m->data.result, x);
+			break;
+		case X_TOKEN:
+			token_done(x->target, m->data.result, x, x->host);
+			break;
+		case X_MANIFEST:
+			manifest_done(r, x->target, m->data.result, x);
+			break;
+		}
+		curl_multi_remove_handle(r->multi, m->easy_handle);
+		curl_easy_cleanup(m->easy_handle);
+		curl_slist_free_all(x->hdrs);
+		http_response_free(&x->resp);
+		free(x->post);
+		free(x);
+		r->active--;
+	}
+}
+
+void registry_resolve(struct registry *r, struct digest_query *q, size_t n)
+{
+	struct job *jobs = calloc(n ? n : 1, sizeof(*jobs));
+	size_t done = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		q[i].digest = NULL;
+		q[i].err_kind = ERR_NONE;
+		q[i].error[0] = '\0';
+		if (!jobs) {
+			snprintf(q[i].error, sizeof(q[i].error), "out of memory");
+			q[i].err_kind = ERR_FAILED;
+		}
+	}
+	if (!jobs)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].q = &q[i];
+		jobs[i].host = host_get(r, q[i].ref);
+		if (asprintf(&jobs[i].scope, "repository:%s:pull", q[i].ref->path) < 0)
+			jobs[i].scope = NULL;
+		if (!jobs[i].host || !jobs[i].scope)
+			job_fail(&jobs[i], ERR_FAILED, "out of memory");
+	}
+	/* A host that failed in an earlier pass gets another chance. */
+	for (struct host *h = r->hosts; h; h = h->next)
+		if (h->state == H_FAILED || h->state == H_PINGING) {
+			h->state = H_NEW;
+			h->https = true;
+		}
+	for (struct token *t = r->tokens; t; t = t->next)
+		if (t->state == T_FAILED || t->state == T_FETCHING)
+			t->state = T_NEW;
+
+	while (done < n) {
+		int running = 0;
+
+		done = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (jobs[i].state == J_WAIT && r->active < (unsigned)r->cfg->concurrency)
+				job_step(r, &jobs[i]);
+			done += jobs[i].state == J_DONE;
+		}
+		if (done == n)
+			break;
+		if (r->active == 0)
+			continue; /* a step changed state without a transfer: step again */
+		curl_multi_perform(r->multi, &running);
+		reap(r);
+		if (r->active > 0 && curl_multi_poll(r->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+			break;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(jobs[i].scope);
+	free(jobs);
+}

@@ -1,0 +1,199 @@
+"""pytest fixtures for refit's end-to-end tests.
+
+Session: the Docker engine (started here only if nothing answers on
+/var/run/docker.sock), three registries (plain HTTP with an access log, a
+Bearer-token registry with its token server, HTTPS + htpasswd), an image
+factory.  Per test: a refit runner with its own state dir and config, a unique
+scope, a container helper.  See README.md in this directory.
+"""
+
+import itertools
+import os
+import shutil
+import sys
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from harness import (Containers, Engine, ImageFactory, Refit, Registry,  # noqa: E402
+                     TLSMaterial, TokenServer, RUN_LABEL, docker)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+REFIT_BIN = os.path.abspath(os.environ.get("REFIT_BIN") or os.path.join(REPO_ROOT, "refit"))
+
+_RUN_ID = uuid.uuid4().hex[:10]
+_SCOPES = itertools.count(1)
+
+
+def pytest_report_header(config):
+    return ["refit binary: %s%s" % (REFIT_BIN, "" if os.path.exists(REFIT_BIN) else " (missing)"),
+            "refit-test.run=%s" % _RUN_ID]
+
+
+# --------------------------------------------------------------------------
+# session
+
+@pytest.fixture(scope="session")
+def run_id():
+    return _RUN_ID
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("refit-e2e"))
+
+
+@pytest.fixture(scope="session")
+def engine(session_dir):
+    eng = Engine(session_dir).ensure()
+    yield eng
+    eng.stop()   # only if this session started it
+
+
+@pytest.fixture(scope="session")
+def labels(run_id):
+    """labels({"refit.enable": "true"}, **more) -> dict with the run label added."""
+    def make(extra=None, **kw):
+        d = {RUN_LABEL: run_id}
+        d.update(extra or {})
+        d.update(kw)
+        return d
+    return make
+
+
+@pytest.fixture(scope="session")
+def image_factory(engine, run_id, session_dir):
+    f = ImageFactory(run_id, session_dir)
+    yield f
+    harness.sweep_run_objects(run_id)   # containers first, or images stay in use
+    f.cleanup()
+
+
+@pytest.fixture(scope="session")
+def registry_factory(engine, session_dir):
+    """registry_factory(name) -> a started extra plain registry (stopped at end)."""
+    started = []
+
+    def make(name, kind="plain", **kw):
+        r = Registry(session_dir, "%s-%d" % (name, len(started)), kind=kind, **kw).start()
+        started.append(r)
+        return r
+    yield make
+    for r in started:
+        r.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_registry(registry_factory):
+    return registry_factory("plain")
+
+
+@pytest.fixture(scope="session")
+def token_server(session_dir):
+    ts = TokenServer(session_dir).start()
+    yield ts
+    ts.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(engine, session_dir, token_server):
+    reg = Registry(session_dir, "token", kind="token", token_server=token_server,
+                   username=token_server.username, password=token_server.password).start()
+    reg.login()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_material(session_dir):
+    return TLSMaterial(session_dir)
+
+
+@pytest.fixture(scope="session")
+def tls_registry(engine, session_dir, tls_material):
+    reg = Registry(session_dir, "tls", kind="tls", tls=tls_material,
+                   username="tlsuser", password=uuid.uuid4().hex).start()
+    # dockerd treats 127.0.0.0/8 as insecure, i.e. skips verification over
+    # HTTPS, so it needs no CA.  Should that ever change, give the engine the
+    # CA for exactly this registry and take it away again afterwards.
+    certs_dir = None
+    try:
+        reg.login()
+    except harness.HarnessError:
+        certs_dir = "/etc/docker/certs.d/%s" % reg.host
+        os.makedirs(certs_dir, exist_ok=False)
+        shutil.copy(tls_material.ca_pem, os.path.join(certs_dir, "ca.crt"))
+        reg.login()
+    reg.engine_certs_dir = certs_dir
+    yield reg
+    reg.stop()
+    if certs_dir:
+        shutil.rmtree(certs_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# per test
+
+@pytest.fixture
+def scope(request, run_id):
+    """A scope name no other test (or other session) uses."""
+    return "e2e-%s-%d" % (run_id, next(_SCOPES))
+
+
+@pytest.fixture
+def scoped(scope, labels):
+    """Labels of an opted-in container in this test's scope (+ extra)."""
+    def make(extra=None, **kw):
+        d = {"refit.enable": "true", "refit.scope": scope}
+        d.update(extra or {})
+        d.update(kw)
+        return labels(d)
+    return make
+
+
+@pytest.fixture
+def containers(engine, run_id):
+    c = Containers(run_id, "refit-e2e-%s" % run_id)
+    yield c
+    c.remove_all()
+
+
+@pytest.fixture
+def refit_bin():
+    if not (os.path.isfile(REFIT_BIN) and os.access(REFIT_BIN, os.X_OK)):
+        pytest.skip("refit binary not built: %s (set REFIT_BIN or run make)" % REFIT_BIN)
+    return REFIT_BIN
+
+
+@pytest.fixture
+def refit(refit_bin, tmp_path, engine):
+    return Refit(refit_bin, str(tmp_path))
+
+
+@pytest.fixture
+def compose(engine, run_id, tmp_path):
+    """compose(text) -> project; `docker-compose down` at teardown."""
+    projects = []
+
+    class Project:
+        def __init__(self, text):
+            self.name = "refite2e%s%d" % (run_id, len(projects))
+            self.file = os.path.join(str(tmp_path), "docker-compose-%d.yml" % len(projects))
+            with open(self.file, "w") as f:
+                f.write(text)
+
+        def cmd(self, *args, check=True):
+            return harness.run_cmd(["docker-compose", "-p", self.name, "-f", self.file] +
+                                   list(args), check=check, timeout=180)
+
+    def make(text):
+        p = Project(text)
+        projects.append(p)
+        return p
+    yield make
+    for p in projects:
+        p.cmd("down", "--volumes", "--remove-orphans", check=False)
