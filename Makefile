@@ -56,7 +56,7 @@ FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 
-.PHONY: all check unit e2e fuzz fuzz-run bench install uninstall clean deps
+.PHONY: all run check unit e2e fuzz fuzz-run bench install uninstall clean deps deps-build
 
 all: $(BIN)
 
@@ -74,6 +74,11 @@ $(BUILD)/src/%.o: src/%.c
 $(BUILD)/tests/%: tests/unit/%.c $(LIBREFIT)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBREFIT) $(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
+# Build and run the daemon in the foreground with the built-in defaults.
+run: deps-build
+	$(MAKE) all
+	./$(BIN) daemon
 
 check: unit e2e
 
@@ -106,7 +111,8 @@ bench: $(BIN)
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/refit
 	install -D -m 0644 systemd/refit.service $(DESTDIR)$(UNITDIR)/refit.service
-	sed -i 's|/usr/local/bin/refit|$(BINDIR)/refit|' $(DESTDIR)$(UNITDIR)/refit.service
+	sed -i -e "s|/usr/local/bin/refit|$(BINDIR)/refit|" -e "s|/usr/local/share/doc/refit|$(DOCDIR)|" \
+		$(DESTDIR)$(UNITDIR)/refit.service
 	install -D -m 0644 config/refit.yml $(DESTDIR)$(SYSCONFDIR)/refit/refit.yml.example
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 
@@ -123,6 +129,9 @@ DEB_BUILD := build-essential pkg-config libcurl4-openssl-dev libjansson-dev liby
 DEB_TEST := libcmocka-dev python3 python3-pytest python3-jwt python3-cryptography \
 	docker.io docker-registry docker-compose busybox-static openssl apache2-utils curl \
 	clang libclang-rt-14-dev systemd iptables
+deps-build:
+	@$(MAKE) --no-print-directory deps DEB_TEST=
+
 deps:
 	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

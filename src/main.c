@@ -304,6 +304,14 @@ int main(int argc, char **argv)
 		if (strcmp(commands[i].name, opts.cmd) == 0)
 			cmd = &commands[i];
 	if (!cmd) {
+		static const char *const planned[] = { "update", "migrate", "rollback", "status", "history", "fleet", NULL };
+
+		for (int i = 0; planned[i]; i++)
+			if (strcmp(opts.cmd, planned[i]) == 0) {
+				fprintf(stderr, "refit: '%s' is not in this build yet (see README.md)\n", opts.cmd);
+				free(opts.args);
+				return ERR_USAGE;
+			}
 		fprintf(stderr, "refit: unknown command '%s' (see refit --help)\n", opts.cmd);
 		free(opts.args);
 		return ERR_USAGE;

@@ -128,6 +128,7 @@ def tls_registry(engine, session_dir, tls_material):
         os.makedirs(certs_dir, exist_ok=False)
         shutil.copy(tls_material.ca_pem, os.path.join(certs_dir, "ca.crt"))
         reg.login()
+    reg.login(host="localhost")   # images may also be named localhost:PORT/...
     reg.engine_certs_dir = certs_dir
     yield reg
     reg.stop()

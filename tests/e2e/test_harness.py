@@ -164,7 +164,6 @@ def test_tls_registry_push_and_verify(tls_registry, tls_material, image_factory)
 
 
 def test_tls_registry_by_localhost_name(tls_registry, image_factory):
-    tls_registry.login(host="localhost")
     img = image_factory.make(tls_registry, host="localhost")
     assert img.ref.startswith("localhost:%d/" % tls_registry.port)
     assert tls_registry.manifest_digest(img.repo, img.tag) == img.digest
