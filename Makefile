@@ -1,7 +1,8 @@
 # refit — build, test, fuzz, install.
 #
 #   make                      build ./refit
-#   make check                unit tests (cmocka) and end-to-end tests (pytest, real dockerd + registries)
+#   make check                install missing test dependencies, then unit tests (cmocka) and
+#                             end-to-end tests (pytest, real dockerd + registries)
 #   make SANITIZER=address,undefined check    the same under ASan+UBSan (objects in build/san)
 #   make fuzz                 libFuzzer targets with clang (build/fuzz/*)
 #   make deps                 install Debian build and test dependencies (apt-get; idempotent)
@@ -80,7 +81,7 @@ run: deps-build
 	$(MAKE) all
 	./$(BIN) daemon
 
-check: unit e2e
+check: deps unit e2e
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
