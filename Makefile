@@ -24,7 +24,8 @@ PKGS := libcurl jansson yaml-0.1 libmicrohttpd libcrypto libsystemd
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wcast-align -Wwrite-strings -Wvla -Wundef -Wnull-dereference \
-	-Wimplicit-fallthrough -Wno-unused-parameter -Wno-format-truncation
+	-Wimplicit-fallthrough -Wno-unused-parameter \
+	$(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
@@ -129,7 +130,7 @@ DEB_BUILD := build-essential pkg-config libcurl4-openssl-dev libjansson-dev liby
 	libmicrohttpd-dev libssl-dev libsystemd-dev
 DEB_TEST := libcmocka-dev python3 python3-pytest python3-jwt python3-cryptography \
 	docker.io docker-registry docker-compose busybox-static openssl apache2-utils curl \
-	clang libclang-rt-14-dev systemd iptables
+	clang libclang-rt-14-dev systemd iptables time
 deps-build:
 	@$(MAKE) --no-print-directory deps DEB_TEST=
 

@@ -34,6 +34,7 @@ static const struct valid_case valid_cases[] = {
 	  "repository:a:pull,push", NULL },
 	{ "Negotiate, Basic realm=\"x\"", CHALLENGE_BASIC, "x", NULL, NULL, NULL },
 	{ "Negotiate abc123==, Basic realm=\"x\"", CHALLENGE_BASIC, "x", NULL, NULL, NULL },
+	{ "Negotiate a/b+c~d.e_f-== , Basic realm=x", CHALLENGE_BASIC, "x", NULL, NULL, NULL },
 	/* Bearer is preferred wherever it stands */
 	{ "Basic realm=\"b\", Bearer realm=\"t\",service=\"s\"", CHALLENGE_BEARER, "t", "s", NULL,
 	  NULL },
