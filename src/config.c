@@ -543,7 +543,7 @@ static int load_pair(struct yload *y, const char *name, yaml_node_t *kn, yaml_no
 	if (node_is_null(vn))
 		return err_set(y->e, ERR_USAGE, "%s: missing value", where);
 	if (k->type == K_LIST && vn->type == YAML_SEQUENCE_NODE) {
-		struct strv *s = (struct strv *)((char *)y->cfg + k->off), nv = { 0 };
+		struct strv *s = (void *)((char *)y->cfg + k->off), nv = { 0 };
 
 		for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top; it++) {
 			yaml_node_t *in = yaml_document_get_node(y->doc, *it);
