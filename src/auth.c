@@ -55,6 +55,29 @@ char *auth_basic(const char *user, const char *pass)
 	return out;
 }
 
+char *auth_engine_header(const struct cred *c, const char *host)
+{
+	json_t *j = c->identity_token ? json_pack("{s:s, s:s}", "identitytoken", c->identity_token, "serveraddress", host)
+				      : json_pack("{s:s?, s:s?, s:s}", "username", c->username, "password",
+						  c->password, "serveraddress", host);
+	char *plain = j ? json_dumps(j, JSON_COMPACT) : NULL, *out = NULL;
+	size_t n;
+
+	json_decref(j);
+	if (!plain)
+		return NULL;
+	n = strlen(plain);
+	out = malloc(4 * ((n + 2) / 3) + 1);
+	if (out) {
+		EVP_EncodeBlock((unsigned char *)out, (unsigned char *)plain, (int)n);
+		for (char *p = out; *p; p++) /* the engine reads URL-safe base64 */
+			*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	}
+	explicit_bzero(plain, n);
+	free(plain);
+	return out;
+}
+
 /* True when HOST names Docker Hub under any of its spellings. */
 static bool is_docker_hub(const char *host)
 {

@@ -185,7 +185,7 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		json_decref(ins);
 		if (!ce->status && select_monitor_only(cfg, labels))
 			ce->status = "monitor-only";
-		p->no_pull[res->n - 1] = select_no_pull(cfg, labels);
+		p->no_pull[res->n - 1] = ce->no_pull = select_no_pull(cfg, labels);
 	}
 	json_decref(list);
 	return 0;

@@ -97,34 +97,72 @@ static void engine_setup(struct engine *en)
 	}
 }
 
-/* Perform a GET of URL_PATH (already versioned) and parse the answer as JSON. */
-static int engine_request(struct engine *en, const char *url_path, json_t **ret, struct refit_err *e)
+/* Classify a failed transfer: nothing answered, or something else went wrong. */
+static int engine_fail(struct engine *en, CURLcode rc, const struct http_response *r, struct refit_err *e)
+{
+	int kind = !r->too_large && (http_unreachable(rc) || rc == CURLE_SSL_CONNECT_ERROR ||
+				     rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING) ?
+			   ERR_UNREACHABLE : ERR_FAILED;
+
+	return err_set(e, kind, "cannot reach the Docker engine at %s: %s", en->host,
+		       http_strerror(rc, r, en->errbuf));
+}
+
+/*
+ * METHOD URL_PATH (already versioned) with an optional JSON BODY, waiting
+ * at most TIMEOUT seconds. The answer, when RET is non-NULL and the body is
+ * not empty, is parsed as JSON. Statuses of 400 and up are ERR_FAILED with
+ * the engine's message; *STATUS (when non-NULL) gets the status either way.
+ */
+static int engine_request(struct engine *en, const char *method, const char *url_path, json_t *body,
+			  long timeout, json_t **ret, long *status, struct refit_err *e)
 {
 	struct http_response r = { 0 };
-	char url[4096];
+	struct curl_slist *hdrs = NULL;
+	char url[4096], *payload = NULL;
 	json_error_t jerr;
-	json_t *j;
+	json_t *j = NULL;
 	CURLcode rc;
 
+	if (ret)
+		*ret = NULL;
 	if ((size_t)snprintf(url, sizeof(url), "%s%s", en->base, url_path) >= sizeof(url))
 		return err_set(e, ERR_FAILED, "engine request path too long");
 	en->errbuf[0] = '\0';
 	curl_easy_setopt(en->h, CURLOPT_URL, url);
-	curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(en->h, CURLOPT_TIMEOUT, timeout);
+	if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
+	} else {
+		payload = body ? json_dumps(body, JSON_COMPACT) : strdup("");
+		hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+		if (!payload || !hdrs) {
+			free(payload);
+			curl_slist_free_all(hdrs);
+			return err_set(e, ERR_FAILED, "out of memory");
+		}
+		curl_easy_setopt(en->h, CURLOPT_POSTFIELDS, payload);
+		curl_easy_setopt(en->h, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, hdrs);
+	}
 	http_attach(en->h, &r, ENGINE_MAX_BODY);
 	rc = curl_easy_perform(en->h);
+	/* Leave the handle as a plain GET for the next request. */
+	curl_easy_setopt(en->h, CURLOPT_CUSTOMREQUEST, NULL);
+	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(en->h, CURLOPT_POSTFIELDS, NULL);
+	curl_slist_free_all(hdrs);
+	free(payload);
 	if (rc != CURLE_OK) {
-		int kind = !r.too_large && (http_unreachable(rc) || rc == CURLE_SSL_CONNECT_ERROR ||
-					    rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) ?
-				   ERR_UNREACHABLE : ERR_FAILED;
-
-		err_set(e, kind, "cannot reach the Docker engine at %s: %s", en->host,
-			http_strerror(rc, &r, en->errbuf));
+		engine_fail(en, rc, &r, e);
 		http_response_free(&r);
 		return -1;
 	}
 	curl_easy_getinfo(en->h, CURLINFO_RESPONSE_CODE, &r.status);
-	j = json_loadb(r.body ? r.body : "", r.len, JSON_DECODE_ANY, &jerr);
+	if (status)
+		*status = r.status;
+	if (r.len > 0)
+		j = json_loadb(r.body, r.len, JSON_DECODE_ANY, &jerr);
 	if (r.status >= 400) {
 		const char *m = json_string_value(json_object_get(j, "message"));
 
@@ -133,10 +171,15 @@ static int engine_request(struct engine *en, const char *url_path, json_t **ret,
 		http_response_free(&r);
 		return -1;
 	}
+	if (ret && r.len > 0 && !j) {
+		http_response_free(&r);
+		return err_set(e, ERR_FAILED, "engine: invalid JSON answer to %s %s: %s", method, url_path, jerr.text);
+	}
 	http_response_free(&r);
-	if (!j)
-		return err_set(e, ERR_FAILED, "engine: invalid JSON answer to %s: %s", url_path, jerr.text);
-	*ret = j;
+	if (ret)
+		*ret = j;
+	else
+		json_decref(j);
 	return 0;
 }
 
@@ -162,7 +205,7 @@ int engine_open(struct engine **ret, const char *docker_host, struct refit_err *
 		return -1;
 	}
 	engine_setup(en);
-	if (engine_request(en, "/version", &v, e) < 0) {
+	if (engine_request(en, "GET", "/version", NULL, ENGINE_TIMEOUT, &v, NULL, e) < 0) {
 		engine_close(en);
 		return -1;
 	}
@@ -217,7 +260,129 @@ int engine_get_json(struct engine *en, const char *path, json_t **ret, struct re
 
 	if ((size_t)snprintf(p, sizeof(p), "/v%s%s", en->api, path) >= sizeof(p))
 		return err_set(e, ERR_FAILED, "engine request path too long");
-	return engine_request(en, p, ret, e);
+	if (engine_request(en, "GET", p, NULL, ENGINE_TIMEOUT, ret, NULL, e) < 0)
+		return -1;
+	if (!*ret)
+		return err_set(e, ERR_FAILED, "engine: empty answer to GET %s", path);
+	return 0;
+}
+
+int engine_call(struct engine *en, const char *method, const char *path, json_t *body, long timeout,
+		json_t **ret, long *status, struct refit_err *e)
+{
+	char p[4096];
+
+	if ((size_t)snprintf(p, sizeof(p), "/v%s%s", en->api, path) >= sizeof(p))
+		return err_set(e, ERR_FAILED, "engine request path too long");
+	return engine_request(en, method, p, body, timeout > 0 ? timeout : ENGINE_TIMEOUT, ret, status, e);
+}
+
+/* State of a streamed pull: the last line seen and the first error reported. */
+struct pull_stream {
+	char line[8192];
+	size_t len;
+	bool overlong;
+	char error[400];
+};
+
+/* Look at one complete line of the pull's JSON stream. */
+static void pull_line(struct pull_stream *ps)
+{
+	json_t *j;
+	const char *msg;
+
+	if (ps->overlong || ps->len == 0 || ps->error[0])
+		return;
+	j = json_loadb(ps->line, ps->len, 0, NULL);
+	msg = json_string_value(json_object_get(j, "error"));
+	if (!msg)
+		msg = json_string_value(json_object_get(json_object_get(j, "errorDetail"), "message"));
+	if (msg)
+		snprintf(ps->error, sizeof(ps->error), "%s", msg);
+	json_decref(j);
+}
+
+/* Read the pull's progress stream line by line, keeping nothing but errors. */
+static size_t pull_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct pull_stream *ps = userdata;
+	size_t n = size * nmemb;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ptr[i] == '\n') {
+			pull_line(ps);
+			ps->len = 0;
+			ps->overlong = false;
+		} else if (ps->len < sizeof(ps->line)) {
+			ps->line[ps->len++] = ptr[i];
+		} else {
+			ps->overlong = true; /* a progress line this long is not an error report */
+		}
+	}
+	return n;
+}
+
+int engine_pull(struct engine *en, const char *image, const char *tag, const char *registry_auth,
+		long timeout, struct refit_err *e)
+{
+	struct pull_stream *ps = calloc(1, sizeof(*ps));
+	struct curl_slist *hdrs = NULL;
+	char url[4096], *auth_hdr = NULL, *ei = engine_escape(en, image), *et = tag ? engine_escape(en, tag) : NULL;
+	long status = 0;
+	CURLcode rc;
+	int ret = -1;
+
+	if (!ps || !ei || (tag && !et)) {
+		err_set(e, ERR_FAILED, "out of memory");
+		goto out;
+	}
+	snprintf(url, sizeof(url), "%s/v%s/images/create?fromImage=%s%s%s", en->base, en->api, ei,
+		 et ? "&tag=" : "", et ? et : "");
+	if (registry_auth && asprintf(&auth_hdr, "X-Registry-Auth: %s", registry_auth) < 0)
+		auth_hdr = NULL;
+	if ((registry_auth && !auth_hdr) || !(hdrs = curl_slist_append(NULL, "Content-Type: application/json")) ||
+	    (auth_hdr && !curl_slist_append(hdrs, auth_hdr))) {
+		err_set(e, ERR_FAILED, "out of memory");
+		goto out;
+	}
+	en->errbuf[0] = '\0';
+	curl_easy_setopt(en->h, CURLOPT_URL, url);
+	curl_easy_setopt(en->h, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(en->h, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(en->h, CURLOPT_WRITEFUNCTION, pull_write);
+	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, ps);
+	curl_easy_setopt(en->h, CURLOPT_HEADERFUNCTION, NULL);
+	rc = curl_easy_perform(en->h);
+	curl_easy_getinfo(en->h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(en->h, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
+	if (rc != CURLE_OK) {
+		struct http_response none = { 0 };
+
+		engine_fail(en, rc, &none, e);
+		goto out;
+	}
+	pull_line(ps); /* a last line without a newline */
+	if (status >= 400 || ps->error[0]) {
+		json_t *j = status >= 400 ? json_loadb(ps->line, ps->len, 0, NULL) : NULL;
+		const char *m = json_string_value(json_object_get(j, "message"));
+
+		err_set(e, ERR_FAILED, "pull %s: %s", image, ps->error[0] ? ps->error : m ? m : "engine refused");
+		json_decref(j);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (auth_hdr)
+		explicit_bzero(auth_hdr, strlen(auth_hdr));
+	free(auth_hdr);
+	curl_slist_free_all(hdrs);
+	free(ei);
+	free(et);
+	free(ps);
+	return ret;
 }
 
 char *engine_escape(struct engine *en, const char *s)

@@ -10,7 +10,9 @@
 #include "refit/daemon.h"
 #include "refit/engine.h"
 #include "refit/log.h"
+#include "refit/journal.h"
 #include "refit/registry.h"
+#include "refit/update.h"
 
 extern char **environ;
 
@@ -20,6 +22,8 @@ struct opts {
 	const char *flag_value[5]; /* state-dir, docker-host, scope, log-format, log-level */
 	bool json;
 	bool help;
+	bool dry_run;
+	bool all;
 	const char *cmd;
 	char **args;
 	size_t nargs;
@@ -111,6 +115,176 @@ static void print_check_table(const struct check_result *r)
 		printf("(no managed containers)\n");
 }
 
+/* Print a pass's result as JSON or as a table. */
+static void print_result(const struct check_result *res)
+{
+	if (opts.json) {
+		json_t *j = check_result_json(res);
+		char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(j);
+	} else {
+		print_check_table(res);
+	}
+}
+
+/* Open the engine, and the registry client when REG is non-NULL; print why not. */
+static int open_clients(struct refit_config *cfg, struct engine **en, struct registry **reg)
+{
+	struct refit_err e = { 0 };
+
+	*en = NULL;
+	if (engine_open(en, cfg->docker_host, &e) < 0 || (reg && registry_new(reg, cfg, &e) < 0)) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		engine_close(*en);
+		return e.kind ? e.kind : ERR_FAILED;
+	}
+	return 0;
+}
+
+/* Take the state directory's lock and finish what an interrupted run left. */
+static int open_journal(struct refit_config *cfg, struct engine *en, struct journal **j)
+{
+	struct refit_err e = { 0 };
+
+	if (journal_open(j, cfg->state_dir, 120, &e) < 0) {
+		fprintf(stderr, "refit: %s (refit changes nothing it cannot journal)\n", e.msg);
+		return ERR_FAILED;
+	}
+	if (update_recover(en, *j, cfg) < 0) {
+		fprintf(stderr, "refit: an interrupted operation could not be finished; see the log above\n");
+		journal_close(*j);
+		return ERR_FAILED;
+	}
+	return 0;
+}
+
+/* `refit update`: one update pass now. */
+static int cmd_update(struct refit_config *cfg)
+{
+	struct engine *en;
+	struct registry *reg = NULL;
+	struct journal *j = NULL;
+	struct check_result res;
+	struct refit_err e = { 0 };
+	int code = open_clients(cfg, &en, &reg);
+
+	if (code)
+		return code;
+	if (!opts.dry_run && (code = open_journal(cfg, en, &j)) != 0)
+		goto out;
+	if (update_run(en, reg, j, cfg, opts.args, opts.nargs, opts.dry_run, &res, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		code = e.kind ? e.kind : ERR_FAILED;
+		goto out;
+	}
+	print_result(&res);
+	code = opts.dry_run ? check_exit_code(&res) : update_exit_code(&res, "rolled-back");
+	if (!opts.dry_run)
+		for (size_t i = 0; i < res.n; i++)
+			if (res.v[i].err_kind == ERR_UNREACHABLE)
+				code = ERR_UNREACHABLE;
+	check_result_free(&res);
+out:
+	journal_close(j);
+	registry_free(reg);
+	engine_close(en);
+	return code;
+}
+
+/* `refit rollback`: back to the image and configuration before the last update. */
+static int cmd_rollback(struct refit_config *cfg)
+{
+	struct engine *en;
+	struct journal *j = NULL;
+	struct check_result res;
+	struct refit_err e = { 0 };
+	int code;
+
+	if (!opts.all && opts.nargs == 0) {
+		fprintf(stderr, "refit rollback: name the containers, or --all\n");
+		return ERR_USAGE;
+	}
+	if ((code = open_clients(cfg, &en, NULL)) != 0)
+		return code;
+	if ((code = open_journal(cfg, en, &j)) != 0)
+		goto out;
+	if (update_rollback(en, j, cfg, opts.args, opts.nargs, opts.all, &res, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		code = e.kind ? e.kind : ERR_FAILED;
+		goto out;
+	}
+	print_result(&res);
+	code = update_exit_code(&res, NULL);
+	check_result_free(&res);
+out:
+	journal_close(j);
+	engine_close(en);
+	return code;
+}
+
+/* A history record without the inspects it keeps for rollback (new reference). */
+static json_t *history_public(json_t *rec)
+{
+	json_t *o = json_deep_copy(rec);
+
+	json_object_del(o, "old_inspect");
+	json_object_del(o, "old_image_inspect");
+	json_object_del(o, "spec_inspect");
+	json_object_del(o, "spec_image_inspect");
+	return o;
+}
+
+/* `refit history`: what was changed, when, from which digest to which, and how it ended. */
+static int cmd_history(struct refit_config *cfg)
+{
+	json_t *hist, *out = json_array(), *r;
+	size_t i;
+
+	if (opts.nargs > 1) {
+		fprintf(stderr, "refit history: at most one container name\n");
+		json_decref(out);
+		return ERR_USAGE;
+	}
+	hist = journal_history(cfg->state_dir, opts.nargs ? opts.args[0] : NULL);
+	json_array_foreach(hist, i, r) {
+		json_array_append_new(out, history_public(r));
+	}
+	if (opts.json) {
+		json_t *root = json_pack("{s:O}", "history", out);
+		char *s = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
+
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(root);
+	} else {
+		printf("%-20s  %-20s  %-8s  %-11s  %-10s  %-12s  %s\n", "FINISHED", "CONTAINER", "KIND", "OUTCOME",
+		       "STRATEGY", "FROM", "TO");
+		json_array_foreach(out, i, r) {
+			char a[24], b[24];
+			const char *err = json_string_value(json_object_get(r, "error"));
+
+			printf("%-20s  %-20s  %-8s  %-11s  %-10s  %-12s  %s\n",
+			       json_string_value(json_object_get(r, "finished")) ? json_string_value(json_object_get(r, "finished")) : "-",
+			       json_string_value(json_object_get(r, "container")) ? json_string_value(json_object_get(r, "container")) : "-",
+			       json_string_value(json_object_get(r, "kind")) ? json_string_value(json_object_get(r, "kind")) : "-",
+			       json_string_value(json_object_get(r, "outcome")) ? json_string_value(json_object_get(r, "outcome")) : "-",
+			       json_string_value(json_object_get(r, "strategy")) ? json_string_value(json_object_get(r, "strategy")) : "-",
+			       short_digest(json_string_value(json_object_get(r, "old_digest")), a),
+			       short_digest(json_string_value(json_object_get(r, "new_digest")), b));
+			if (err)
+				printf("%22s error: %s\n", "", err);
+		}
+	}
+	json_decref(hist);
+	json_decref(out);
+	return 0;
+}
+
 /* `refit check`: which managed containers have a newer image. */
 static int cmd_check(struct refit_config *cfg)
 {
@@ -195,6 +369,18 @@ static const struct command {
 	{ "check", cmd_check, true, "refit check [--json] [NAME...]",
 	  "Say which managed containers have a newer image in their registry. Changes\n"
 	  "nothing and pulls nothing. --json prints {\"containers\":[...]}.\n" },
+	{ "update", cmd_update, true, "refit update [--dry-run] [--json] [NAME...]",
+	  "One update pass now: every managed container with a newer image is pulled\n"
+	  "(exactly the digest found) and swapped with its strategy; the old one is kept\n"
+	  "until the new one passes the health gate and is restored when it does not.\n"
+	  "--dry-run only says what would be updated. Exit code 1 when a container could\n"
+	  "not be updated (it is left on its working version).\n" },
+	{ "rollback", cmd_rollback, true, "refit rollback NAME... | --all",
+	  "Put containers back on the image and configuration they had before their last\n"
+	  "update (the image by ID while it is here, else pulled by digest), through the\n"
+	  "same strategy and health gate.\n" },
+	{ "history", cmd_history, true, "refit history [--json] [NAME]",
+	  "What refit changed, when, from which digest to which, and how it ended.\n" },
 	{ "version", cmd_version, false, "refit version",
 	  "Print refit's version and the Docker API version negotiated with the engine.\n" },
 };
@@ -240,6 +426,14 @@ static int parse_args(int argc, char **argv)
 		}
 		if (strcmp(a, "--json") == 0) {
 			opts.json = true;
+			continue;
+		}
+		if (strcmp(a, "--dry-run") == 0) {
+			opts.dry_run = true;
+			continue;
+		}
+		if (strcmp(a, "--all") == 0) {
+			opts.all = true;
 			continue;
 		}
 		if (strncmp(a, "--", 2) != 0)
@@ -304,7 +498,7 @@ int main(int argc, char **argv)
 		if (strcmp(commands[i].name, opts.cmd) == 0)
 			cmd = &commands[i];
 	if (!cmd) {
-		static const char *const planned[] = { "update", "migrate", "rollback", "status", "history", "fleet", NULL };
+		static const char *const planned[] = { "migrate", "status", "fleet", NULL };
 
 		for (int i = 0; planned[i]; i++)
 			if (strcmp(opts.cmd, planned[i]) == 0) {

@@ -40,6 +40,9 @@ int auth_token_parse(const char *body, size_t len, char **token, long *expires_i
 /* Parse a credential helper's `get` answer {"Username","Secret"}; -1 with E set when malformed. */
 int auth_helper_parse(const char *body, size_t len, struct cred *ret, struct refit_err *e);
 
+/* The engine's X-Registry-Auth value (base64url JSON) for C at registry HOST; malloc'd. */
+char *auth_engine_header(const struct cred *c, const char *host);
+
 /* Base64 of "USER:PASS" for a Basic Authorization header; malloc'd. */
 char *auth_basic(const char *user, const char *pass);
 

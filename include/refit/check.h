@@ -21,6 +21,7 @@ struct check_entry {
 	const char *status;   /* up-to-date, update-available, pinned, monitor-only, skipped, error */
 	const char *strategy;
 	int update_available; /* 1, 0, or -1 unknown */
+	bool no_pull;         /* compared with the local tag only: an update needs no pull */
 	int err_kind;
 	char *error;
 };

@@ -36,6 +36,24 @@ const char *engine_server_version(const struct engine *en);
  */
 int engine_get_json(struct engine *en, const char *path, json_t **ret, struct refit_err *e);
 
+/*
+ * METHOD PATH (below the version prefix) with an optional JSON BODY,
+ * waiting at most TIMEOUT seconds (0: the default minute). The answer is
+ * parsed into *RET when RET is non-NULL and the engine sent a body (else
+ * *RET is NULL). Statuses of 400 and up are ERR_FAILED with the engine's
+ * message; *STATUS, when non-NULL, gets the status.
+ */
+int engine_call(struct engine *en, const char *method, const char *path, json_t *body, long timeout,
+		json_t **ret, long *status, struct refit_err *e);
+
+/*
+ * Pull IMAGE ("repo" with TAG, or "repo@sha256:..." with TAG NULL) through
+ * the engine, REGISTRY_AUTH being the X-Registry-Auth value or NULL. The
+ * progress stream is read as it comes and only errors are kept.
+ */
+int engine_pull(struct engine *en, const char *image, const char *tag, const char *registry_auth,
+		long timeout, struct refit_err *e);
+
 /* Percent-encode S for a path segment or query value; malloc'd. */
 char *engine_escape(struct engine *en, const char *s);
 

@@ -1,0 +1,52 @@
+/* Swapping a container for its replacement: recreate, blue-green and alias, journaled. */
+#ifndef REFIT_STRATEGY_H
+#define REFIT_STRATEGY_H
+
+#include <jansson.h>
+
+#include "refit/config.h"
+#include "refit/engine.h"
+#include "refit/error.h"
+#include "refit/journal.h"
+
+struct swap_request {
+	const char *kind;         /* "update" or "rollback" */
+	const char *name;         /* the container's name */
+	json_t *old;              /* its inspect (borrowed) */
+	json_t *old_image;        /* inspect of its image, or NULL when gone (borrowed) */
+	const char *old_digest;   /* repo digest of its image, or NULL */
+	const char *image;        /* Config.Image of the replacement: the tag reference */
+	const char *new_image_id; /* the local image the replacement must run */
+	const char *new_digest;   /* its repo digest, or NULL */
+	const char *strategy;     /* recreate, blue-green, alias */
+	const char *rename_to;    /* alias: the new name */
+	json_t *spec;             /* build the replacement from this inspect instead of OLD (rollback), or NULL */
+	json_t *spec_image;       /* the image inspect that goes with SPEC, or NULL */
+};
+
+struct swap_result {
+	const char *outcome; /* "updated", "rolled-back" (old one back as it was), "failed" (could not restore) */
+	const char *strategy; /* the one used (blue-green falls back to recreate on fixed host ports) */
+	char new_id[65];
+	char error[512];
+};
+
+/*
+ * Replace a container as RQ says, journaling every step in J before it is
+ * taken. Returns 0 when the replacement passed the health gate and the old
+ * container is gone; 1 when it failed and the old container is back under
+ * its name, running as before; -1 when even that failed (RES says why).
+ * Nothing is changed when the first journal write fails.
+ */
+int swap_run(struct engine *en, struct journal *j, const struct refit_config *cfg, const struct swap_request *rq,
+	     struct swap_result *res);
+
+/*
+ * Finish or undo the interrupted operation REC from J's pending records:
+ * before the health gate passed, the old container is restored; after, the
+ * swap is completed. Returns as swap_run.
+ */
+int swap_recover(struct engine *en, struct journal *j, const struct refit_config *cfg, json_t *rec,
+		 struct swap_result *res);
+
+#endif

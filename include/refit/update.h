@@ -1,0 +1,40 @@
+/* Update and rollback passes: check, pull, swap, journal; and recovery of interrupted ones. */
+#ifndef REFIT_UPDATE_H
+#define REFIT_UPDATE_H
+
+#include <stdbool.h>
+
+#include "refit/check.h"
+#include "refit/journal.h"
+#include "refit/registry.h"
+
+/*
+ * Finish or undo every operation an interrupted run left in J. Returns the
+ * number of records handled, or -1 when one could not be resolved (the
+ * record stays for the next run).
+ */
+int update_recover(struct engine *en, struct journal *j, const struct refit_config *cfg);
+
+/*
+ * One update pass over the containers CFG selects (narrowed by NAMES): the
+ * check, then for each stale container a pull of exactly the digest found
+ * and a swap with its strategy. RES holds one entry per container with
+ * status updated, rolled-back, failed, up-to-date or skipped. With DRY_RUN
+ * nothing is pulled or changed and statuses are the check's. -1 when the
+ * engine cannot be listed.
+ */
+int update_run(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
+	       char *const *names, size_t nnames, bool dry_run, struct check_result *res, struct refit_err *e);
+
+/*
+ * Put each named container (or, with ALL, every container with an update
+ * in the history) back on the image and configuration it had before its
+ * last update, through its strategy and the health gate. RES as update_run.
+ */
+int update_rollback(struct engine *en, struct journal *j, const struct refit_config *cfg, char *const *names,
+		    size_t nnames, bool all, struct check_result *res, struct refit_err *e);
+
+/* 1 when any entry has status FAILED_STATUS or "failed", else 0. */
+int update_exit_code(const struct check_result *res, const char *failed_status);
+
+#endif

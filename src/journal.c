@@ -1,0 +1,300 @@
+/* Journal: one atomically replaced file per operation in flight, an append-only history. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "refit/journal.h"
+
+struct journal {
+	char *dir;     /* state_dir */
+	char *opsdir;  /* state_dir/ops */
+	int lock_fd;
+};
+
+/* Make DIR (and its parents) with mode 0700. */
+static int mkdirs(const char *dir)
+{
+	char tmp[4096];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, dir, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* fsync a directory so a rename in it is durable. */
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int journal_open(struct journal **ret, const char *state_dir, int wait_seconds, struct refit_err *e)
+{
+	struct journal *j = calloc(1, sizeof(*j));
+	char path[4200];
+
+	if (!j)
+		return err_set(e, ERR_FAILED, "out of memory");
+	j->lock_fd = -1;
+	if (asprintf(&j->dir, "%s", state_dir) < 0 || asprintf(&j->opsdir, "%s/ops", state_dir) < 0) {
+		j->dir = j->opsdir = NULL;
+		journal_close(j);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	if (mkdirs(j->opsdir) < 0) {
+		err_set(e, ERR_FAILED, "state_dir %s: cannot create: %s", state_dir, strerror(errno));
+		journal_close(j);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/lock", state_dir);
+	j->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (j->lock_fd < 0) {
+		err_set(e, ERR_FAILED, "state_dir %s: cannot write: %s", state_dir, strerror(errno));
+		journal_close(j);
+		return -1;
+	}
+	for (int waited = 0; flock(j->lock_fd, LOCK_EX | LOCK_NB) < 0; waited++) {
+		if (errno != EWOULDBLOCK || waited >= wait_seconds * 10) {
+			err_set(e, ERR_FAILED, "state_dir %s is in use by another refit (lock %s)", state_dir, path);
+			journal_close(j);
+			return -1;
+		}
+		usleep(100000);
+	}
+	*ret = j;
+	return 0;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	if (j->lock_fd >= 0)
+		close(j->lock_fd); /* releases the lock */
+	free(j->dir);
+	free(j->opsdir);
+	free(j);
+}
+
+void journal_new_id(char buf[17])
+{
+	unsigned char r[8];
+
+	if (RAND_bytes(r, sizeof(r)) != 1) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		memcpy(r, &ts.tv_nsec, sizeof(r) < sizeof(ts.tv_nsec) ? sizeof(r) : sizeof(ts.tv_nsec));
+		r[7] ^= (unsigned char)getpid();
+	}
+	for (int i = 0; i < 8; i++)
+		snprintf(buf + 2 * i, 3, "%02x", r[i]);
+}
+
+/* The record's id, checked to be a plain file name. */
+static const char *rec_id(json_t *rec)
+{
+	const char *id = json_string_value(json_object_get(rec, "id"));
+
+	if (!id || !*id || strlen(id) > 64 || strspn(id, "0123456789abcdef") != strlen(id))
+		return NULL;
+	return id;
+}
+
+/* Write all of BUF to FD. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int journal_write(struct journal *j, json_t *rec, struct refit_err *e)
+{
+	const char *id = rec_id(rec);
+	char path[4300], tmp[4400];
+	char *text;
+	int fd, saved;
+
+	if (!id)
+		return err_set(e, ERR_FAILED, "journal: record without a valid id");
+	text = json_dumps(rec, JSON_COMPACT);
+	if (!text)
+		return err_set(e, ERR_FAILED, "out of memory");
+	snprintf(path, sizeof(path), "%s/%s.json", j->opsdir, id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+		saved = errno;
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		free(text);
+		return err_set(e, ERR_FAILED, "journal %s: %s", tmp, strerror(saved));
+	}
+	free(text);
+	if (close(fd) < 0 || rename(tmp, path) < 0 || fsync_dir(j->opsdir) < 0) {
+		saved = errno;
+		unlink(tmp);
+		return err_set(e, ERR_FAILED, "journal %s: %s", path, strerror(saved));
+	}
+	return 0;
+}
+
+/* Keep the history under HISTORY_MAX_BYTES by dropping its older half. */
+static void history_trim(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char tmp[4400], *buf = NULL;
+	struct stat st;
+	size_t n;
+	int fd;
+
+	if (!f)
+		return;
+	if (fstat(fileno(f), &st) < 0 || st.st_size < (off_t)HISTORY_MAX_BYTES) {
+		fclose(f);
+		return;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+	fclose(f);
+	if (!buf)
+		return;
+	buf[n] = '\0';
+	{
+		char *keep = buf + n / 2, *nl = strchr(keep, '\n');
+
+		keep = nl ? nl + 1 : buf + n;
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0 && write_all(fd, keep, (size_t)(buf + n - keep)) == 0 && fsync(fd) == 0) {
+			close(fd);
+			rename(tmp, path);
+		} else if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+	}
+	free(buf);
+}
+
+int journal_finish(struct journal *j, json_t *rec, struct refit_err *e)
+{
+	const char *id = rec_id(rec);
+	char path[4300], *text;
+	int fd, saved;
+
+	if (!id)
+		return err_set(e, ERR_FAILED, "journal: record without a valid id");
+	text = json_dumps(rec, JSON_COMPACT);
+	if (!text)
+		return err_set(e, ERR_FAILED, "out of memory");
+	snprintf(path, sizeof(path), "%s/history.jsonl", j->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+		saved = errno;
+		if (fd >= 0)
+			close(fd);
+		free(text);
+		return err_set(e, ERR_FAILED, "history %s: %s", path, strerror(saved));
+	}
+	close(fd);
+	free(text);
+	history_trim(path);
+	snprintf(path, sizeof(path), "%s/%s.json", j->opsdir, id);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return err_set(e, ERR_FAILED, "journal %s: %s", path, strerror(errno));
+	fsync_dir(j->opsdir);
+	return 0;
+}
+
+json_t *journal_pending(struct journal *j)
+{
+	json_t *arr = json_array();
+	DIR *d = opendir(j->opsdir);
+	struct dirent *de;
+
+	if (!arr || !d) {
+		if (d)
+			closedir(d);
+		return arr;
+	}
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		char path[4400];
+		json_t *rec;
+
+		if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", j->opsdir, de->d_name);
+		rec = json_load_file(path, 0, NULL);
+		if (rec && rec_id(rec))
+			json_array_append_new(arr, rec);
+		else
+			json_decref(rec); /* a torn temp file never gets a .json name */
+	}
+	closedir(d);
+	return arr;
+}
+
+json_t *journal_history(const char *state_dir, const char *name)
+{
+	json_t *arr = json_array();
+	char path[4300], *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/history.jsonl", state_dir);
+	f = fopen(path, "re");
+	if (!f || !arr) {
+		if (f)
+			fclose(f);
+		return arr;
+	}
+	while ((n = getline(&line, &cap, f)) > 0) {
+		json_t *rec = (size_t)n <= JOURNAL_MAX_RECORD ? json_loadb(line, (size_t)n, 0, NULL) : NULL;
+		const char *c = json_string_value(json_object_get(rec, "container"));
+
+		if (rec && (!name || (c && strcmp(c, name) == 0)))
+			json_array_append_new(arr, rec);
+		else
+			json_decref(rec);
+	}
+	free(line);
+	fclose(f);
+	return arr;
+}

@@ -1,0 +1,70 @@
+/* What the strategies share: the swap in progress and the journaled engine steps. */
+#ifndef REFIT_STRATEGY_INTERNAL_H
+#define REFIT_STRATEGY_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "refit/health.h"
+#include "refit/strategy.h"
+
+struct swap {
+	struct engine *en;
+	struct journal *j;
+	const struct refit_config *cfg;
+	json_t *rec;        /* the journal record (owned) */
+	const char *name;   /* borrowed from rec */
+	const char *old_id; /* borrowed from rec */
+	bool was_running;
+	struct health_opts health;
+};
+
+struct strategy_ops {
+	const char *name;
+	/* Take the steps; on failure undo them. 0 updated, 1 rolled back, -1 not restored. */
+	int (*run)(struct swap *s, struct refit_err *e);
+	/* Continue from the record's step after a crash; returns as run. */
+	int (*recover)(struct swap *s, struct refit_err *e);
+};
+
+extern const struct strategy_ops strategy_recreate;
+extern const struct strategy_ops strategy_blue_green;
+extern const struct strategy_ops strategy_alias;
+
+/* Journal STEP before taking it. */
+int swap_step(struct swap *s, const char *step, struct refit_err *e);
+
+/* Record KEY = VALUE in the journal. */
+int swap_note(struct swap *s, const char *key, const char *value, struct refit_err *e);
+
+const char *swap_get(struct swap *s, const char *key);
+
+/* Create the replacement as NAME (EXTRA_ALIAS on user networks), journal its ID, check its image. */
+int swap_create(struct swap *s, const char *name, const char *extra_alias, struct refit_err *e);
+
+int swap_start(struct swap *s, const char *id, struct refit_err *e);
+
+/* Stop with the container's stop signal (label) and timeout. */
+int swap_stop(struct swap *s, const char *id, struct refit_err *e);
+
+int swap_rename(struct swap *s, const char *id, const char *name, struct refit_err *e);
+
+/* Remove a container (never its volumes); a missing one is not an error. */
+int swap_remove(struct swap *s, const char *id, struct refit_err *e);
+
+/* Take the old container out of its user-defined networks (and so their DNS). */
+int swap_disconnect_old(struct swap *s, struct refit_err *e);
+
+/* ID of the container named NAME into ID: 1 found, 0 none, -1 error. */
+int swap_find(struct swap *s, const char *name, char id[65], struct refit_err *e);
+
+/*
+ * Put the old container back: remove the replacement (by recorded ID and by
+ * the names it may carry), give the old one its name, start it if it was
+ * running. 1 when restored, -1 when not.
+ */
+int swap_restore_old(struct swap *s, struct refit_err *e);
+
+/* Finish a swap whose replacement passed: remove the old one, replacement under FINAL_NAME, running. */
+int swap_complete(struct swap *s, const char *final_name, struct refit_err *e);
+
+#endif

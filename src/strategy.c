@@ -1,0 +1,493 @@
+/* Swaps: journaled engine steps shared by every strategy, and the dispatch between them. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "refit/engine-spec.h"
+#include "refit/log.h"
+#include "refit/select.h"
+#include "strategy-internal.h"
+
+#define DRAIN_SECONDS 2
+
+/* Current UTC time, ISO 8601. */
+static void iso_now(char buf[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int swap_step(struct swap *s, const char *step, struct refit_err *e)
+{
+	const char *crash = getenv("REFIT_TEST_CRASH_AT");
+
+	json_object_set_new(s->rec, "step", json_string(step));
+	if (journal_write(s->j, s->rec, e) < 0) {
+		err_prefix(e, "step %s not taken: ", step);
+		return -1;
+	}
+	log_debug("%s: %s", s->name, step);
+	/* Tests of crash recovery: die as a SIGKILL would, once this step is journaled. */
+	if (crash && strcmp(crash, step) == 0)
+		raise(SIGKILL);
+	return 0;
+}
+
+int swap_note(struct swap *s, const char *key, const char *value, struct refit_err *e)
+{
+	json_object_set_new(s->rec, key, value ? json_string(value) : json_null());
+	return journal_write(s->j, s->rec, e);
+}
+
+const char *swap_get(struct swap *s, const char *key)
+{
+	return json_string_value(json_object_get(s->rec, key));
+}
+
+int swap_find(struct swap *s, const char *name, char id[65], struct refit_err *e)
+{
+	char path[512];
+	json_t *ins = NULL;
+	long status = 0;
+	const char *v;
+	struct refit_err ie = { 0 };
+
+	snprintf(path, sizeof(path), "/containers/%s/json", name);
+	if (engine_call(s->en, "GET", path, NULL, 0, &ins, &status, &ie) < 0) {
+		if (status == 404)
+			return 0;
+		*e = ie;
+		return -1;
+	}
+	v = json_string_value(json_object_get(ins, "Id"));
+	snprintf(id, 65, "%s", v ? v : "");
+	json_decref(ins);
+	return v ? 1 : 0;
+}
+
+int swap_create(struct swap *s, const char *name, const char *extra_alias, struct refit_err *e)
+{
+	bool from_spec = json_is_object(json_object_get(s->rec, "spec_inspect"));
+	struct spec_input in = {
+		.container = json_object_get(s->rec, from_spec ? "spec_inspect" : "old_inspect"),
+		.old_image = json_object_get(s->rec, from_spec ? "spec_image_inspect" : "old_image_inspect"),
+		.image = swap_get(s, "image"),
+		.api_version = engine_api_version(s->en),
+		.extra_alias = extra_alias,
+	};
+	struct spec_output out = { 0 };
+	const char *want = swap_get(s, "new_image_id"), *got;
+	json_t *ans = NULL, *ins = NULL;
+	char path[512], *esc;
+	size_t i;
+	json_t *c;
+	int rc = -1;
+
+	if (json_is_null(in.old_image))
+		in.old_image = NULL;
+	if (spec_build(&in, &out, e) < 0)
+		return -1;
+	esc = engine_escape(s->en, name);
+	snprintf(path, sizeof(path), "/containers/create?name=%s", esc ? esc : "");
+	free(esc);
+	if (engine_call(s->en, "POST", path, out.create, 0, &ans, NULL, e) < 0) {
+		err_prefix(e, "create %s: ", name);
+		goto out;
+	}
+	got = json_string_value(json_object_get(ans, "Id"));
+	if (!got || swap_note(s, "new_id", got, e) < 0) {
+		if (!got)
+			err_set(e, ERR_FAILED, "create %s: the engine gave no Id", name);
+		goto out;
+	}
+	json_array_foreach(out.connect, i, c) {
+		const char *net = json_string_value(json_object_get(c, "Network"));
+		json_t *body = json_pack("{s:s, s:O}", "Container", swap_get(s, "new_id"), "EndpointConfig",
+					 json_object_get(c, "EndpointConfig"));
+
+		esc = net ? engine_escape(s->en, net) : NULL;
+		snprintf(path, sizeof(path), "/networks/%s/connect", esc ? esc : "");
+		free(esc);
+		if (!body || engine_call(s->en, "POST", path, body, 0, NULL, NULL, e) < 0) {
+			json_decref(body);
+			err_prefix(e, "connect %s to %s: ", name, net ? net : "?");
+			goto out;
+		}
+		json_decref(body);
+	}
+	/* The replacement must run exactly the image the check found. */
+	snprintf(path, sizeof(path), "/containers/%s/json", swap_get(s, "new_id"));
+	if (engine_get_json(s->en, path, &ins, e) < 0)
+		goto out;
+	got = json_string_value(json_object_get(ins, "Image"));
+	if (want && (!got || strcmp(got, want) != 0)) {
+		err_set(e, ERR_FAILED, "create %s: it runs image %.80s, not %.80s (the tag moved meanwhile)", name,
+			got ? got : "?", want);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(ans);
+	json_decref(ins);
+	spec_output_free(&out);
+	return rc;
+}
+
+int swap_start(struct swap *s, const char *id, struct refit_err *e)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/containers/%s/start", id);
+	if (engine_call(s->en, "POST", path, NULL, 0, NULL, NULL, e) < 0) {
+		err_prefix(e, "start: ");
+		return -1;
+	}
+	return 0;
+}
+
+/* The stop timeout: the container's own, else the configuration's. */
+static long stop_timeout(struct swap *s)
+{
+	json_t *t = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "Config"), "StopTimeout");
+
+	return json_is_integer(t) && json_integer_value(t) >= 0 && json_integer_value(t) <= 3600 ?
+		       (long)json_integer_value(t) : s->cfg->stop_timeout;
+}
+
+int swap_stop(struct swap *s, const char *id, struct refit_err *e)
+{
+	json_t *labels = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "Config"), "Labels");
+	const char *sig = label_get(labels, "stop-signal");
+	long t = stop_timeout(s);
+	char path[160];
+
+	if (sig) {
+		size_t n = strlen(sig);
+
+		if (n == 0 || n > 16 || strspn(sig, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+") != n)
+			return err_set(e, ERR_FAILED, "label stop-signal: expected a signal name or number, got \"%.20s\"", sig);
+		snprintf(path, sizeof(path), "/containers/%s/kill?signal=%s", id, sig);
+		if (engine_call(s->en, "POST", path, NULL, 0, NULL, NULL, e) == 0) {
+			/* Give it its stop timeout to exit on that signal; SIGKILL after. */
+			for (long waited = 0; waited <= t * 4; waited++) {
+				json_t *ins = NULL;
+
+				snprintf(path, sizeof(path), "/containers/%s/json", id);
+				if (engine_get_json(s->en, path, &ins, e) < 0)
+					return -1;
+				if (!json_is_true(json_object_get(json_object_get(ins, "State"), "Running"))) {
+					json_decref(ins);
+					return 0;
+				}
+				json_decref(ins);
+				usleep(250000);
+			}
+			t = 0;
+		}
+	}
+	snprintf(path, sizeof(path), "/containers/%s/stop?t=%ld", id, t);
+	if (engine_call(s->en, "POST", path, NULL, t + 60, NULL, NULL, e) < 0) {
+		err_prefix(e, "stop: ");
+		return -1;
+	}
+	return 0;
+}
+
+int swap_rename(struct swap *s, const char *id, const char *name, struct refit_err *e)
+{
+	char path[512], *esc = engine_escape(s->en, name);
+
+	snprintf(path, sizeof(path), "/containers/%s/rename?name=%s", id, esc ? esc : "");
+	free(esc);
+	if (engine_call(s->en, "POST", path, NULL, 0, NULL, NULL, e) < 0) {
+		err_prefix(e, "rename to %s: ", name);
+		return -1;
+	}
+	return 0;
+}
+
+int swap_remove(struct swap *s, const char *id, struct refit_err *e)
+{
+	char path[160];
+	long status = 0;
+	struct refit_err ie = { 0 };
+
+	snprintf(path, sizeof(path), "/containers/%s?force=1&v=0", id);
+	if (engine_call(s->en, "DELETE", path, NULL, 0, NULL, &status, &ie) < 0 && status != 404) {
+		*e = ie;
+		err_prefix(e, "remove: ");
+		return -1;
+	}
+	return 0;
+}
+
+int swap_disconnect_old(struct swap *s, struct refit_err *e)
+{
+	json_t *nets = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "NetworkSettings"),
+				       "Networks");
+	const char *net;
+	json_t *v;
+
+	json_object_foreach(nets, net, v) {
+		json_t *body;
+		char path[512], *esc;
+
+		if (strcmp(net, "bridge") == 0 || strcmp(net, "host") == 0 || strcmp(net, "none") == 0)
+			continue;
+		body = json_pack("{s:s, s:b}", "Container", s->old_id, "Force", 1);
+		esc = engine_escape(s->en, net);
+		snprintf(path, sizeof(path), "/networks/%s/disconnect", esc ? esc : "");
+		free(esc);
+		if (!body || engine_call(s->en, "POST", path, body, 0, NULL, NULL, e) < 0) {
+			json_decref(body);
+			err_prefix(e, "disconnect old from %s: ", net);
+			return -1;
+		}
+		json_decref(body);
+	}
+	sleep(DRAIN_SECONDS); /* requests in flight to the old one finish */
+	return 0;
+}
+
+int swap_restore_old(struct swap *s, struct refit_err *e)
+{
+	const char *names[] = { s->name, swap_get(s, "temp_name"), swap_get(s, "new_name") };
+	const char *new_id = swap_get(s, "new_id");
+	char id[65], path[160];
+	json_t *ins = NULL;
+	const char *cur;
+
+	if (new_id && strcmp(new_id, s->old_id) != 0 && swap_remove(s, new_id, e) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int f;
+
+		if (!names[i])
+			continue;
+		f = swap_find(s, names[i], id, e);
+		if (f < 0)
+			return -1;
+		if (f == 1 && strcmp(id, s->old_id) != 0 && swap_remove(s, id, e) < 0)
+			return -1;
+	}
+	snprintf(path, sizeof(path), "/containers/%s/json", s->old_id);
+	if (engine_get_json(s->en, path, &ins, e) < 0) {
+		err_prefix(e, "old container %.12s: ", s->old_id);
+		return -1;
+	}
+	cur = json_string_value(json_object_get(ins, "Name"));
+	if (cur && *cur == '/')
+		cur++;
+	if ((!cur || strcmp(cur, s->name) != 0) && swap_rename(s, s->old_id, s->name, e) < 0) {
+		json_decref(ins);
+		return -1;
+	}
+	if (s->was_running && !json_is_true(json_object_get(json_object_get(ins, "State"), "Running")) &&
+	    swap_start(s, s->old_id, e) < 0) {
+		json_decref(ins);
+		return -1;
+	}
+	/* Networks the old one was taken out of (blue-green, alias) are given back. */
+	{
+		json_t *had = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "NetworkSettings"),
+					      "Networks");
+		json_t *now = json_object_get(json_object_get(ins, "NetworkSettings"), "Networks");
+		const char *net;
+		json_t *ep;
+
+		json_object_foreach(had, net, ep) {
+			json_t *body;
+			char *esc;
+
+			if (json_object_get(now, net) || strcmp(net, "host") == 0 || strcmp(net, "none") == 0)
+				continue;
+			body = json_pack("{s:s, s:{s:O*, s:O*}}", "Container", s->old_id, "EndpointConfig", "Aliases",
+					 json_object_get(ep, "Aliases"), "IPAMConfig", json_object_get(ep, "IPAMConfig"));
+			esc = engine_escape(s->en, net);
+			snprintf(path, sizeof(path), "/networks/%s/connect", esc ? esc : "");
+			free(esc);
+			if (!body || engine_call(s->en, "POST", path, body, 0, NULL, NULL, e) < 0) {
+				json_decref(body);
+				json_decref(ins);
+				err_prefix(e, "reconnect old to %s: ", net);
+				return -1;
+			}
+			json_decref(body);
+		}
+	}
+	json_decref(ins);
+	return 1;
+}
+
+int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
+{
+	const char *new_id = swap_get(s, "new_id");
+	char id[65], path[160];
+	json_t *ins = NULL;
+	const char *cur;
+
+	if (!new_id)
+		return err_set(e, ERR_FAILED, "journal has no new container id");
+	if (swap_remove(s, s->old_id, e) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/containers/%s/json", new_id);
+	if (engine_get_json(s->en, path, &ins, e) < 0)
+		return -1;
+	cur = json_string_value(json_object_get(ins, "Name"));
+	if (cur && *cur == '/')
+		cur++;
+	if (!cur || strcmp(cur, final_name) != 0) {
+		int f = swap_find(s, final_name, id, e);
+
+		if (f < 0 || (f == 1 && strcmp(id, new_id) != 0 && swap_remove(s, id, e) < 0) ||
+		    swap_rename(s, new_id, final_name, e) < 0) {
+			json_decref(ins);
+			return -1;
+		}
+	}
+	if (!json_is_true(json_object_get(json_object_get(ins, "State"), "Running")) && swap_start(s, new_id, e) < 0) {
+		json_decref(ins);
+		return -1;
+	}
+	json_decref(ins);
+	return 0;
+}
+
+/* The strategy named NAME. */
+static const struct strategy_ops *strategy_find(const char *name)
+{
+	static const struct strategy_ops *const all[] = { &strategy_recreate, &strategy_blue_green, &strategy_alias };
+
+	for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(all[i]->name, name) == 0)
+			return all[i];
+	return NULL;
+}
+
+/* Record the outcome in the history and fill RES. */
+static int swap_finish(struct swap *s, int rc, struct refit_err *e, struct swap_result *res)
+{
+	char now[32];
+	struct refit_err je = { 0 };
+
+	res->outcome = rc == 0 ? "updated" : rc == 1 ? "rolled-back" : "failed";
+	snprintf(res->new_id, sizeof(res->new_id), "%s", rc == 0 && swap_get(s, "new_id") ? swap_get(s, "new_id") : "");
+	snprintf(res->error, sizeof(res->error), "%s", rc == 0 ? "" : e->msg);
+	iso_now(now);
+	json_object_set_new(s->rec, "finished", json_string(now));
+	json_object_set_new(s->rec, "outcome", json_string(res->outcome));
+	if (rc != 0)
+		json_object_set_new(s->rec, "error", json_string(e->msg));
+	if (journal_finish(s->j, s->rec, &je) < 0) {
+		log_error("%s: %s", s->name, je.msg);
+		if (rc == 0) {
+			snprintf(res->error, sizeof(res->error), "%s", je.msg);
+			return 0; /* the swap itself is done; only its history line is missing */
+		}
+	}
+	return rc;
+}
+
+/* Fill S's shared fields from its record. */
+static int swap_prepare(struct swap *s, struct engine *en, struct journal *j, const struct refit_config *cfg,
+			json_t *rec, struct refit_err *e)
+{
+	json_t *old = json_object_get(rec, "old_inspect");
+
+	memset(s, 0, sizeof(*s));
+	s->en = en;
+	s->j = j;
+	s->cfg = cfg;
+	s->rec = rec;
+	s->name = json_string_value(json_object_get(rec, "container"));
+	s->old_id = json_string_value(json_object_get(rec, "old_id"));
+	s->was_running = json_is_true(json_object_get(json_object_get(old, "State"), "Running"));
+	if (!s->name || !s->old_id || !json_is_object(old))
+		return err_set(e, ERR_FAILED, "journal record of %.60s is incomplete", s->name ? s->name : "?");
+	return health_opts_from(cfg, json_object_get(json_object_get(old, "Config"), "Labels"), &s->health, e);
+}
+
+int swap_run(struct engine *en, struct journal *j, const struct refit_config *cfg, const struct swap_request *rq,
+	     struct swap_result *res)
+{
+	const struct strategy_ops *ops = strategy_find(rq->strategy);
+	struct refit_err e = { 0 };
+	const char *old_id = json_string_value(json_object_get(rq->old, "Id"));
+	char id[17], now[32];
+	struct swap s;
+	json_t *rec;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->outcome = "failed";
+	if (!ops || !old_id) {
+		snprintf(res->error, sizeof(res->error), "%s", !ops ? "unknown strategy" : "inspect has no Id");
+		return -1;
+	}
+	if (ops == &strategy_blue_green && spec_fixed_host_ports(rq->old)) {
+		log_info("%s: publishes fixed host ports, two copies cannot run at once: using recreate", rq->name);
+		ops = &strategy_recreate;
+	} else if (ops == &strategy_blue_green &&
+		   !json_is_true(json_object_get(json_object_get(rq->old, "State"), "Running"))) {
+		ops = &strategy_recreate; /* nothing is serving: no overlap to keep */
+	}
+	res->strategy = ops->name;
+	journal_new_id(id);
+	iso_now(now);
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:O?, s:s?, s:s, s:s?, s:s?, s:s?, s:s}", "id", id,
+			"kind", rq->kind, "container", rq->name, "strategy", ops->name, "step", "intent", "old_id",
+			old_id, "old_inspect", rq->old, "old_image_inspect", rq->old_image, "old_digest",
+			rq->old_digest, "image", rq->image, "new_image_id", rq->new_image_id, "new_digest",
+			rq->new_digest, "new_name", rq->rename_to, "started", now);
+	if (rec && rq->spec) {
+		json_object_set(rec, "spec_inspect", rq->spec);
+		json_object_set(rec, "spec_image_inspect", rq->spec_image ? rq->spec_image : json_null());
+	}
+	if (!rec) {
+		snprintf(res->error, sizeof(res->error), "out of memory");
+		return -1;
+	}
+	if (swap_prepare(&s, en, j, cfg, rec, &e) < 0 || journal_write(j, rec, &e) < 0) {
+		/* Nothing was changed: refit does not touch what it cannot journal. */
+		snprintf(res->error, sizeof(res->error), "%s", e.msg);
+		res->outcome = "failed";
+		json_decref(rec);
+		return 1;
+	}
+	rc = ops->run(&s, &e);
+	rc = swap_finish(&s, rc, &e, res);
+	json_decref(rec);
+	return rc;
+}
+
+int swap_recover(struct engine *en, struct journal *j, const struct refit_config *cfg, json_t *rec,
+		 struct swap_result *res)
+{
+	const struct strategy_ops *ops = strategy_find(json_string_value(json_object_get(rec, "strategy")));
+	struct refit_err e = { 0 };
+	struct swap s;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->outcome = "failed";
+	if (!ops) {
+		snprintf(res->error, sizeof(res->error), "journal record has an unknown strategy");
+		return -1;
+	}
+	res->strategy = ops->name;
+	if (swap_prepare(&s, en, j, cfg, rec, &e) < 0) {
+		snprintf(res->error, sizeof(res->error), "%s", e.msg);
+		return -1;
+	}
+	json_object_set_new(rec, "recovered", json_true());
+	rc = ops->recover(&s, &e);
+	if (rc == 1 && !e.msg[0])
+		err_set(&e, ERR_FAILED, "interrupted at step %s; the old container was restored", swap_get(&s, "step"));
+	return swap_finish(&s, rc, &e, res);
+}

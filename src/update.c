@@ -1,0 +1,345 @@
+/* Update passes: pull the digest the check found, swap with the container's strategy; rollbacks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refit/auth.h"
+#include "refit/imageref.h"
+#include "refit/log.h"
+#include "refit/select.h"
+#include "refit/strategy.h"
+#include "refit/update.h"
+
+#define PULL_TIMEOUT (30L * 60)
+
+int update_recover(struct engine *en, struct journal *j, const struct refit_config *cfg)
+{
+	json_t *pending = journal_pending(j), *rec;
+	size_t i;
+	int handled = 0, rc = 0;
+
+	json_array_foreach(pending, i, rec) {
+		struct swap_result res;
+		const char *name = json_string_value(json_object_get(rec, "container"));
+		const char *step = json_string_value(json_object_get(rec, "step"));
+
+		log_warn("%s: finishing an operation interrupted at step %s", name ? name : "?", step ? step : "?");
+		if (swap_recover(en, j, cfg, rec, &res) < 0) {
+			log_error("%s: recovery failed: %s", name ? name : "?", res.error);
+			rc = -1;
+			continue;
+		}
+		log_info("%s: recovered: %s", name ? name : "?", res.outcome);
+		handled++;
+	}
+	json_decref(pending);
+	return rc < 0 ? -1 : handled;
+}
+
+/* Set an entry's status and error. */
+static void set_outcome(struct check_entry *c, const char *status, const char *error)
+{
+	c->status = status;
+	free(c->error);
+	c->error = error && *error ? strdup(error) : NULL;
+	c->err_kind = c->error ? ERR_FAILED : ERR_NONE;
+}
+
+/* Inspect PATH into *RET, or fail the entry. */
+static int inspect_or_fail(struct engine *en, const char *what, const char *id, json_t **ret, struct check_entry *c)
+{
+	struct refit_err e = { 0 };
+	char path[1200], *esc = engine_escape(en, id);
+
+	snprintf(path, sizeof(path), "/%s/%s/json", what, esc ? esc : "");
+	free(esc);
+	if (engine_get_json(en, path, ret, &e) < 0) {
+		set_outcome(c, "failed", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Pull exactly DIGEST of REF and point REF's tag at it. */
+static int pull_digest(struct engine *en, const struct refit_config *cfg, const struct imageref *ref,
+		       const char *digest, struct refit_err *e)
+{
+	struct cred cr = { 0 };
+	char *repo = imageref_repository(ref), *hdr = NULL, *by_digest = NULL, path[2048];
+	int found, rc = -1;
+
+	if (!repo || asprintf(&by_digest, "%s@%s", repo, digest) < 0) {
+		free(repo);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	found = auth_lookup(cfg, ref->domain, &cr, e);
+	if (found < 0)
+		goto out;
+	if (found == 1)
+		hdr = auth_engine_header(&cr, strcmp(ref->domain, "docker.io") == 0 ? "https://index.docker.io/v1/" : ref->domain);
+	if (engine_pull(en, by_digest, NULL, hdr, PULL_TIMEOUT, e) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "/images/%s/tag?repo=%s&tag=%s", by_digest, repo, ref->tag ? ref->tag : "latest");
+	if (engine_call(en, "POST", path, NULL, 0, NULL, NULL, e) < 0) {
+		err_prefix(e, "tag %s: ", by_digest);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (hdr)
+		explicit_bzero(hdr, strlen(hdr));
+	free(hdr);
+	cred_free(&cr);
+	free(repo);
+	free(by_digest);
+	return rc;
+}
+
+/* Swap one stale container onto the image its check found. */
+static void update_one(struct engine *en, struct journal *j, const struct refit_config *cfg, struct check_entry *c,
+		       bool no_pull, json_t **pulled)
+{
+	json_t *old = NULL, *old_image = NULL, *new_image = NULL, *labels;
+	struct imageref ref = { 0 };
+	struct refit_err e = { 0 };
+	struct swap_result res;
+	struct swap_request rq = { 0 };
+	const char *new_id;
+
+	if (imageref_parse(c->image, &ref, &e) < 0) {
+		set_outcome(c, "failed", e.msg);
+		return;
+	}
+	if (!no_pull && !json_object_get(*pulled, c->latest_digest)) {
+		if (pull_digest(en, cfg, &ref, c->latest_digest, &e) < 0) {
+			set_outcome(c, "failed", e.msg);
+			goto out;
+		}
+		json_object_set_new(*pulled, c->latest_digest, json_true());
+	}
+	if (inspect_or_fail(en, "containers", c->id, &old, c) < 0 || inspect_or_fail(en, "images", c->image, &new_image, c) < 0)
+		goto out;
+	if (inspect_or_fail(en, "images", c->image_id, &old_image, c) < 0) {
+		old_image = NULL; /* gone: every setting is then kept as the container has it */
+		c->status = NULL;
+	}
+	new_id = json_string_value(json_object_get(new_image, "Id"));
+	labels = json_object_get(json_object_get(old, "Config"), "Labels");
+	rq.kind = "update";
+	rq.name = c->name;
+	rq.old = old;
+	rq.old_image = old_image;
+	rq.old_digest = c->current_digest;
+	rq.image = c->image;
+	rq.new_image_id = new_id;
+	rq.new_digest = c->latest_digest;
+	rq.strategy = c->strategy;
+	rq.rename_to = json_string_value(json_object_get(labels, "refit.rename-to"));
+	if (strcmp(c->strategy, "alias") == 0 && !rq.rename_to) {
+		set_outcome(c, "failed", "strategy alias needs the label refit.rename-to");
+		goto out;
+	}
+	swap_run(en, j, cfg, &rq, &res);
+	log_info("%s: %s (%s)%s%s", c->name, res.outcome, res.strategy ? res.strategy : c->strategy,
+		 res.error[0] ? ": " : "", res.error);
+	if (res.strategy)
+		c->strategy = res.strategy;
+	set_outcome(c, res.outcome, res.error);
+	if (strcmp(res.outcome, "updated") == 0 && res.new_id[0]) {
+		free(c->id);
+		c->id = strdup(res.new_id);
+	}
+out:
+	json_decref(old);
+	json_decref(old_image);
+	json_decref(new_image);
+	imageref_free(&ref);
+}
+
+int update_run(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
+	       char *const *names, size_t nnames, bool dry_run, struct check_result *res, struct refit_err *e)
+{
+	json_t *pulled = json_object();
+
+	if (check_run(en, reg, cfg, names, nnames, res, e) < 0) {
+		json_decref(pulled);
+		return -1;
+	}
+	for (size_t i = 0; i < res->n && !dry_run; i++) {
+		struct check_entry *c = &res->v[i];
+
+		if (strcmp(c->status, "update-available") == 0) {
+			update_one(en, j, cfg, c, c->no_pull, &pulled);
+		} else if (strcmp(c->status, "error") == 0) {
+			c->status = "failed";
+		} else if (strcmp(c->status, "up-to-date") != 0) {
+			/* pinned, monitor-only, skipped: reported, never changed */
+			if (!c->error) {
+				char why[64];
+
+				snprintf(why, sizeof(why), "%s", c->status);
+				c->error = strdup(why);
+			}
+			c->status = "skipped";
+		}
+	}
+	json_decref(pulled);
+	return 0;
+}
+
+/* The last successful update of NAME that no later rollback undid, or NULL (borrowed from HIST). */
+static json_t *last_update(json_t *hist, const char *name)
+{
+	for (size_t i = json_array_size(hist); i-- > 0;) {
+		json_t *r = json_array_get(hist, i);
+		const char *kind = json_string_value(json_object_get(r, "kind"));
+		const char *outcome = json_string_value(json_object_get(r, "outcome"));
+		const char *c = json_string_value(json_object_get(r, "container"));
+		const char *nn = json_string_value(json_object_get(r, "new_name"));
+
+		if (!outcome || strcmp(outcome, "updated") != 0 || !kind)
+			continue;
+		if (!(c && strcmp(c, name) == 0) && !(nn && strcmp(nn, name) == 0))
+			continue;
+		return strcmp(kind, "update") == 0 ? r : NULL;
+	}
+	return NULL;
+}
+
+/* Roll one container back to the state recorded in REC. */
+static void rollback_one(struct engine *en, struct journal *j, const struct refit_config *cfg, json_t *rec,
+			 struct check_entry *c)
+{
+	json_t *spec = json_object_get(rec, "old_inspect"), *spec_image = json_object_get(rec, "old_image_inspect");
+	const char *old_image_id = json_string_value(json_object_get(spec, "Image"));
+	const char *image = json_string_value(json_object_get(json_object_get(spec, "Config"), "Image"));
+	const char *old_digest = json_string_value(json_object_get(rec, "old_digest"));
+	const char *old_name = json_string_value(json_object_get(rec, "container"));
+	json_t *cur = NULL, *cur_image = NULL, *img = NULL;
+	struct refit_err e = { 0 };
+	struct imageref ref = { 0 };
+	struct swap_request rq = { 0 };
+	struct swap_result res;
+	char path[2048];
+
+	if (!old_image_id || !image || !old_name || imageref_parse(image, &ref, &e) < 0) {
+		set_outcome(c, "failed", e.msg[0] ? e.msg : "history record is incomplete");
+		return;
+	}
+	if (inspect_or_fail(en, "containers", c->name, &cur, c) < 0)
+		goto out;
+	/* The previous image by ID if still here, else pulled by its digest. */
+	if (inspect_or_fail(en, "images", old_image_id, &img, c) < 0) {
+		if (!old_digest || pull_digest(en, cfg, &ref, old_digest, &e) < 0) {
+			set_outcome(c, "failed", old_digest ? e.msg : "previous image is gone and its digest is unknown");
+			goto out;
+		}
+		json_decref(img);
+		img = NULL;
+		if (inspect_or_fail(en, "images", image, &img, c) < 0)
+			goto out;
+		old_image_id = json_string_value(json_object_get(img, "Id"));
+	} else {
+		char *repo = imageref_repository(&ref);
+
+		snprintf(path, sizeof(path), "/images/%s/tag?repo=%s&tag=%s", old_image_id, repo ? repo : "",
+			 ref.tag ? ref.tag : "latest");
+		free(repo);
+		if (engine_call(en, "POST", path, NULL, 0, NULL, NULL, &e) < 0) {
+			set_outcome(c, "failed", e.msg);
+			goto out;
+		}
+	}
+	if (!json_string_value(json_object_get(cur, "Image")) ||
+	    inspect_or_fail(en, "images", json_string_value(json_object_get(cur, "Image")), &cur_image, c) < 0) {
+		cur_image = NULL;
+		c->status = NULL;
+	}
+	rq.kind = "rollback";
+	rq.name = c->name;
+	rq.old = cur;
+	rq.old_image = cur_image;
+	rq.old_digest = json_string_value(json_object_get(rec, "new_digest"));
+	rq.image = image;
+	rq.new_image_id = old_image_id;
+	rq.new_digest = old_digest;
+	rq.strategy = json_string_value(json_object_get(rec, "strategy"));
+	rq.rename_to = strcmp(c->name, old_name) != 0 ? old_name : NULL;
+	if (rq.rename_to)
+		rq.strategy = "alias"; /* an alias migration goes back to its old name */
+	rq.spec = spec;
+	rq.spec_image = json_is_object(spec_image) ? spec_image : NULL;
+	swap_run(en, j, cfg, &rq, &res);
+	log_info("%s: rollback %s%s%s", c->name, strcmp(res.outcome, "updated") == 0 ? "done" : res.outcome,
+		 res.error[0] ? ": " : "", res.error);
+	set_outcome(c, strcmp(res.outcome, "updated") == 0 ? "rolled-back" : "failed", res.error);
+	c->strategy = res.strategy;
+out:
+	json_decref(cur);
+	json_decref(cur_image);
+	json_decref(img);
+	imageref_free(&ref);
+}
+
+int update_rollback(struct engine *en, struct journal *j, const struct refit_config *cfg, char *const *names,
+		    size_t nnames, bool all, struct check_result *res, struct refit_err *e)
+{
+	json_t *hist = journal_history(cfg->state_dir, NULL), *targets = json_array();
+	size_t i;
+	json_t *r;
+
+	memset(res, 0, sizeof(*res));
+	if (all) {
+		json_array_foreach(hist, i, r) {
+			const char *nn = json_string_value(json_object_get(r, "new_name"));
+			const char *c = nn ? nn : json_string_value(json_object_get(r, "container"));
+			bool seen = false;
+
+			for (size_t k = 0; c && k < json_array_size(targets); k++)
+				seen |= strcmp(json_string_value(json_array_get(targets, k)), c) == 0;
+			if (c && !seen && last_update(hist, c))
+				json_array_append_new(targets, json_string(c));
+		}
+	} else {
+		for (size_t k = 0; k < nnames; k++)
+			json_array_append_new(targets, json_string(names[k]));
+	}
+	res->v = calloc(json_array_size(targets) + 1, sizeof(*res->v));
+	if (!res->v) {
+		json_decref(hist);
+		json_decref(targets);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	json_array_foreach(targets, i, r) {
+		struct check_entry *c = &res->v[res->n++];
+		json_t *rec = last_update(hist, json_string_value(r));
+
+		c->name = strdup(json_string_value(r));
+		c->update_available = -1;
+		if (!rec) {
+			set_outcome(c, "failed", "no update of this container in the history to roll back");
+			continue;
+		}
+		c->image = json_string_value(json_object_get(rec, "image")) ?
+				   strdup(json_string_value(json_object_get(rec, "image"))) : NULL;
+		c->current_digest = json_string_value(json_object_get(rec, "new_digest")) ?
+					    strdup(json_string_value(json_object_get(rec, "new_digest"))) : NULL;
+		c->latest_digest = json_string_value(json_object_get(rec, "old_digest")) ?
+					   strdup(json_string_value(json_object_get(rec, "old_digest"))) : NULL;
+		rollback_one(en, j, cfg, rec, c);
+	}
+	json_decref(hist);
+	json_decref(targets);
+	return 0;
+}
+
+int update_exit_code(const struct check_result *res, const char *failed_status)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		const char *st = res->v[i].status;
+
+		if (!st || strcmp(st, "failed") == 0 || (failed_status && strcmp(st, failed_status) == 0))
+			return ERR_FAILED;
+	}
+	return 0;
+}
