@@ -426,6 +426,12 @@ static json_t *config_build(const struct spec_input *in, json_t *img_cfg, struct
 	host = json_string_value(json_object_get(cfg, "Hostname"));
 	if (host && *host && strlen(host) <= SHORT_ID_LEN && strncmp(id, host, SHORT_ID_LEN) == 0)
 		json_object_del(cfg, "Hostname");
+	if (strcmp(spec_network_mode(in->container), "container") == 0) {
+		/* The inspect shows the other container's hostname and the image's
+		 * ports; the engine refuses both with a container network mode. */
+		json_object_del(cfg, "Hostname");
+		json_object_del(cfg, "ExposedPorts");
+	}
 	if (json_object_set_new(cfg, "Image", json_string(in->image)) < 0 ||
 	    (img_cfg && drop_image_defaults(cfg, img_cfg, ports, e) < 0)) {
 		json_decref(cfg);

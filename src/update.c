@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include "refit/auth.h"
+#include "refit/depends.h"
+#include "refit/engine-spec.h"
+#include "refit/hooks.h"
 #include "refit/imageref.h"
 #include "refit/log.h"
 #include "refit/select.h"
@@ -156,33 +159,176 @@ out:
 	imageref_free(&ref);
 }
 
+/* Every managed container that depends on NAME, directly or through others (new array). */
+static json_t *dependents_of(json_t *all, const char *name)
+{
+	json_t *out = json_array(), *queue = json_array(), *v;
+	const char *n;
+	json_t *ins;
+
+	json_array_append_new(queue, json_string(name));
+	for (size_t q = 0; q < json_array_size(queue) && q < 1024; q++) {
+		const char *target = json_string_value(json_array_get(queue, q));
+
+		json_object_foreach(all, n, ins) {
+			json_t *deps = depends_of(ins, all);
+			bool hit = false, seen = strcmp(n, name) == 0;
+			size_t i;
+
+			json_array_foreach(deps, i, v) {
+				hit |= strcmp(json_string_value(v), target) == 0;
+			}
+			json_decref(deps);
+			json_array_foreach(out, i, v) {
+				seen |= strcmp(json_string_value(v), n) == 0;
+			}
+			if (hit && !seen) {
+				json_array_append_new(out, json_string(n));
+				json_array_append_new(queue, json_string(n));
+			}
+		}
+	}
+	json_decref(queue);
+	return out;
+}
+
+/* Stop (STOP true, dependents first) or start (dependencies first) the running containers in NAMES. */
+static void stop_or_start(struct engine *en, json_t *all, json_t *names, bool stop)
+{
+	json_t *order = depends_order(names, all);
+	size_t n = json_array_size(order);
+
+	for (size_t k = 0; k < n; k++) {
+		const char *name = json_string_value(json_array_get(order, stop ? n - 1 - k : k));
+		json_t *ins = json_object_get(all, name);
+		struct refit_err e = { 0 };
+		char path[160];
+
+		if (!json_is_true(json_object_get(json_object_get(ins, "State"), "Running")))
+			continue; /* only what was running is stopped and started again */
+		snprintf(path, sizeof(path), "/containers/%s/%s%s", name, stop ? "stop" : "start", stop ? "?t=10" : "");
+		if (engine_call(en, "POST", path, NULL, 90, NULL, NULL, &e) < 0)
+			log_warn("%s: %s dependent: %s", name, stop ? "stopping" : "starting", e.msg);
+		else
+			log_info("%s: %s (depends on an updated container)", name, stop ? "stopped" : "started");
+	}
+	json_decref(order);
+}
+
+/* Does this swap stop the old container before the new one runs? */
+static bool has_downtime(struct check_entry *c, json_t *ins)
+{
+	return strcmp(c->strategy, "recreate") == 0 ||
+	       (strcmp(c->strategy, "blue-green") == 0 && spec_fixed_host_ports(ins));
+}
+
+/* Run hook KIND of C in container ID; logs failures. Returns the exit code, or -1. */
+static int run_hook(struct engine *en, json_t *ins, const char *kind, const char *id, struct check_entry *c,
+		    char *why, size_t why_len)
+{
+	struct refit_err e = { 0 };
+	json_t *labels = json_object_get(json_object_get(ins, "Config"), "Labels");
+	int rc;
+
+	if (!json_is_true(json_object_get(json_object_get(ins, "State"), "Running")))
+		return 0; /* hooks run in running containers only */
+	rc = hook_run(en, labels, kind, id, &e);
+	if (rc < 0)
+		snprintf(why, why_len, "%s", e.msg);
+	else if (rc != 0)
+		snprintf(why, why_len, "hook %s exited %d", kind, rc);
+	if (rc != 0)
+		log_warn("%s: %s", c->name, why);
+	return rc;
+}
+
 int update_run(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
 	       char *const *names, size_t nnames, bool dry_run, struct check_result *res, struct refit_err *e)
 {
-	json_t *pulled = json_object();
+	json_t *pulled = json_object(), *all = json_object(), *stale = json_array(), *order, *v;
+	size_t k;
 
 	if (check_run(en, reg, cfg, names, nnames, res, e) < 0) {
 		json_decref(pulled);
+		json_decref(all);
+		json_decref(stale);
 		return -1;
 	}
 	for (size_t i = 0; i < res->n && !dry_run; i++) {
 		struct check_entry *c = &res->v[i];
+		json_t *ins = NULL;
+		struct refit_err ie = { 0 };
+		char path[128];
 
+		snprintf(path, sizeof(path), "/containers/%s/json", c->id);
+		if (engine_get_json(en, path, &ins, &ie) == 0)
+			json_object_set_new(all, c->name, ins);
 		if (strcmp(c->status, "update-available") == 0) {
-			update_one(en, j, cfg, c, c->no_pull, &pulled);
+			json_array_append_new(stale, json_string(c->name));
 		} else if (strcmp(c->status, "error") == 0) {
 			c->status = "failed";
 		} else if (strcmp(c->status, "up-to-date") != 0) {
 			/* pinned, monitor-only, skipped: reported, never changed */
-			if (!c->error) {
-				char why[64];
-
-				snprintf(why, sizeof(why), "%s", c->status);
-				c->error = strdup(why);
-			}
+			if (!c->error)
+				c->error = strdup(c->status);
 			c->status = "skipped";
 		}
 	}
+	/* Dependencies are updated before what depends on them. */
+	order = depends_order(stale, all);
+	json_array_foreach(order, k, v) {
+		const char *name = json_string_value(v);
+		json_t *ins = json_object_get(all, name), *deps;
+		struct check_entry *c = NULL;
+		char why[512] = "";
+		bool downtime;
+		int hrc;
+
+		for (size_t i = 0; i < res->n && !c; i++)
+			if (strcmp(res->v[i].name, name) == 0)
+				c = &res->v[i];
+		if (!c || !ins)
+			continue;
+		if (run_hook(en, ins, "pre-check", c->id, c, why, sizeof(why)) != 0 ||
+		    (hrc = run_hook(en, ins, "pre-update", c->id, c, why, sizeof(why))) == HOOK_SKIP) {
+			set_outcome(c, "skipped", why);
+			c->err_kind = ERR_NONE;
+			continue;
+		}
+		if (hrc != 0) {
+			set_outcome(c, "failed", why);
+			continue;
+		}
+		deps = dependents_of(all, name);
+		downtime = has_downtime(c, ins);
+		if (json_array_size(deps) && downtime)
+			stop_or_start(en, all, deps, true);
+		update_one(en, j, cfg, c, c->no_pull, &pulled);
+		if (strcmp(c->status, "updated") == 0) {
+			json_t *fresh = NULL;
+			struct refit_err ie = { 0 };
+			char path[128];
+
+			snprintf(path, sizeof(path), "/containers/%s/json", c->id);
+			if (engine_get_json(en, path, &fresh, &ie) == 0) {
+				run_hook(en, fresh, "post-update", c->id, c, why, sizeof(why));
+				run_hook(en, fresh, "post-check", c->id, c, why, sizeof(why));
+				json_object_set_new(all, name, fresh); /* INS is gone from here on */
+			}
+		}
+		if (json_array_size(deps)) {
+			if (downtime) {
+				stop_or_start(en, all, deps, false);
+			} else if (strcmp(c->status, "updated") == 0) {
+				stop_or_start(en, all, deps, true);
+				stop_or_start(en, all, deps, false);
+			}
+		}
+		json_decref(deps);
+	}
+	json_decref(order);
+	json_decref(stale);
+	json_decref(all);
 	json_decref(pulled);
 	return 0;
 }
