@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ struct journal {
 	char *dir;     /* state_dir */
 	char *opsdir;  /* state_dir/ops */
 	int lock_fd;
+	pthread_mutex_t history_lock; /* swaps finish from several threads */
 };
 
 /* Make DIR (and its parents) with mode 0700. */
@@ -59,6 +61,7 @@ int journal_open(struct journal **ret, const char *state_dir, int wait_seconds, 
 	if (!j)
 		return err_set(e, ERR_FAILED, "out of memory");
 	j->lock_fd = -1;
+	pthread_mutex_init(&j->history_lock, NULL);
 	if (asprintf(&j->dir, "%s", state_dir) < 0 || asprintf(&j->opsdir, "%s/ops", state_dir) < 0) {
 		j->dir = j->opsdir = NULL;
 		journal_close(j);
@@ -223,17 +226,20 @@ int journal_finish(struct journal *j, json_t *rec, struct refit_err *e)
 	if (!text)
 		return err_set(e, ERR_FAILED, "out of memory");
 	snprintf(path, sizeof(path), "%s/history.jsonl", j->dir);
+	pthread_mutex_lock(&j->history_lock);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
 		saved = errno;
 		if (fd >= 0)
 			close(fd);
+		pthread_mutex_unlock(&j->history_lock);
 		free(text);
 		return err_set(e, ERR_FAILED, "history %s: %s", path, strerror(saved));
 	}
 	close(fd);
 	free(text);
 	history_trim(path);
+	pthread_mutex_unlock(&j->history_lock);
 	snprintf(path, sizeof(path), "%s/%s.json", j->opsdir, id);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return err_set(e, ERR_FAILED, "journal %s: %s", path, strerror(errno));

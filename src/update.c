@@ -1,4 +1,5 @@
 /* Update passes: pull the digest the check found, swap with the container's strategy; rollbacks. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,7 @@ out:
 
 /* Swap one stale container onto the image its check found. */
 static void update_one(struct engine *en, struct journal *j, const struct refit_config *cfg, struct check_entry *c,
-		       bool no_pull, json_t **pulled)
+		       json_t *pulled)
 {
 	json_t *old = NULL, *old_image = NULL, *new_image = NULL, *labels;
 	struct imageref ref = { 0 };
@@ -113,12 +114,9 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 		set_outcome(c, "failed", e.msg);
 		return;
 	}
-	if (!no_pull && !json_object_get(*pulled, c->latest_digest)) {
-		if (pull_digest(en, cfg, &ref, c->latest_digest, &e) < 0) {
-			set_outcome(c, "failed", e.msg);
-			goto out;
-		}
-		json_object_set_new(*pulled, c->latest_digest, json_true());
+	if (!c->no_pull && json_is_string(json_object_get(pulled, c->latest_digest))) {
+		set_outcome(c, "failed", json_string_value(json_object_get(pulled, c->latest_digest)));
+		goto out;
 	}
 	if (inspect_or_fail(en, "containers", c->id, &old, c) < 0 || inspect_or_fail(en, "images", c->image, &new_image, c) < 0)
 		goto out;
@@ -157,6 +155,42 @@ out:
 	json_decref(old_image);
 	json_decref(new_image);
 	imageref_free(&ref);
+}
+
+/*
+ * cleanup: remove the images NAME ran before, keeping the last keep_previous
+ * for rollback. Never forced, so the engine refuses an image that any
+ * container (running or not) still uses, or that has other tags.
+ */
+static void cleanup_images(struct engine *en, const struct refit_config *cfg, const char *name, const char *current)
+{
+	json_t *hist = journal_history(cfg->state_dir, name), *seen = json_object(), *r;
+	long kept = 0;
+
+	for (size_t i = json_array_size(hist); i-- > 0;) {
+		const char *id, *kind, *outcome;
+		struct refit_err e = { 0 };
+		char path[160];
+		long status = 0;
+
+		r = json_array_get(hist, i);
+		kind = json_string_value(json_object_get(r, "kind"));
+		outcome = json_string_value(json_object_get(r, "outcome"));
+		id = json_string_value(json_object_get(json_object_get(r, "old_inspect"), "Image"));
+		if (!id || !kind || !outcome || strcmp(outcome, "updated") != 0 || strncmp(id, "sha256:", 7) != 0 ||
+		    strlen(id) != 71 || json_object_get(seen, id) || (current && strcmp(id, current) == 0))
+			continue;
+		json_object_set_new(seen, id, json_true());
+		if (kept++ < cfg->keep_previous)
+			continue;
+		snprintf(path, sizeof(path), "/images/%s", id);
+		if (engine_call(en, "DELETE", path, NULL, 120, NULL, &status, &e) == 0)
+			log_info("%s: removed image %.19s", name, id);
+		else if (status != 404)
+			log_info("%s: kept image %.19s: %s", name, id, e.msg);
+	}
+	json_decref(seen);
+	json_decref(hist);
 }
 
 /* Every managed container that depends on NAME, directly or through others (new array). */
@@ -242,19 +276,187 @@ static int run_hook(struct engine *en, json_t *ins, const char *kind, const char
 	return rc;
 }
 
+/* What the workers of one update pass share. */
+struct pass_work {
+	const struct refit_config *cfg;
+	struct journal *j;
+	struct check_result *res;
+	json_t *all;        /* name -> inspect of every managed container (read only) */
+	json_t *pulled;     /* digest -> true, or the pull's error (read only) */
+	json_t *groups;     /* arrays of names, each in dependency order */
+	size_t next;
+	pthread_mutex_t lock;
+};
+
+/* Update one stale container NAME: hooks, dependents, swap, cleanup. */
+static void update_entry(struct engine *en, struct pass_work *w, const char *name)
+{
+	json_t *ins = json_object_get(w->all, name), *deps;
+	struct check_entry *c = NULL;
+	char why[512] = "";
+	bool downtime;
+	int hrc;
+
+	for (size_t i = 0; i < w->res->n && !c; i++)
+		if (strcmp(w->res->v[i].name, name) == 0)
+			c = &w->res->v[i];
+	if (!c || !ins)
+		return;
+	if (run_hook(en, ins, "pre-check", c->id, c, why, sizeof(why)) != 0 ||
+	    (hrc = run_hook(en, ins, "pre-update", c->id, c, why, sizeof(why))) == HOOK_SKIP) {
+		set_outcome(c, "skipped", why);
+		return;
+	}
+	if (hrc != 0) {
+		set_outcome(c, "failed", why);
+		return;
+	}
+	deps = dependents_of(w->all, name);
+	downtime = has_downtime(c, ins);
+	if (json_array_size(deps) && downtime)
+		stop_or_start(en, w->all, deps, true);
+	update_one(en, w->j, w->cfg, c, w->pulled);
+	if (strcmp(c->status, "updated") == 0) {
+		json_t *fresh = NULL;
+		struct refit_err ie = { 0 };
+		char path[128];
+
+		snprintf(path, sizeof(path), "/containers/%s/json", c->id);
+		if (engine_get_json(en, path, &fresh, &ie) == 0) {
+			run_hook(en, fresh, "post-update", c->id, c, why, sizeof(why));
+			run_hook(en, fresh, "post-check", c->id, c, why, sizeof(why));
+			if (w->cfg->cleanup)
+				cleanup_images(en, w->cfg, name, json_string_value(json_object_get(fresh, "Image")));
+		}
+		json_decref(fresh);
+	}
+	if (json_array_size(deps)) {
+		if (downtime) {
+			stop_or_start(en, w->all, deps, false);
+		} else if (strcmp(c->status, "updated") == 0) {
+			stop_or_start(en, w->all, deps, true);
+			stop_or_start(en, w->all, deps, false);
+		}
+	}
+	json_decref(deps);
+}
+
+/* A worker: its own engine connection, one dependency group at a time. */
+static void *pass_worker(void *arg)
+{
+	struct pass_work *w = arg;
+	struct engine *en = NULL;
+	struct refit_err e = { 0 };
+
+	if (engine_open(&en, w->cfg->docker_host, &e) < 0) {
+		log_error("update worker: %s", e.msg);
+		return NULL;
+	}
+	for (;;) {
+		json_t *group, *v;
+		size_t i;
+
+		pthread_mutex_lock(&w->lock);
+		group = json_array_get(w->groups, w->next);
+		w->next++;
+		pthread_mutex_unlock(&w->lock);
+		if (!group)
+			break;
+		json_array_foreach(group, i, v) {
+			update_entry(en, w, json_string_value(v));
+		}
+	}
+	engine_close(en);
+	return NULL;
+}
+
+/* Index of NAME's group in UF (a name -> group-id map), following merges. */
+static const char *uf_find(json_t *uf, const char *name)
+{
+	for (int hops = 0; hops < 4096; hops++) {
+		const char *up = json_string_value(json_object_get(uf, name));
+
+		if (!up || strcmp(up, name) == 0)
+			return name;
+		name = up;
+	}
+	return name;
+}
+
+/* Split the stale containers into groups that share no dependency, each in dependency order. */
+static json_t *dependency_groups(json_t *stale, json_t *all)
+{
+	json_t *uf = json_object(), *groups = json_array(), *byroot = json_object(), *order, *v, *ins;
+	const char *name;
+	size_t i;
+
+	json_object_foreach(all, name, ins) {
+		json_t *deps = depends_of(ins, all);
+
+		json_array_foreach(deps, i, v) {
+			const char *a = uf_find(uf, name), *b = uf_find(uf, json_string_value(v));
+
+			if (strcmp(a, b) != 0)
+				json_object_set_new(uf, a, json_string(b));
+		}
+		json_decref(deps);
+	}
+	order = depends_order(stale, all);
+	json_array_foreach(order, i, v) {
+		const char *root = uf_find(uf, json_string_value(v));
+		json_t *g = json_object_get(byroot, root);
+
+		if (!g) {
+			g = json_array();
+			json_object_set_new(byroot, root, g);
+			json_array_append(groups, g);
+		}
+		json_array_append(g, v);
+	}
+	json_decref(order);
+	json_decref(byroot);
+	json_decref(uf);
+	return groups;
+}
+
+/* Pull each distinct digest the stale containers need, once; errors are kept per digest. */
+static void pull_all(struct engine *en, const struct refit_config *cfg, struct check_result *res, json_t *pulled)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		struct check_entry *c = &res->v[i];
+		struct imageref ref = { 0 };
+		struct refit_err e = { 0 };
+
+		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest ||
+		    json_object_get(pulled, c->latest_digest))
+			continue;
+		if (imageref_parse(c->image, &ref, &e) < 0 || pull_digest(en, cfg, &ref, c->latest_digest, &e) < 0)
+			json_object_set_new(pulled, c->latest_digest, json_string(e.msg));
+		else
+			json_object_set_new(pulled, c->latest_digest, json_true());
+		imageref_free(&ref);
+	}
+}
+
 int update_run(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
 	       char *const *names, size_t nnames, bool dry_run, struct check_result *res, struct refit_err *e)
 {
-	json_t *pulled = json_object(), *all = json_object(), *stale = json_array(), *order, *v;
-	size_t k;
+	struct pass_work w = { .cfg = cfg, .j = j, .res = res, .lock = PTHREAD_MUTEX_INITIALIZER };
+	json_t *stale = json_array();
+	pthread_t threads[64];
+	long nthreads;
 
 	if (check_run(en, reg, cfg, names, nnames, res, e) < 0) {
-		json_decref(pulled);
-		json_decref(all);
 		json_decref(stale);
 		return -1;
 	}
-	for (size_t i = 0; i < res->n && !dry_run; i++) {
+	if (dry_run) {
+		json_decref(stale);
+		return 0;
+	}
+	w.all = json_object();
+	w.pulled = json_object();
+	for (size_t i = 0; i < res->n; i++) {
 		struct check_entry *c = &res->v[i];
 		json_t *ins = NULL;
 		struct refit_err ie = { 0 };
@@ -262,7 +464,7 @@ int update_run(struct engine *en, struct registry *reg, struct journal *j, const
 
 		snprintf(path, sizeof(path), "/containers/%s/json", c->id);
 		if (engine_get_json(en, path, &ins, &ie) == 0)
-			json_object_set_new(all, c->name, ins);
+			json_object_set_new(w.all, c->name, ins);
 		if (strcmp(c->status, "update-available") == 0) {
 			json_array_append_new(stale, json_string(c->name));
 		} else if (strcmp(c->status, "error") == 0) {
@@ -274,62 +476,21 @@ int update_run(struct engine *en, struct registry *reg, struct journal *j, const
 			c->status = "skipped";
 		}
 	}
-	/* Dependencies are updated before what depends on them. */
-	order = depends_order(stale, all);
-	json_array_foreach(order, k, v) {
-		const char *name = json_string_value(v);
-		json_t *ins = json_object_get(all, name), *deps;
-		struct check_entry *c = NULL;
-		char why[512] = "";
-		bool downtime;
-		int hrc;
-
-		for (size_t i = 0; i < res->n && !c; i++)
-			if (strcmp(res->v[i].name, name) == 0)
-				c = &res->v[i];
-		if (!c || !ins)
-			continue;
-		if (run_hook(en, ins, "pre-check", c->id, c, why, sizeof(why)) != 0 ||
-		    (hrc = run_hook(en, ins, "pre-update", c->id, c, why, sizeof(why))) == HOOK_SKIP) {
-			set_outcome(c, "skipped", why);
-			c->err_kind = ERR_NONE;
-			continue;
-		}
-		if (hrc != 0) {
-			set_outcome(c, "failed", why);
-			continue;
-		}
-		deps = dependents_of(all, name);
-		downtime = has_downtime(c, ins);
-		if (json_array_size(deps) && downtime)
-			stop_or_start(en, all, deps, true);
-		update_one(en, j, cfg, c, c->no_pull, &pulled);
-		if (strcmp(c->status, "updated") == 0) {
-			json_t *fresh = NULL;
-			struct refit_err ie = { 0 };
-			char path[128];
-
-			snprintf(path, sizeof(path), "/containers/%s/json", c->id);
-			if (engine_get_json(en, path, &fresh, &ie) == 0) {
-				run_hook(en, fresh, "post-update", c->id, c, why, sizeof(why));
-				run_hook(en, fresh, "post-check", c->id, c, why, sizeof(why));
-				json_object_set_new(all, name, fresh); /* INS is gone from here on */
-			}
-		}
-		if (json_array_size(deps)) {
-			if (downtime) {
-				stop_or_start(en, all, deps, false);
-			} else if (strcmp(c->status, "updated") == 0) {
-				stop_or_start(en, all, deps, true);
-				stop_or_start(en, all, deps, false);
-			}
-		}
-		json_decref(deps);
-	}
-	json_decref(order);
+	pull_all(en, cfg, res, w.pulled);
+	/* Groups that share no dependency swap at once; inside a group, dependencies first. */
+	w.groups = dependency_groups(stale, w.all);
+	nthreads = (long)json_array_size(w.groups) < cfg->concurrency ? (long)json_array_size(w.groups) : cfg->concurrency;
+	for (long t = 0; t < nthreads; t++)
+		if (pthread_create(&threads[t], NULL, pass_worker, &w) != 0)
+			nthreads = t;
+	if (nthreads == 0)
+		pass_worker(&w);
+	for (long t = 0; t < nthreads; t++)
+		pthread_join(threads[t], NULL);
+	json_decref(w.groups);
+	json_decref(w.all);
+	json_decref(w.pulled);
 	json_decref(stale);
-	json_decref(all);
-	json_decref(pulled);
 	return 0;
 }
 
