@@ -588,6 +588,24 @@ out:
 	imageref_free(&ref);
 }
 
+/* Does container NAME exist and does this refit manage it (labels, scope)? *RET gets its inspect. */
+static bool managed_here(struct engine *en, const struct refit_config *cfg, const char *name, json_t **ret)
+{
+	struct refit_err e = { 0 };
+	char path[512], *esc = engine_escape(en, name);
+	json_t *ins = NULL;
+	bool ok;
+
+	snprintf(path, sizeof(path), "/containers/%s/json", esc ? esc : "");
+	free(esc);
+	*ret = NULL;
+	if (engine_get_json(en, path, &ins, &e) < 0)
+		return false;
+	ok = select_container(cfg, json_object_get(json_object_get(ins, "Config"), "Labels"), name, true, NULL, 0);
+	*ret = ins;
+	return ok;
+}
+
 int update_rollback(struct engine *en, struct journal *j, const struct refit_config *cfg, char *const *names,
 		    size_t nnames, bool all, struct check_result *res, struct refit_err *e)
 {
@@ -618,11 +636,20 @@ int update_rollback(struct engine *en, struct journal *j, const struct refit_con
 		return err_set(e, ERR_FAILED, "out of memory");
 	}
 	json_array_foreach(targets, i, r) {
-		struct check_entry *c = &res->v[res->n++];
-		json_t *rec = last_update(hist, json_string_value(r));
+		json_t *rec = last_update(hist, json_string_value(r)), *ins = NULL;
+		bool managed = managed_here(en, cfg, json_string_value(r), &ins);
+		struct check_entry *c;
 
+		json_decref(ins);
+		if (all && !managed)
+			continue; /* --all: only what this refit manages and still exists */
+		c = &res->v[res->n++];
 		c->name = strdup(json_string_value(r));
 		c->update_available = -1;
+		if (!managed) {
+			set_outcome(c, "failed", "no such container managed here (check its labels, scope and state)");
+			continue;
+		}
 		if (!rec) {
 			set_outcome(c, "failed", "no update of this container in the history to roll back");
 			continue;
