@@ -10,7 +10,9 @@
 #include "refit/daemon.h"
 #include "refit/engine.h"
 #include "refit/log.h"
+#include "refit/journal.h"
 #include "refit/registry.h"
+#include "refit/update.h"
 
 #define ENGINE_RETRY_SECONDS 30
 
@@ -45,6 +47,24 @@ static void daemon_pass(struct engine *en, struct registry *reg, const struct re
 	check_result_free(&res);
 }
 
+/* Finish or undo what an interrupted run left in the journal; true when nothing is left. */
+static bool daemon_recover(struct engine *en, const struct refit_config *cfg)
+{
+	struct journal *j = NULL;
+	struct refit_err e = { 0 };
+	int n;
+
+	if (journal_open(&j, cfg->state_dir, 30, &e) < 0) {
+		log_error("%s; interrupted operations, if any, are left for later", e.msg);
+		return false;
+	}
+	n = update_recover(en, j, cfg);
+	journal_close(j);
+	if (n > 0)
+		log_info("recovered %d interrupted operation%s", n, n == 1 ? "" : "s");
+	return n >= 0;
+}
+
 /* Seconds on the monotonic clock. */
 static time_t mono_s(void)
 {
@@ -63,6 +83,7 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 	sigset_t set;
 	time_t next = 0;
 	bool wd = sd_watchdog_enabled(0, &wd_usec) > 0;
+	bool recovered = false;
 	int code = 0;
 
 	if (cfg->schedule) {
@@ -95,8 +116,8 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 				sd_notifyf(0, "STATUS=%s", e.msg);
 				next = now + ENGINE_RETRY_SECONDS;
 			} else {
-				if (en)
-					log_debug("engine API %s", engine_api_version(en));
+				if (!recovered)
+					recovered = daemon_recover(en, cfg);
 				daemon_pass(en, reg, cfg);
 				/* Reconnect next time: the engine may have restarted meanwhile. */
 				engine_close(en);

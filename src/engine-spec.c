@@ -11,7 +11,9 @@
 #define API_ALL_NETWORKS "1.44" /* first API that takes several EndpointsConfig entries at create */
 
 /* Container Config keys that, equal to the old image's, are the image's default. */
-static const char *const image_default_keys[] = { "WorkingDir", "User", "StopSignal", "Shell", "OnBuild", NULL };
+static const char *const image_default_keys[] = {
+	"WorkingDir", "User", "StopSignal", "Shell", "OnBuild", NULL,
+};
 
 /* Endpoint settings a user can set at create; the rest of the inspect is the engine's state. */
 static const char *const endpoint_user_keys[] = { "IPAMConfig", "Links", "DriverOpts", NULL };
@@ -199,7 +201,8 @@ static int check_mounts(json_t *mounts, json_t *hc, struct refit_err *e)
 	size_t i;
 	json_t *m;
 
-	if (want_type(mounts, JSON_ARRAY, "Mounts", e) < 0 || want_elements(mounts, JSON_OBJECT, "a Mounts entry", e) < 0 ||
+	if (want_type(mounts, JSON_ARRAY, "Mounts", e) < 0 ||
+	    want_elements(mounts, JSON_OBJECT, "a Mounts entry", e) < 0 ||
 	    want_type(binds, JSON_ARRAY, "HostConfig.Binds", e) < 0 ||
 	    want_elements(binds, JSON_STRING, "a HostConfig.Binds entry", e) < 0 ||
 	    want_type(hmounts, JSON_ARRAY, "HostConfig.Mounts", e) < 0 ||
@@ -210,8 +213,10 @@ static int check_mounts(json_t *mounts, json_t *hc, struct refit_err *e)
 
 		if (!type || strcmp(type, "volume") != 0)
 			continue;
-		if (!json_is_string(json_object_get(m, "Destination")) || !json_is_string(json_object_get(m, "Name")))
-			return err_set(e, ERR_FAILED, "container inspect: a volume in Mounts has no Name or Destination");
+		if (!json_is_string(json_object_get(m, "Destination")) ||
+		    !json_is_string(json_object_get(m, "Name")))
+			return err_set(e, ERR_FAILED,
+				       "container inspect: a volume in Mounts has no Name or Destination");
 	}
 	return 0;
 }
@@ -233,7 +238,8 @@ static int adopt_volumes(json_t *hc, json_t *mounts, struct refit_err *e)
 		const char *target = json_string_value(json_object_get(m, "Target"));
 		const char *name;
 
-		if (!type || strcmp(type, "volume") != 0 || !target || !is_empty(json_object_get(m, "Source")))
+		if (!type || strcmp(type, "volume") != 0 || !target ||
+		    !is_empty(json_object_get(m, "Source")))
 			continue;
 		name = volume_at(mounts, target);
 		if (name && json_object_set_new(m, "Source", json_string(name)) < 0)
@@ -253,8 +259,8 @@ static int adopt_volumes(json_t *hc, json_t *mounts, struct refit_err *e)
 			if (!hmounts || json_object_set_new(hc, "Mounts", hmounts) < 0)
 				return err_set(e, ERR_FAILED, "out of memory");
 		}
-		add = json_pack("{s:s, s:s, s:s, s:b}", "Type", "volume", "Source", name, "Target", dest, "ReadOnly",
-				json_is_false(rw));
+		add = json_pack("{s:s, s:s, s:s, s:b}", "Type", "volume", "Source", name, "Target", dest,
+				"ReadOnly", json_is_false(rw));
 		if (!add || json_array_append_new(hmounts, add) < 0)
 			return err_set(e, ERR_FAILED, "out of memory");
 	}
@@ -402,9 +408,12 @@ static int drop_image_defaults(json_t *cfg, json_t *img, json_t *ports, struct r
 		return -1;
 	drop_command(cfg, img);
 	drop_healthcheck(cfg, img);
-	for (int i = 0; image_default_keys[i]; i++)
-		if (same_value(json_object_get(cfg, image_default_keys[i]), json_object_get(img, image_default_keys[i])))
-			json_object_del(cfg, image_default_keys[i]);
+	for (int i = 0; image_default_keys[i]; i++) {
+		const char *k = image_default_keys[i];
+
+		if (same_value(json_object_get(cfg, k), json_object_get(img, k)))
+			json_object_del(cfg, k);
+	}
 	drop_object_members(cfg, img, "Labels", true, NULL);
 	drop_object_members(cfg, img, "Volumes", false, NULL);
 	drop_object_members(cfg, img, "ExposedPorts", false, json_is_object(ports) ? ports : NULL);
@@ -453,7 +462,8 @@ static int check_endpoint(json_t *ep, struct refit_err *e)
 	json_t *aliases = json_object_get(ep, "Aliases");
 
 	if (!json_is_object(ep))
-		return err_set(e, ERR_FAILED, "container inspect: a NetworkSettings.Networks entry is not an object");
+		return err_set(e, ERR_FAILED,
+			       "container inspect: a NetworkSettings.Networks entry is not an object");
 	if (want_type(aliases, JSON_ARRAY, "an endpoint's Aliases", e) < 0 ||
 	    want_elements(aliases, JSON_STRING, "an endpoint's alias", e) < 0 ||
 	    want_type(json_object_get(ep, "IPAMConfig"), JSON_OBJECT, "an endpoint's IPAMConfig", e) < 0 ||
@@ -463,7 +473,7 @@ static int check_endpoint(json_t *ep, struct refit_err *e)
 	return 0;
 }
 
-/* Set OUT's Aliases to EP's (type-checked) without the engine's ID aliases, plus EXTRA; none if empty. */
+/* Set OUT's Aliases to EP's (type-checked) minus the engine's ID aliases, plus EXTRA; none if empty. */
 static int endpoint_aliases(json_t *out, json_t *ep, const char *id, const char *extra)
 {
 	json_t *aliases = json_object_get(ep, "Aliases"), *list = json_array(), *a;
@@ -474,13 +484,15 @@ static int endpoint_aliases(json_t *out, json_t *ep, const char *id, const char 
 	json_array_foreach(aliases, i, a) {
 		const char *s = json_string_value(a);
 
-		if (strcmp(s, id) == 0 || (strlen(s) == SHORT_ID_LEN && strncmp(s, id, SHORT_ID_LEN) == 0) ||
+		if (strcmp(s, id) == 0 ||
+		    (strlen(s) == SHORT_ID_LEN && strncmp(s, id, SHORT_ID_LEN) == 0) ||
 		    array_has_string(list, s))
 			continue;
 		if (json_array_append(list, a) < 0)
 			goto fail;
 	}
-	if (extra && *extra && !array_has_string(list, extra) && json_array_append_new(list, json_string(extra)) < 0)
+	if (extra && *extra && !array_has_string(list, extra) &&
+	    json_array_append_new(list, json_string(extra)) < 0)
 		goto fail;
 	if (json_array_size(list) == 0) {
 		json_decref(list);
@@ -497,8 +509,8 @@ fail:
  * what the user set (static addresses, links, driver options, aliases,
  * MAC when given), never the engine's state (IDs, gateway, leased address).
  */
-static json_t *endpoint_build(const struct spec_input *in, const char *name, json_t *ep, const char *mac,
-			      struct refit_err *e)
+static json_t *endpoint_build(const struct spec_input *in, const char *name, json_t *ep,
+			      const char *mac, struct refit_err *e)
 {
 	const char *id = json_string_value(json_object_get(in->container, "Id"));
 	json_t *out = json_object();
@@ -508,7 +520,8 @@ static json_t *endpoint_build(const struct spec_input *in, const char *name, jso
 	for (int i = 0; endpoint_user_keys[i]; i++) {
 		json_t *v = json_object_get(ep, endpoint_user_keys[i]);
 
-		if (!is_empty(v) && json_object_set_new(out, endpoint_user_keys[i], json_deep_copy(v)) < 0)
+		if (!is_empty(v) &&
+		    json_object_set_new(out, endpoint_user_keys[i], json_deep_copy(v)) < 0)
 			goto oom;
 	}
 	if (json_integer_value(json_object_get(ep, "GwPriority")) != 0 &&
@@ -553,8 +566,8 @@ static const char *primary_network(json_t *networks, const char *mode)
  * NetworkMode one; the others are connected after create. MAC is the
  * user's container-wide MAC address, moved to the primary endpoint from 1.44.
  */
-static int networks_build(const struct spec_input *in, json_t *create, json_t *connect, const char *mac,
-			  struct refit_err *e)
+static int networks_build(const struct spec_input *in, json_t *create, json_t *connect,
+			  const char *mac, struct refit_err *e)
 {
 	json_t *hc = json_object_get(create, "HostConfig");
 	json_t *networks = json_object_get(json_object_get(in->container, "NetworkSettings"), "Networks");
@@ -572,7 +585,8 @@ static int networks_build(const struct spec_input *in, json_t *create, json_t *c
 			return err_set(e, ERR_FAILED, "out of memory");
 	}
 	endpoints = json_object();
-	if (!endpoints || json_object_set_new(create, "NetworkingConfig", json_pack("{s:o}", "EndpointsConfig", endpoints)) < 0)
+	if (!endpoints || json_object_set_new(create, "NetworkingConfig",
+					      json_pack("{s:o}", "EndpointsConfig", endpoints)) < 0)
 		return err_set(e, ERR_FAILED, "out of memory");
 	json_object_foreach(networks, k, ep) {
 		bool first = strcmp(k, primary) == 0;
@@ -583,7 +597,8 @@ static int networks_build(const struct spec_input *in, json_t *create, json_t *c
 		if (first || all) {
 			if (json_object_set_new(endpoints, k, conf) < 0)
 				return err_set(e, ERR_FAILED, "out of memory");
-		} else if (json_array_append_new(connect, json_pack("{s:s, s:o}", "Network", k, "EndpointConfig", conf)) < 0) {
+		} else if (json_array_append_new(connect, json_pack("{s:s, s:o}", "Network", k,
+								    "EndpointConfig", conf)) < 0) {
 			return err_set(e, ERR_FAILED, "out of memory");
 		}
 	}
@@ -593,15 +608,19 @@ static int networks_build(const struct spec_input *in, json_t *create, json_t *c
 /* Check that IN holds an inspect of the shape the engine gives (and an image inspect, if any). */
 static int check_input(const struct spec_input *in, struct refit_err *e)
 {
-	json_t *c = in->container, *ns, *networks, *hc, *ep;
+	json_t *c = in->container, *ns, *networks, *hc, *ep, *ref;
 	const char *k;
 
 	if (!in->image || !*in->image)
 		return err_set(e, ERR_FAILED, "container spec: no image reference for the new container");
+	ref = json_string(in->image);
+	if (!ref)
+		return err_set(e, ERR_FAILED, "container spec: the image reference is not UTF-8");
+	json_decref(ref);
 	if (!json_is_object(c))
 		return err_set(e, ERR_FAILED, "container inspect: not an object");
-	if (!json_is_string(json_object_get(c, "Id")) || json_string_length(json_object_get(c, "Id")) == 0)
-		return err_set(e, ERR_FAILED, "container inspect: no Id");
+	if (json_string_length(json_object_get(c, "Id")) == 0)
+		return err_set(e, ERR_FAILED, "container inspect: Id is missing or not a string");
 	if (!json_is_object(json_object_get(c, "Config")))
 		return err_set(e, ERR_FAILED, "container inspect: Config is not an object");
 	hc = json_object_get(c, "HostConfig");
@@ -643,8 +662,10 @@ int spec_build(const struct spec_input *in, struct spec_output *out, struct refi
 	if (!create)
 		return -1;
 	hc = host_config_build(in->container, e);
-	if (!hc || json_object_set_new(create, "HostConfig", hc) < 0)
+	if (!hc)
 		goto fail;
+	if (json_object_set_new(create, "HostConfig", hc) < 0)
+		goto oom;
 	/* From API 1.44 the container-wide MAC address is an endpoint's. */
 	mac = json_string_value(json_object_get(create, "MacAddress"));
 	if (mac && *mac && version_cmp(in->api_version, API_ALL_NETWORKS) >= 0) {
@@ -683,7 +704,8 @@ void spec_output_free(struct spec_output *out)
 
 bool spec_fixed_host_ports(json_t *container)
 {
-	json_t *bindings = json_object_get(json_object_get(container, "HostConfig"), "PortBindings"), *list;
+	json_t *hc = json_object_get(container, "HostConfig");
+	json_t *bindings = json_object_get(hc, "PortBindings"), *list;
 	const char *port;
 
 	json_object_foreach(bindings, port, list) {
@@ -702,7 +724,8 @@ bool spec_fixed_host_ports(json_t *container)
 
 const char *spec_network_mode(json_t *container)
 {
-	const char *mode = json_string_value(json_object_get(json_object_get(container, "HostConfig"), "NetworkMode"));
+	json_t *hc = json_object_get(container, "HostConfig");
+	const char *mode = json_string_value(json_object_get(hc, "NetworkMode"));
 
 	if (!mode)
 		return "default";

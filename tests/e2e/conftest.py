@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 from harness import (Containers, Engine, ImageFactory, Refit, Registry,  # noqa: E402
-                     TLSMaterial, TokenServer, RUN_LABEL, docker)
+                     TLSMaterial, TokenServer, RUN_LABEL)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -90,6 +90,15 @@ def registry_factory(engine, session_dir):
 @pytest.fixture(scope="session")
 def plain_registry(registry_factory):
     return registry_factory("plain")
+
+
+@pytest.fixture(scope="session")
+def shared_images(image_factory, plain_registry):
+    """Five images on the plain registry that no test republishes: use them
+    where a test only needs an image that stays up to date."""
+    return image_factory.make_many([{"registry": plain_registry,
+                                     "repo": image_factory.unique_repo("shared")}
+                                    for _ in range(5)])
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,10 @@ and teardown removes only those (plus the exact tags it created), because the
 Docker engine is shared with other work.
 """
 
+import atexit
 import base64
 import datetime
+import hashlib
 import http.server
 import json
 import os
@@ -42,6 +44,20 @@ MANIFEST_ACCEPT = ", ".join([
 
 class HarnessError(RuntimeError):
     pass
+
+
+# Processes this harness started (registries; dockerd when it had to), killed
+# at interpreter exit should a fixture finalizer not have run.
+_CHILDREN = set()
+
+
+def _kill_children():
+    for p in list(_CHILDREN):
+        if p.poll() is None:
+            p.kill()
+
+
+atexit.register(_kill_children)
 
 
 # --------------------------------------------------------------------------
@@ -143,6 +159,7 @@ class Engine:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([dockerd], stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        _CHILDREN.add(self.proc)
         try:
             wait_for(lambda: self.proc.poll() is None and engine_ping(), timeout,
                      interval=0.5, what="dockerd to answer on %s" % DOCKER_SOCK)
@@ -221,7 +238,6 @@ class TokenServer:
 
     def __init__(self, workdir, service="refit-test", issuer="refit-test-issuer",
                  username="ci", password=None):
-        import jwt  # noqa: F401  (python3-jwt; imported here to fail early)
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
@@ -502,6 +518,7 @@ class Registry:
             self.proc = subprocess.Popen([REGISTRY_BIN, "serve", self.config_path],
                                          stdout=self._out, stderr=self._err,
                                          start_new_session=True)
+            _CHILDREN.add(self.proc)
             try:
                 wait_for(lambda: self.proc.poll() is None and self._answers(), timeout,
                          what="registry %s on %s" % (self.name, self.host))
@@ -659,6 +676,132 @@ class Registry:
 
 
 # --------------------------------------------------------------------------
+# a read-only proxy in front of a plain registry (GET/HEAD), to make a
+# registry that behaves differently: e.g. no Docker-Content-Digest on HEAD
+
+class RegistryProxy:
+    """Forwards GET and HEAD to UPSTREAM (a plain Registry).  With
+    strip_head_digest, HEAD answers carry no Docker-Content-Digest (as some
+    registries and caches do), so a client must GET and hash the body.
+    `log` records (method, path, status)."""
+
+    HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+           "proxy-authorization", "proxy-authenticate"}
+
+    def __init__(self, upstream, strip_head_digest=True, manifest_delay=0.0):
+        self.upstream = upstream
+        self.strip_head_digest = strip_head_digest
+        self.manifest_delay = manifest_delay   # seconds before answering a manifest request
+        self.active = 0                        # manifest requests being answered now
+        self.max_active = 0
+        self.lock = threading.Lock()
+        self.log = []
+        self.httpd = None
+
+    def start(self):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_GET(self):
+                proxy._forward(self, "GET")
+
+            def do_HEAD(self):
+                proxy._forward(self, "HEAD")
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+    def hostname(self, host=None):
+        return "%s:%d" % (host or "127.0.0.1", self.port)
+
+    @property
+    def host(self):
+        return self.hostname()
+
+    def ref(self, repo, tag="latest", host=None):
+        return "%s/%s:%s" % (self.hostname(host), repo, tag)
+
+    push_config = None
+
+    def mark(self):
+        with self.lock:
+            return len(self.log)
+
+    def count(self, method=None, path_re=None, since=0):
+        rx = re.compile(path_re) if path_re else None
+        with self.lock:
+            entries = self.log[since:]
+        return sum(1 for m, p, _ in entries
+                   if (method is None or m == method) and (rx is None or rx.search(p)))
+
+    def _forward(self, req, method):
+        manifest = "/manifests/" in req.path
+        if manifest:
+            with self.lock:
+                self.active += 1
+                self.max_active = max(self.max_active, self.active)
+        try:
+            if manifest and self.manifest_delay:
+                time.sleep(self.manifest_delay)
+            self._forward2(req, method)
+        finally:
+            if manifest:
+                with self.lock:
+                    self.active -= 1
+
+    def _forward2(self, req, method):
+        import http.client
+        # every header line, repeated ones too (Docker sends one Accept per type)
+        headers = [(k, v) for k, v in req.headers.items()
+                   if k.lower() not in self.HOP and k.lower() != "host"]
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream.port, timeout=30)
+        try:
+            conn.putrequest(method, req.path, skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", self.host)
+            for k, v in headers:
+                conn.putheader(k, v)
+            conn.endheaders()
+            r = conn.getresponse()
+            body = r.read()
+            status = r.status
+            out = [(k, v) for k, v in r.getheaders() if k.lower() not in self.HOP]
+        finally:
+            conn.close()
+        if method == "HEAD" and self.strip_head_digest and "/manifests/" in req.path:
+            out = [(k, v) for k, v in out if k.lower() != "docker-content-digest"]
+        with self.lock:
+            self.log.append((method, req.path, status))
+        req.send_response(status)
+        for k, v in out:
+            if k.lower() == "content-length":
+                continue
+            req.send_header(k, v)
+        if method == "HEAD":
+            # keep the upstream's length for HEAD (there is no body here)
+            length = dict((k.lower(), v) for k, v in r.getheaders()).get("content-length", "0")
+            req.send_header("Content-Length", length)
+        else:
+            req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        if method != "HEAD":
+            req.wfile.write(body)
+
+
+# --------------------------------------------------------------------------
 # images
 
 class Image:
@@ -791,6 +934,55 @@ class ImageFactory:
                 docker("rmi", "-f", new_id)
         return Image(image.registry, image.repo, image.tag, new_id, new_digest, image.host)
 
+    def pull(self, ref, config_dir=None):
+        """docker pull REF (from one of our registries or proxies); the tag
+        is removed at cleanup.  Returns the image ID."""
+        with self.lock:
+            self.tags.append(ref)
+        docker("pull", ref, config_dir=config_dir, timeout=180)
+        return docker_inspect(ref, "image")["Id"]
+
+    def make_index(self, image, tag, oci=False, pull=True, sorts=None):
+        """Pushes an image index for IMAGE (one linux/amd64 entry) as
+        repo:TAG - a Docker manifest list, or an OCI index - and pulls it,
+        so that the host has repo:TAG with the index digest among its
+        RepoDigests, as after pulling a multi-platform image.  Plain
+        registries only.  The engine lists RepoDigests sorted, so
+        sorts="first"/"last" picks a byte-different index whose digest sorts
+        before/after the image's own manifest digest.  Returns an Image whose
+        digest is the index's."""
+        reg = image.registry
+        status, headers, body = reg.request(
+            "GET", "/v2/%s/manifests/%s" % (image.repo, image.digest),
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        if status != 200:
+            raise HarnessError("GET manifest %s: %s" % (image.pinned_ref, status))
+        mt = ("application/vnd.oci.image.index.v1+json" if oci else
+              "application/vnd.docker.distribution.manifest.list.v2+json")
+        index = {"schemaVersion": 2, "mediaType": mt, "manifests": [{
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": image.digest, "size": len(body),
+            "platform": {"architecture": "amd64", "os": "linux"}}]}
+        base = json.dumps(index, indent=2).encode()
+        for pad in range(64):
+            data = base + b"\n" * pad
+            d = "sha256:" + hashlib.sha256(data).hexdigest()
+            if sorts is None or (d < image.digest) == (sorts == "first"):
+                break
+        req = urllib.request.Request("%s/v2/%s/manifests/%s" % (reg.url, image.repo, tag),
+                                     data=data, method="PUT", headers={"Content-Type": mt})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            digest = r.headers.get("Docker-Content-Digest")
+        if digest != "sha256:" + hashlib.sha256(data).hexdigest():
+            raise HarnessError("index digest %s" % digest)
+        ref = reg.ref(image.repo, tag, image.host)
+        if not pull:
+            return Image(reg, image.repo, tag, None, digest, image.host)
+        image_id = self.pull(ref)
+        if image_id != image.id:
+            raise HarnessError("pulled index resolves to %s, not %s" % (image_id, image.id))
+        return Image(reg, image.repo, tag, image_id, digest, image.host)
+
     def cleanup(self):
         """Removes exactly the tags created, then the images built (by ID,
         each labelled with this run's id)."""
@@ -871,8 +1063,10 @@ class Containers:
         with self.lock:
             names = list(self.names)
             self.names = []
-        for i in range(0, len(names), 50):
-            docker("rm", "-f", "-v", *names[i:i + 50], check=False, timeout=120)
+        chunks = [names[i:i + 8] for i in range(0, len(names), 8)]
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            list(ex.map(lambda ch: docker("rm", "-f", "-v", *ch, check=False, timeout=120),
+                        chunks))
 
 
 def engine_events(since, until, kinds=("container", "image")):

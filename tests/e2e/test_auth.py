@@ -5,7 +5,6 @@ import re
 
 import pytest
 
-import harness
 from harness import digest_only, write_cred_helper, write_docker_config, read_helper_log
 
 
@@ -17,16 +16,20 @@ def test_token_auth_from_config_json_one_token_per_repository(
         refit, token_registry, token_server, image_factory, containers, scoped, scope, tmp_path):
     a, b = image_factory.make_many([{"registry": token_registry},
                                     {"registry": token_registry}])
+    # a second tag of repository a: another reference, the same token scope
+    a2 = image_factory.make(token_registry, repo=a.repo, tag="other")
     on_a = [containers.run(a, labels=scoped()) for _ in range(3)]
+    on_a2 = containers.run(a2, labels=scoped())
     on_b = containers.run(b, labels=scoped())
     cfg = write_docker_config(str(tmp_path / "dc"), auths={
         token_registry.host: (token_server.username, token_server.password)})
     mark = token_server.mark()
     res = refit.check_json(scope, env={"DOCKER_CONFIG": cfg})
     assert res.rc == 0, res.describe()
-    assert res.statuses() == {n: "up-to-date" for n in on_a + [on_b]}, res.describe()
+    assert res.statuses() == {n: "up-to-date" for n in on_a + [on_a2, on_b]}, res.describe()
     for n in on_a:
         assert digest_only(res[n].get("latest_digest")) == a.digest
+    assert digest_only(res[on_a2].get("latest_digest")) == a2.digest
     assert digest_only(res[on_b].get("latest_digest")) == b.digest
     reqs = token_server.requests(mark)
     assert len(reqs) == 2 and all(r["ok"] for r in reqs), \
@@ -55,10 +58,9 @@ def test_token_auth_update_available(refit, token_registry, token_server, image_
 
 
 def test_wrong_password_is_that_containers_error(refit, token_registry, token_server,
-                                                 plain_registry, image_factory, containers,
+                                                 shared_images, image_factory, containers,
                                                  scoped, scope, tmp_path):
-    tok_img, plain_img = image_factory.make_many([{"registry": token_registry},
-                                                  {"registry": plain_registry}])
+    tok_img, plain_img = image_factory.make(token_registry), shared_images[3]
     bad = containers.run(tok_img, labels=scoped())
     good = containers.run(plain_img, labels=scoped())
     cfg = write_docker_config(str(tmp_path / "dc"), auths={

@@ -24,9 +24,8 @@ def assert_entry(res, name, containers, img, status, latest=None):
     return c
 
 
-def test_up_to_date_right_after_run(refit, plain_registry, image_factory, containers, scoped,
-                                    scope):
-    img = image_factory.make(plain_registry)
+def test_up_to_date_right_after_run(refit, shared_images, containers, scoped, scope):
+    img = shared_images[0]
     name = containers.run(img, labels=scoped())
     res = refit.check_json(scope)
     assert res.rc == 0, res.describe()
@@ -82,13 +81,13 @@ def test_update_available_and_check_changes_nothing(refit, plain_registry, image
 
 
 def test_thirty_containers_five_images_five_manifest_requests(refit, plain_registry,
-                                                              image_factory, containers,
-                                                              scoped, scope, run_id):
-    imgs = image_factory.make_many([{"registry": plain_registry,
-                                     "repo": image_factory.unique_repo("many")}
-                                    for _ in range(5)])
-    names = containers.run_many([{"image": imgs[i % 5], "labels": scoped(), "hint": "many"}
-                                 for i in range(30)])
+                                                              shared_images, containers,
+                                                              scoped, scope):
+    imgs = shared_images
+    assert len(imgs) == 5
+    names = containers.run_many([{"image": imgs[i % 5], "labels": scoped(), "hint": "many",
+                                  "extra": ["--network", "none"]}
+                                 for i in range(30)], workers=6)
     by_name = {n: imgs[i % 5] for i, n in enumerate(names)}
     mark = plain_registry.mark()
     res = refit.check_json(scope)
@@ -168,8 +167,8 @@ def test_monitor_only_config(refit, plain_registry, image_factory, containers, s
     assert res.statuses() == {name: "monitor-only"}, res.describe()
 
 
-def test_include_stopped(refit, plain_registry, image_factory, containers, scoped, scope):
-    img = image_factory.make(plain_registry)
+def test_include_stopped(refit, shared_images, containers, scoped, scope):
+    img = shared_images[2]
     running = containers.run(img, labels=scoped())
     created = containers.create(img, labels=scoped())
     res = refit.check_json(scope)
@@ -177,10 +176,13 @@ def test_include_stopped(refit, plain_registry, image_factory, containers, scope
     res = refit.check_json(scope, config="include_stopped: true\n")
     assert res.rc == 0, res.describe()
     assert res.statuses() == {running: "up-to-date", created: "up-to-date"}, res.describe()
+    res = refit.check_json(scope, env={"WATCHTOWER_INCLUDE_STOPPED": "true"})
+    assert res.rc == 0, res.describe()
+    assert res.statuses() == {running: "up-to-date", created: "up-to-date"}, res.describe()
 
 
-def test_names_narrow_the_set(refit, plain_registry, image_factory, containers, scoped, scope):
-    img = image_factory.make(plain_registry)
+def test_names_narrow_the_set(refit, shared_images, containers, scoped, scope):
+    img = shared_images[1]
     a, b, c = (containers.run(img, labels=scoped()) for _ in range(3))
     res = refit.check_json(scope, names=[a, c])
     assert res.rc == 0, res.describe()

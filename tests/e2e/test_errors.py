@@ -9,11 +9,11 @@ import pytest
 from harness import digest_only, port_is_closed
 
 
-def test_registry_down(refit, registry_factory, plain_registry, image_factory, containers,
+def test_registry_down(refit, registry_factory, shared_images, image_factory, containers,
                        scoped, scope):
     down_reg = registry_factory("down")
     down_img = image_factory.make(down_reg)
-    ok_img = image_factory.make(plain_registry)
+    ok_img = shared_images[4]
     down = containers.run(down_img, labels=scoped())
     ok = containers.run(ok_img, labels=scoped())
     down_reg.stop()
@@ -121,3 +121,32 @@ def test_valid_config_is_accepted(refit, scope):
         "insecure_registries: []\napi:\n  listen: 127.0.0.1:8010\n"))
     assert res.rc == 0, res.describe()
     assert res.stdout.strip().startswith("{"), res.describe()
+
+
+@pytest.mark.parametrize("text", [
+    "schedule: \"0 0 4 * * *\"\n",        # Watchtower's 6 fields, with seconds
+    "schedule: \"30 4 * * 1-5\"\n",        # classic 5 fields
+    "poll_interval: 90\n",
+    "poll_interval: 5m\n",
+], ids=["cron6", "cron5", "seconds", "duration"])
+def test_schedule_and_interval_accepted(text, refit, scope):
+    res = refit.run("check", "--json", "--scope", scope, config=text)
+    assert res.rc == 0, res.describe()
+    assert res.stdout.strip() and '"containers"' in res.stdout, res.describe()
+
+
+@pytest.mark.parametrize("text", [
+    "schedule: \"every day\"\n",
+    "schedule: \"61 * * * *\"\n",
+    "schedule: \"* * * * * * * *\"\n",
+], ids=["words", "minute-61", "eight-fields"])
+def test_bad_schedule(text, refit, scope):
+    res = refit.run("check", "--json", "--scope", scope, config=text)
+    assert res.rc == 2, res.describe()
+    _stderr_names(res, refit.config_path, "schedule")
+
+
+def test_empty_selection(refit, scope):
+    res = refit.check_json(scope)
+    assert res.rc == 0, res.describe()
+    assert res.data == {"containers": []}, res.describe()

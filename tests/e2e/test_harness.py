@@ -211,3 +211,36 @@ networks:
     labels:
       refit-test.run: "%(run)s"
 """
+
+
+def test_proxy_strips_head_digest(plain_registry, image_factory):
+    img = image_factory.make(plain_registry)
+    proxy = harness.RegistryProxy(plain_registry).start()
+    try:
+        pulled = image_factory.pull(proxy.ref(img.repo, img.tag))
+        assert pulled == img.id
+        rds = docker_inspect(img.id, "image")["RepoDigests"]
+        assert "%s/%s@%s" % (proxy.host, img.repo, img.digest) in rds
+        req = urllib.request.Request("http://%s/v2/%s/manifests/%s" % (
+            proxy.host, img.repo, img.tag), method="HEAD",
+            headers={"Accept": harness.MANIFEST_ACCEPT})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 200 and r.headers.get("Docker-Content-Digest") is None
+        req = urllib.request.Request("http://%s/v2/%s/manifests/%s" % (
+            proxy.host, img.repo, img.tag), headers={"Accept": harness.MANIFEST_ACCEPT})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            import hashlib
+            assert "sha256:" + hashlib.sha256(r.read()).hexdigest() == img.digest
+        assert proxy.count("HEAD", "/manifests/") >= 1
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("oci", [False, True], ids=["docker-list", "oci-index"])
+def test_image_index(oci, plain_registry, image_factory):
+    img = image_factory.make(plain_registry)
+    idx = image_factory.make_index(img, "multi", oci=oci)
+    assert idx.digest != img.digest and idx.id == img.id
+    rds = docker_inspect(idx.ref, "image")["RepoDigests"]
+    assert "%s@%s" % (img.name, idx.digest) in rds
+    assert plain_registry.manifest_digest(img.repo, "multi") == idx.digest

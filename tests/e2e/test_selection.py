@@ -22,12 +22,12 @@ def scope(table_scope):
 
 
 @pytest.fixture(scope="module")
-def table(plain_registry, image_factory, engine, run_id, labels, table_scope):
+def table(shared_images, engine, run_id, labels, table_scope):
     """The label table, all on one image, made once for this module.
     Returns (names by key, other scope)."""
     scope = table_scope
     containers = Containers(run_id, "refit-e2e-%s-table" % run_id)
-    img = image_factory.make(plain_registry)
+    img = shared_images[0]
     other = scope + "-other"
     rows = {
         "r_true":        {R_EN: "true", R_SC: scope},
@@ -129,3 +129,28 @@ def test_unscoped_run_label_enable_false(refit, table):
     assert res.rc == 0, res.describe()
     assert _unscoped_selected(res, names, keys) == {"unscoped_on", "unscoped_none"}, \
         res.describe()
+
+
+def test_precedence_file_then_environment_then_flag(refit, table, scope):
+    """Config file, then REFIT_* variables, then flags; later wins."""
+    names, other = table
+    mine = {"r_true", "w_true", "r_wins_true", "r_scope_wins"}
+    theirs = {"other_scope", "r_scope_loses"}
+    res = refit.check_json(config="scope: %s\n" % other, env={"REFIT_SCOPE": scope})
+    assert res.rc == 0, res.describe()
+    picked(res, names, mine)
+    res = refit.check_json(scope, config="scope: %s\n" % other, env={"REFIT_SCOPE": other})
+    assert res.rc == 0, res.describe()
+    picked(res, names, mine)
+    res = refit.check_json(config="scope: %s\n" % scope, env={"WATCHTOWER_SCOPE": other})
+    assert res.rc == 0, res.describe()
+    picked(res, names, theirs)
+
+
+def test_scope_with_names_outside_it(refit, table, scope):
+    """NAMES narrow the scope's set; they never widen it."""
+    names, _ = table
+    keys = ["r_true", "other_scope", "unscoped_on", "r_false"]
+    res = refit.check_json(scope, names=[names[k] for k in keys])
+    assert res.rc == 0, res.describe()
+    assert _unscoped_selected(res, names, keys) == {"r_true"}, res.describe()
