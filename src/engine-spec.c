@@ -722,6 +722,27 @@ bool spec_fixed_host_ports(json_t *container)
 	return false;
 }
 
+const char *spec_exclusive(json_t *container)
+{
+	json_t *nets = json_object_get(json_object_get(container, "NetworkSettings"), "Networks"), *ep;
+	const char *mac = json_string_value(json_object_get(json_object_get(container, "Config"), "MacAddress"));
+	const char *net;
+
+	if (spec_fixed_host_ports(container))
+		return "it publishes fixed host ports";
+	if (mac && *mac)
+		return "it has a fixed MAC address";
+	json_object_foreach(nets, net, ep) {
+		json_t *ipam = json_object_get(ep, "IPAMConfig");
+		const char *v4 = json_string_value(json_object_get(ipam, "IPv4Address"));
+		const char *v6 = json_string_value(json_object_get(ipam, "IPv6Address"));
+
+		if ((v4 && *v4) || (v6 && *v6))
+			return "it has a static IP address";
+	}
+	return NULL;
+}
+
 const char *spec_network_mode(json_t *container)
 {
 	json_t *hc = json_object_get(container, "HostConfig");

@@ -430,8 +430,8 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 		snprintf(res->error, sizeof(res->error), "%s", !ops ? "unknown strategy" : "inspect has no Id");
 		return -1;
 	}
-	if (ops == &strategy_blue_green && spec_fixed_host_ports(rq->old)) {
-		log_info("%s: publishes fixed host ports, two copies cannot run at once: using recreate", rq->name);
+	if (ops == &strategy_blue_green && spec_exclusive(rq->old)) {
+		log_info("%s: %s, so two copies cannot run at once: using recreate", rq->name, spec_exclusive(rq->old));
 		ops = &strategy_recreate;
 	} else if (ops == &strategy_blue_green &&
 		   !json_is_true(json_object_get(json_object_get(rq->old, "State"), "Running"))) {

@@ -253,7 +253,7 @@ static void stop_or_start(struct engine *en, json_t *all, json_t *names, bool st
 static bool has_downtime(struct check_entry *c, json_t *ins)
 {
 	return strcmp(c->strategy, "recreate") == 0 ||
-	       (strcmp(c->strategy, "blue-green") == 0 && spec_fixed_host_ports(ins));
+	       (strcmp(c->strategy, "blue-green") == 0 && spec_exclusive(ins));
 }
 
 /* Run hook KIND of C in container ID; logs failures. Returns the exit code, or -1. */

@@ -26,12 +26,15 @@ struct spec_output {
  * kept; what came from the old image as a default (Env entries, Cmd,
  * Entrypoint, WorkingDir, User, Healthcheck, Labels, Volumes, ExposedPorts,
  * StopSignal, Shell, OnBuild equal to the old image's) is left out so the new
- * image's defaults apply. HostConfig is carried, links rewritten to the
- * create form, anonymous volumes added as explicit volume mounts so the new
- * container mounts the same volumes, every network with its aliases (minus
- * the engine's short-ID alias) and static addresses carried, the ID-derived
- * hostname dropped. Returns 0, or -1 with E set when the inspect is not the
- * shape the engine gives.
+ * image's defaults apply; an exposed port that is published stays (the
+ * engine publishes only exposed ports). HostConfig is carried, links
+ * rewritten to the create form, anonymous volumes added as explicit volume
+ * mounts so the new container mounts the same volumes, every network with
+ * its aliases (minus the engine's short-ID alias) and static addresses
+ * carried, the ID-derived hostname dropped. An api_version before 1.44
+ * (or NULL) puts only the NetworkMode network in the body, the others in
+ * CONNECT. Returns 0, or -1 with E set (and OUT untouched) when the inspect
+ * is not the shape the engine gives.
  */
 int spec_build(const struct spec_input *in, struct spec_output *out, struct refit_err *e);
 
@@ -39,6 +42,12 @@ void spec_output_free(struct spec_output *out);
 
 /* Does the container publish ports on fixed host ports (so two copies cannot run at once)? */
 bool spec_fixed_host_ports(json_t *container);
+
+/*
+ * Why two copies of the container cannot run at once (fixed host ports, a
+ * static IP address, a fixed MAC address), or NULL when they can.
+ */
+const char *spec_exclusive(json_t *container);
 
 /* The container's network mode class: "default" (bridge/user networks), "host", "none", "container". */
 const char *spec_network_mode(json_t *container);
