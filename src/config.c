@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "refit/config.h"
+#include "refit/cron.h"
 
 enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
 
@@ -138,25 +139,13 @@ static int check_scope(const char *v, const char **why)
 	return 0;
 }
 
-/* A cron expression: 5 fields, or 6 with seconds first, of cron characters. */
+/* A cron expression: 5 fields, or 6 with seconds first, or an @ form. */
 static int check_schedule(const char *v, const char **why)
 {
-	int fields = 0;
-	bool in = false;
+	struct cron c;
 
-	*why = "expected a cron expression of 5 fields (or 6 with seconds first)";
-	for (const char *p = v; *p; p++) {
-		if (*p == ' ' || *p == '\t') {
-			in = false;
-			continue;
-		}
-		if (!isalnum((unsigned char)*p) && !strchr("*,-/?", *p))
-			return -1;
-		if (!in)
-			fields++;
-		in = true;
-	}
-	return fields == 5 || fields == 6 ? 0 : -1;
+	*why = "expected a cron expression of 5 fields (or 6 with seconds first), or @daily etc.";
+	return cron_parse(v, &c, NULL);
 }
 
 /* Paths are absolute or relative file names without control characters. */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "refit/check.h"
+#include "refit/cron.h"
 #include "refit/daemon.h"
 #include "refit/engine.h"
 #include "refit/log.h"
@@ -65,6 +66,30 @@ static bool daemon_recover(struct engine *en, const struct refit_config *cfg)
 	return n >= 0;
 }
 
+/* Seconds until the next pass: the cron schedule when set, else poll_interval. */
+static long daemon_wait(const struct refit_config *cfg)
+{
+	struct cron c;
+	time_t now = time(NULL), at;
+
+	if (!cfg->schedule || cron_parse(cfg->schedule, &c, NULL) < 0)
+		return cfg->poll_interval;
+	at = cron_next(&c, now);
+	if (at == (time_t)-1) {
+		log_warn("schedule \"%s\" never fires; using poll_interval", cfg->schedule);
+		return cfg->poll_interval;
+	}
+	{
+		char when[64];
+		struct tm tm;
+
+		localtime_r(&at, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+		log_info("next pass at %s", when);
+	}
+	return at - now > 0 ? at - now : 1;
+}
+
 /* Seconds on the monotonic clock. */
 static time_t mono_s(void)
 {
@@ -86,10 +111,6 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 	bool recovered = false;
 	int code = 0;
 
-	if (cfg->schedule) {
-		log_error("schedule: cron schedules are not supported by this version of the daemon; use poll_interval");
-		return ERR_USAGE;
-	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -100,9 +121,16 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 		log_error("%s", e.msg);
 		return e.kind ? e.kind : ERR_FAILED;
 	}
-	log_info("refit %s daemon: checking every %ld s, scope %s", REFIT_VERSION, cfg->poll_interval,
-		 cfg->scope ? cfg->scope : "(none)");
+	if (cfg->schedule)
+		log_info("refit %s daemon: checking on schedule \"%s\", scope %s", REFIT_VERSION, cfg->schedule,
+			 cfg->scope ? cfg->scope : "(none)");
+	else
+		log_info("refit %s daemon: checking every %ld s, scope %s", REFIT_VERSION, cfg->poll_interval,
+			 cfg->scope ? cfg->scope : "(none)");
 	sd_notify(0, "READY=1\nSTATUS=starting");
+	/* With a schedule the first pass waits for it, unless update_on_start says otherwise. */
+	if (cfg->schedule && !cfg->update_on_start)
+		next = mono_s() + daemon_wait(cfg);
 
 	for (;;) {
 		time_t now = mono_s();
@@ -122,7 +150,7 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 				/* Reconnect next time: the engine may have restarted meanwhile. */
 				engine_close(en);
 				en = NULL;
-				next = mono_s() + cfg->poll_interval;
+				next = mono_s() + daemon_wait(cfg);
 			}
 			continue;
 		}

@@ -845,8 +845,10 @@ class ImageFactory:
         self.tags = []        # every tag this factory created (exact strings)
         self.ids = set()      # every image ID it built
         self.workers = workers
-        self.busybox = os.path.join(self.dir, "busybox")
-        shutil.copy(BUSYBOX, self.busybox)
+        self.busybox = BUSYBOX
+        self.base_lock = threading.Lock()
+        self.bases = {}
+        self.base_ids = set()
 
     def _next(self):
         with self.lock:
@@ -857,36 +859,63 @@ class ImageFactory:
         return "e2e-%s/%s-%d" % (self.run_id, re.sub(r"[^a-z0-9-]", "-", hint.lower()),
                                  self._next())
 
-    def build(self, tag, healthcheck=None, content=None):
-        """docker build; returns the image ID.  healthcheck: None, True (a
-        passing check) or a shell command string."""
-        n = self._next()
-        ctx = os.path.join(self.dir, "ctx-%d" % n)
-        os.makedirs(ctx)
-        try:
-            os.link(self.busybox, os.path.join(ctx, "busybox"))
-        except OSError:
-            shutil.copy(self.busybox, os.path.join(ctx, "busybox"))
-        with open(os.path.join(ctx, "version"), "w") as f:
-            f.write(content or "refit-e2e %s %d %s\n" % (self.run_id, n, uuid.uuid4().hex))
-        lines = ["FROM scratch",
-                 "COPY busybox /bin/busybox",
-                 'RUN ["/bin/busybox","--install","-s","/bin"]',
-                 "COPY version /version"]
-        if healthcheck:
-            cmd = "test -f /version" if healthcheck is True else healthcheck
-            lines.append("HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD %s" % cmd)
-        lines.append("CMD %s" % json.dumps(["/bin/sh", "-c", CMD_LOOP]))
-        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-            f.write("\n".join(lines) + "\n")
+    def _docker_build(self, ctx, tag):
         out = docker("build", "-q", "--label", "%s=%s" % (RUN_LABEL, self.run_id),
                      "-t", tag, ctx, timeout=180)
         image_id = out.strip().splitlines()[-1].strip()
         with self.lock:
             self.tags.append(tag)
             self.ids.add(image_id)
-        shutil.rmtree(ctx, ignore_errors=True)
         return image_id
+
+    def base(self, healthcheck=False):
+        """The session's base image (busybox, the CMD loop, and with
+        healthcheck a passing HEALTHCHECK), built once; versions are built
+        FROM it, which keeps each build to two cheap steps."""
+        key = "health" if healthcheck else "plain"
+        with self.base_lock:
+            if key in self.bases:
+                return self.bases[key]
+            ctx = os.path.join(self.dir, "base-" + key)
+            os.makedirs(ctx, exist_ok=True)
+            shutil.copy(self.busybox, os.path.join(ctx, "busybox"))
+            lines = ["FROM scratch",
+                     "COPY busybox /bin/busybox",
+                     'RUN ["/bin/busybox","--install","-s","/bin"]']
+            if healthcheck:
+                lines.append("HEALTHCHECK --interval=1s --timeout=2s --retries=3 "
+                             "CMD test -f /version")
+            lines.append("CMD %s" % json.dumps(["/bin/sh", "-c", CMD_LOOP]))
+            with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+                f.write("\n".join(lines) + "\n")
+            tag = "refit-e2e-base-%s:%s" % (self.run_id, key)
+            image_id = self._docker_build(ctx, tag)
+            with self.lock:
+                self.base_ids.add(image_id)
+            shutil.rmtree(ctx, ignore_errors=True)
+            self.bases[key] = tag
+            return tag
+
+    def build(self, tag, healthcheck=None, content=None):
+        """docker build of a new version (a unique /version file); returns
+        the image ID.  healthcheck: None, True (a passing check) or a shell
+        command string."""
+        base = self.base(healthcheck is True)
+        n = self._next()
+        ctx = os.path.join(self.dir, "ctx-%d" % n)
+        os.makedirs(ctx)
+        with open(os.path.join(ctx, "version"), "w") as f:
+            f.write(content or "refit-e2e %s %d %s\n" % (self.run_id, n, uuid.uuid4().hex))
+        lines = ["FROM " + base, "COPY version /version"]
+        if healthcheck and healthcheck is not True:
+            lines.append("HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD %s"
+                         % healthcheck)
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        try:
+            return self._docker_build(ctx, tag)
+        finally:
+            shutil.rmtree(ctx, ignore_errors=True)
 
     def push(self, ref, config_dir=None):
         """docker push; returns the digest the registry now has for ref."""
@@ -989,15 +1018,14 @@ class ImageFactory:
         tags = sorted(set(self.tags))
         for i in range(0, len(tags), 50):
             docker("rmi", *tags[i:i + 50], check=False, timeout=120)
-        ids = set(self.ids)
-        out = docker("images", "-q", "--no-trunc", "--filter",
+        out = docker("images", "-q", "--no-trunc", "-a", "--filter",
                      "label=%s=%s" % (RUN_LABEL, self.run_id), check=False)
         labelled = set(out.split())
-        # only IDs we built AND that carry our label
-        victims = sorted(i for i in labelled if i in ids or i.split(":")[-1] in
-                         {x.split(":")[-1] for x in ids})
-        for i in range(0, len(victims), 50):
-            docker("rmi", "-f", *victims[i:i + 50], check=False, timeout=120)
+        # only IDs we built AND that carry our label; the bases last (children first)
+        for group in (self.ids - self.base_ids, self.base_ids):
+            victims = sorted(i for i in group if i in labelled)
+            for i in range(0, len(victims), 50):
+                docker("rmi", "-f", *victims[i:i + 50], check=False, timeout=120)
 
 
 # --------------------------------------------------------------------------
