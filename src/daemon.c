@@ -1,66 +1,45 @@
-/* The service loop: passes on a poll interval, signals, systemd notification. */
+/* The service: schedule, operation queue, management API, signals, systemd notification. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
-#include "refit/check.h"
+#include "refit/api.h"
 #include "refit/cron.h"
 #include "refit/daemon.h"
 #include "refit/engine.h"
-#include "refit/log.h"
 #include "refit/journal.h"
-#include "refit/registry.h"
+#include "refit/log.h"
+#include "refit/ops.h"
 #include "refit/update.h"
 
 #define ENGINE_RETRY_SECONDS 30
 
-/* Run one check pass and log what it found. */
-static void daemon_pass(struct engine *en, struct registry *reg, const struct refit_config *cfg)
-{
-	struct check_result res;
-	struct refit_err e = { 0 };
-	size_t avail = 0, errors = 0;
-
-	if (check_run(en, reg, cfg, NULL, 0, &res, &e) < 0) {
-		log_error("check: %s", e.msg);
-		sd_notifyf(0, "STATUS=check failed: %s", e.msg);
-		return;
-	}
-	for (size_t i = 0; i < res.n; i++) {
-		const struct check_entry *c = &res.v[i];
-
-		if (c->err_kind) {
-			errors++;
-			log_warn("%s (%s): %s", c->name, c->image ? c->image : "?", c->error);
-		} else if (c->update_available == 1) {
-			avail++;
-			log_info("%s (%s): update available %s -> %s", c->name, c->image,
-				 c->current_digest ? c->current_digest : "?", c->latest_digest ? c->latest_digest : "?");
-		}
-	}
-	log_info("check: %zu containers, %zu references, %zu updates available, %zu errors", res.n,
-		 res.lookups, avail, errors);
-	sd_notifyf(0, "STATUS=last pass: %zu containers, %zu updates available, %zu errors", res.n, avail,
-		   errors);
-	check_result_free(&res);
-}
-
 /* Finish or undo what an interrupted run left in the journal; true when nothing is left. */
-static bool daemon_recover(struct engine *en, const struct refit_config *cfg)
+static bool daemon_recover(const struct refit_config *cfg)
 {
+	struct engine *en = NULL;
 	struct journal *j = NULL;
 	struct refit_err e = { 0 };
 	int n;
 
+	if (engine_open(&en, cfg->docker_host, &e) < 0) {
+		log_error("%s; retrying in %d s", e.msg, ENGINE_RETRY_SECONDS);
+		sd_notifyf(0, "STATUS=%s", e.msg);
+		return false;
+	}
+	log_debug("engine API %s", engine_api_version(en));
 	if (journal_open(&j, cfg->state_dir, 30, &e) < 0) {
 		log_error("%s; interrupted operations, if any, are left for later", e.msg);
+		engine_close(en);
 		return false;
 	}
 	n = update_recover(en, j, cfg);
 	journal_close(j);
+	engine_close(en);
 	if (n > 0)
 		log_info("recovered %d interrupted operation%s", n, n == 1 ? "" : "s");
 	return n >= 0;
@@ -71,6 +50,8 @@ static long daemon_wait(const struct refit_config *cfg)
 {
 	struct cron c;
 	time_t now = time(NULL), at;
+	char when[64];
+	struct tm tm;
 
 	if (!cfg->schedule || cron_parse(cfg->schedule, &c, NULL) < 0)
 		return cfg->poll_interval;
@@ -79,14 +60,9 @@ static long daemon_wait(const struct refit_config *cfg)
 		log_warn("schedule \"%s\" never fires; using poll_interval", cfg->schedule);
 		return cfg->poll_interval;
 	}
-	{
-		char when[64];
-		struct tm tm;
-
-		localtime_r(&at, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
-		log_info("next pass at %s", when);
-	}
+	localtime_r(&at, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+	log_info("next pass at %s", when);
 	return at - now > 0 ? at - now : 1;
 }
 
@@ -99,35 +75,63 @@ static time_t mono_s(void)
 	return ts.tv_sec;
 }
 
+/* Reload the configuration under the write lock; a bad one is logged and the old one kept. */
+static void daemon_reload(struct refit_config *cfg, pthread_rwlock_t *lock,
+			  int (*reload)(struct refit_config *cfg, struct refit_err *e))
+{
+	struct refit_config fresh;
+	struct refit_err e = { 0 };
+
+	sd_notify(0, "RELOADING=1");
+	if (reload(&fresh, &e) < 0) {
+		log_error("reload: %s; keeping the running configuration", e.msg);
+	} else if (strcmp(fresh.api_listen, cfg->api_listen) != 0 || strcmp(fresh.state_dir, cfg->state_dir) != 0) {
+		log_error("reload: api.listen and state_dir change only with a restart; keeping the running configuration");
+		config_free(&fresh);
+	} else {
+		struct refit_config old;
+
+		pthread_rwlock_wrlock(lock); /* after the running operation */
+		old = *cfg;
+		*cfg = fresh;
+		pthread_rwlock_unlock(lock);
+		config_free(&old);
+		log_info("configuration reloaded");
+	}
+	sd_notify(0, "READY=1");
+}
+
 int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg, struct refit_err *e))
 {
-	struct engine *en = NULL;
-	struct registry *reg = NULL;
+	pthread_rwlock_t cfg_lock = PTHREAD_RWLOCK_INITIALIZER;
+	struct ops *ops = NULL;
+	struct api *api = NULL;
 	struct refit_err e = { 0 };
 	uint64_t wd_usec = 0;
 	sigset_t set;
 	time_t next = 0;
-	bool wd = sd_watchdog_enabled(0, &wd_usec) > 0;
-	bool recovered = false;
+	bool wd = sd_watchdog_enabled(0, &wd_usec) > 0, recovered = false;
 	int code = 0;
 
+	/* Signals are taken here only; every thread inherits the mask. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 
-	if (registry_new(&reg, cfg, &e) < 0) {
+	if (ops_start(&ops, cfg, &cfg_lock, &e) < 0 || api_start(&api, cfg, &cfg_lock, ops, &e) < 0) {
 		log_error("%s", e.msg);
+		ops_free(ops);
 		return e.kind ? e.kind : ERR_FAILED;
 	}
 	if (cfg->schedule)
-		log_info("refit %s daemon: checking on schedule \"%s\", scope %s", REFIT_VERSION, cfg->schedule,
-			 cfg->scope ? cfg->scope : "(none)");
+		log_info("refit %s daemon: updating on schedule \"%s\", scope %s%s", REFIT_VERSION, cfg->schedule,
+			 cfg->scope ? cfg->scope : "(none)", ops_paused(ops) ? ", paused" : "");
 	else
-		log_info("refit %s daemon: checking every %ld s, scope %s", REFIT_VERSION, cfg->poll_interval,
-			 cfg->scope ? cfg->scope : "(none)");
-	sd_notify(0, "READY=1\nSTATUS=starting");
+		log_info("refit %s daemon: updating every %ld s, scope %s%s", REFIT_VERSION, cfg->poll_interval,
+			 cfg->scope ? cfg->scope : "(none)", ops_paused(ops) ? ", paused" : "");
 	/* With a schedule the first pass waits for it, unless update_on_start says otherwise. */
 	if (cfg->schedule && !cfg->update_on_start)
 		next = mono_s() + daemon_wait(cfg);
@@ -138,23 +142,26 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 		siginfo_t si;
 		int sig;
 
-		if (now >= next) {
-			if (!en && engine_open(&en, cfg->docker_host, &e) < 0) {
-				log_error("%s; retrying in %d s", e.msg, ENGINE_RETRY_SECONDS);
-				sd_notifyf(0, "STATUS=%s", e.msg);
+		if (!recovered) {
+			/* READY only once the journal is clean: nothing is half swapped. */
+			recovered = daemon_recover(cfg);
+			if (recovered)
+				sd_notify(0, "READY=1\nSTATUS=running");
+			else
 				next = now + ENGINE_RETRY_SECONDS;
-			} else {
-				if (!recovered)
-					recovered = daemon_recover(en, cfg);
-				daemon_pass(en, reg, cfg);
-				/* Reconnect next time: the engine may have restarted meanwhile. */
-				engine_close(en);
-				en = NULL;
-				next = mono_s() + daemon_wait(cfg);
-			}
+		}
+		if (recovered && now >= next) {
+			char id[17];
+
+			if (ops_submit(ops, "scheduled", NULL, id, &e) < 0)
+				log_warn("scheduled pass not queued: %s", e.msg);
+			pthread_rwlock_rdlock(&cfg_lock);
+			next = mono_s() + daemon_wait(cfg);
+			pthread_rwlock_unlock(&cfg_lock);
+			sd_notifyf(0, "STATUS=%s; last pass queued as %s", ops_paused(ops) ? "paused" : "running", id);
 			continue;
 		}
-		ts.tv_sec = next - now;
+		ts.tv_sec = next > now ? next - now : 1;
 		ts.tv_nsec = 0;
 		if (wd && (uint64_t)ts.tv_sec * 1000000 > wd_usec / 2) {
 			ts.tv_sec = (time_t)(wd_usec / 2000000);
@@ -166,40 +173,20 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 		if (sig < 0)
 			continue; /* timeout or EINTR */
 		if (sig == SIGHUP) {
-			struct refit_config fresh;
-
-			sd_notify(0, "RELOADING=1");
-			if (reload(&fresh, &e) < 0) {
-				log_error("reload: %s; keeping the running configuration", e.msg);
-			} else {
-				struct refit_config old = *cfg;
-
-				/* The registry client points at *cfg: swap in place, then rebuild it. */
-				*cfg = fresh;
-				registry_free(reg);
-				if (registry_new(&reg, cfg, &e) < 0) {
-					log_error("reload: %s; keeping the running configuration", e.msg);
-					config_free(cfg);
-					*cfg = old;
-					if (registry_new(&reg, cfg, &e) < 0) {
-						log_error("%s", e.msg);
-						code = ERR_FAILED;
-						break;
-					}
-				} else {
-					config_free(&old);
-					log_info("configuration reloaded");
-					next = 0;
-				}
-			}
-			sd_notify(0, "READY=1");
+			daemon_reload(cfg, &cfg_lock, reload);
+			pthread_rwlock_rdlock(&cfg_lock);
+			next = mono_s() + daemon_wait(cfg);
+			pthread_rwlock_unlock(&cfg_lock);
 			continue;
 		}
-		log_info("signal %s: stopping", strsignal(sig));
+		log_info("signal %s: finishing the operation in progress, then stopping", strsignal(sig));
 		break;
 	}
 	sd_notify(0, "STOPPING=1");
-	engine_close(en);
-	registry_free(reg);
+	ops_stop(ops);   /* the running operation completes; queued ones are dropped */
+	api_stop(api);   /* requests in progress answer */
+	ops_free(ops);
+	pthread_rwlock_destroy(&cfg_lock);
+	log_info("stopped");
 	return code;
 }

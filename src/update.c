@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "refit/auth.h"
 #include "refit/depends.h"
@@ -108,6 +109,7 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 	struct refit_err e = { 0 };
 	struct swap_result res;
 	struct swap_request rq = { 0 };
+	struct timespec t0, t1;
 	const char *new_id;
 
 	if (imageref_parse(c->image, &ref, &e) < 0) {
@@ -140,7 +142,10 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 		set_outcome(c, "failed", "strategy alias needs the label refit.rename-to");
 		goto out;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	swap_run(en, j, cfg, &rq, &res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	c->swap_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	log_info("%s: %s (%s)%s%s", c->name, res.outcome, res.strategy ? res.strategy : c->strategy,
 		 res.error[0] ? ": " : "", res.error);
 	if (res.strategy)

@@ -22,6 +22,7 @@ struct check_entry {
 	const char *strategy;
 	int update_available; /* 1, 0, or -1 unknown */
 	bool no_pull;         /* compared with the local tag only: an update needs no pull */
+	double swap_seconds;  /* wall time of its swap, when one ran */
 	int err_kind;
 	char *error;
 };

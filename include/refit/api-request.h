@@ -1,0 +1,38 @@
+/* Management API request bodies, parsed and validated (pure, no I/O). */
+#ifndef REFIT_API_REQUEST_H
+#define REFIT_API_REQUEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define API_MAX_BODY (64u * 1024)
+#define API_MAX_NAMES 256
+
+enum api_action { ACT_TRIGGER, ACT_ROLLBACK, ACT_PAUSE, ACT_RESUME, ACT_STATUS };
+
+enum api_body { BODY_COMMAND, BODY_UPDATE, BODY_ROLLBACK };
+
+struct api_request {
+	enum api_action action;
+	json_t *params; /* for the operation: {"containers":[...]?, "dry_run"?, "all"?} (owned) */
+};
+
+/*
+ * Parse BODY (LEN bytes; empty means {}) of kind KIND: the fleet command
+ * {"action", "target_version", "containers", "migration_config"}, POST
+ * /api/v1/update {"containers", "dry_run"} or POST /api/v1/rollback
+ * {"containers"} | {"all": true}. Unknown fields, wrong types, names that
+ * are not container names and options this build does not have are
+ * refused: -1 with ERR (a sentence for the client). On success the caller
+ * frees RET->params.
+ */
+int api_parse(enum api_body kind, const char *body, size_t len, struct api_request *ret, char *err, size_t errlen);
+
+/*
+ * Parse Watchtower's ?image=a,b into {"images":[...]} (each a reference
+ * string of at most 255 bytes); -1 with ERR when malformed.
+ */
+int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen);
+
+#endif

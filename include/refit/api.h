@@ -1,0 +1,25 @@
+/* The management API over HTTP (libmicrohttpd). */
+#ifndef REFIT_API_H
+#define REFIT_API_H
+
+#include <pthread.h>
+
+#include "refit/config.h"
+#include "refit/error.h"
+#include "refit/ops.h"
+
+struct api;
+
+/*
+ * Listen on cfg->api.listen. Every endpoint but GET /health needs
+ * "Authorization: Bearer TOKEN"; without a token refit refuses to listen
+ * anywhere but loopback (ERR_USAGE). The token comes from api.token or
+ * api.token_file (read once here). CFG must stay valid while the API runs.
+ */
+int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t *cfg_lock, struct ops *ops,
+	      struct refit_err *e);
+
+/* Stop listening; requests in progress are finished first. NULL-safe. */
+void api_stop(struct api *a);
+
+#endif

@@ -1,0 +1,190 @@
+/* Management API bodies: strict JSON shapes, bounded, with messages a client can act on. */
+#include <stdio.h>
+#include <string.h>
+
+#include "refit/api-request.h"
+#include "refit/imageref.h"
+
+/* Report a problem. */
+static int bad(char *err, size_t errlen, const char *fmt, const char *what) __attribute__((format(printf, 3, 0)));
+static int bad(char *err, size_t errlen, const char *fmt, const char *what)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(err, errlen, fmt, what);
+#pragma GCC diagnostic pop
+	return -1;
+}
+
+/* A container name: [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}. */
+static bool container_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len > 128 || n[0] == '.' || n[0] == '-' || n[0] == '_')
+		return false;
+	return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == len;
+}
+
+/* Validate "containers": an array of at most API_MAX_NAMES container names. */
+static int check_names(json_t *v, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *n;
+
+	if (!json_is_array(v))
+		return bad(err, errlen, "%s: expected an array of container names", "containers");
+	if (json_array_size(v) > API_MAX_NAMES)
+		return bad(err, errlen, "%s: at most 256 names", "containers");
+	json_array_foreach(v, i, n) {
+		if (!json_is_string(n) || !container_name(json_string_value(n)))
+			return bad(err, errlen, "%s: each entry must be a container name ([a-zA-Z0-9_.-], at most 128)",
+				   "containers");
+	}
+	return 0;
+}
+
+/* The fleet command's migration_config: what refit can honour in this build. */
+static int check_migration(json_t *mc, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(mc))
+		return bad(err, errlen, "%s: expected an object", "migration_config");
+	json_object_foreach(mc, key, v) {
+		if (strcmp(key, "rollback_on_failure") == 0) {
+			if (!json_is_boolean(v))
+				return bad(err, errlen, "migration_config.%s: expected true or false", key);
+			if (json_is_false(v))
+				return bad(err, errlen, "migration_config.%s: refit always restores the old container when a swap fails; false is not supported",
+					   key);
+		} else if (strcmp(key, "preserve_data") == 0 || strcmp(key, "rename_containers") == 0) {
+			if (!json_is_boolean(v))
+				return bad(err, errlen, "migration_config.%s: expected true or false", key);
+			if (json_is_true(v))
+				return bad(err, errlen, "migration_config.%s: migrations are not in this build of refit", key);
+		} else if (strcmp(key, "rename_map") == 0) {
+			if (!json_is_object(v))
+				return bad(err, errlen, "migration_config.%s: expected an object of old: new names", key);
+			if (json_object_size(v) > 0)
+				return bad(err, errlen, "migration_config.%s: migrations are not in this build of refit", key);
+		} else {
+			return bad(err, errlen, "migration_config: unknown field \"%.64s\"", key);
+		}
+	}
+	return 0;
+}
+
+int api_parse(enum api_body kind, const char *body, size_t len, struct api_request *ret, char *err, size_t errlen)
+{
+	static const char *const actions[] = { "trigger", "rollback", "pause", "resume", "status", NULL };
+	json_error_t jerr;
+	json_t *j, *v;
+	const char *key;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->action = kind == BODY_ROLLBACK ? ACT_ROLLBACK : ACT_TRIGGER;
+	if (len > API_MAX_BODY)
+		return bad(err, errlen, "%s", "body larger than 64 KiB");
+	j = len == 0 ? json_object() : json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j) {
+		snprintf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		return -1;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return bad(err, errlen, "%s", "expected a JSON object");
+	}
+	ret->params = json_object();
+	json_object_foreach(j, key, v) {
+		int rc = 0;
+
+		if (strcmp(key, "containers") == 0) {
+			rc = check_names(v, err, errlen);
+			if (rc == 0)
+				json_object_set(ret->params, "containers", v);
+		} else if (kind == BODY_UPDATE && strcmp(key, "dry_run") == 0) {
+			if (!json_is_boolean(v))
+				rc = bad(err, errlen, "%s: expected true or false", key);
+			else
+				json_object_set(ret->params, "dry_run", v);
+		} else if (kind == BODY_ROLLBACK && strcmp(key, "all") == 0) {
+			if (!json_is_boolean(v))
+				rc = bad(err, errlen, "%s: expected true or false", key);
+			else
+				json_object_set(ret->params, "all", v);
+		} else if (kind == BODY_COMMAND && strcmp(key, "action") == 0) {
+			int a = -1;
+
+			for (int i = 0; json_is_string(v) && actions[i]; i++)
+				if (strcmp(json_string_value(v), actions[i]) == 0)
+					a = i;
+			if (a < 0)
+				rc = bad(err, errlen, "%s: expected trigger, rollback, pause, resume or status", key);
+			else
+				ret->action = (enum api_action)a;
+		} else if (kind == BODY_COMMAND && strcmp(key, "target_version") == 0) {
+			if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128)
+				rc = bad(err, errlen, "%s: expected a tag", key);
+			else
+				rc = bad(err, errlen, "%s: moving to a tag is not in this build of refit", key);
+		} else if (kind == BODY_COMMAND && strcmp(key, "migration_config") == 0) {
+			rc = check_migration(v, err, errlen);
+		} else {
+			rc = bad(err, errlen, "unknown field \"%.64s\"", key);
+		}
+		if (rc < 0) {
+			json_decref(j);
+			json_decref(ret->params);
+			ret->params = NULL;
+			return -1;
+		}
+	}
+	if (kind == BODY_COMMAND && !json_object_get(j, "action")) {
+		json_decref(j);
+		json_decref(ret->params);
+		ret->params = NULL;
+		return bad(err, errlen, "%s: missing (trigger, rollback, pause, resume or status)", "action");
+	}
+	if (ret->action == ACT_ROLLBACK && !json_object_get(ret->params, "containers") &&
+	    !json_is_true(json_object_get(ret->params, "all"))) {
+		if (kind == BODY_COMMAND) {
+			json_object_set_new(ret->params, "all", json_true()); /* the fleet rolls the whole host back */
+		} else {
+			json_decref(j);
+			json_decref(ret->params);
+			ret->params = NULL;
+			return bad(err, errlen, "%s", "name the containers, or give \"all\": true");
+		}
+	}
+	json_decref(j);
+	return 0;
+}
+
+int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen)
+{
+	json_t *arr = json_array();
+	char buf[4096];
+	char *save = NULL;
+
+	*ret = NULL;
+	if (!query || !*query)
+		return bad(err, errlen, "%s", "image: expected image names separated by commas");
+	if (strlen(query) >= sizeof(buf))
+		return bad(err, errlen, "%s", "image: too long");
+	snprintf(buf, sizeof(buf), "%s", query);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		struct imageref ref = { 0 };
+
+		if (json_array_size(arr) >= API_MAX_NAMES || strlen(t) > 255 || imageref_parse(t, &ref, NULL) < 0) {
+			json_decref(arr);
+			snprintf(err, errlen, "image: \"%.64s\" is not an image reference", t);
+			return -1;
+		}
+		imageref_free(&ref);
+		json_array_append_new(arr, json_string(t));
+	}
+	*ret = json_pack("{s:o}", "images", arr);
+	return 0;
+}

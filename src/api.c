@@ -1,0 +1,543 @@
+/* Management API: routes, bearer auth, bounded bodies, JSON answers. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "refit/api-request.h"
+#include "refit/api.h"
+#include "refit/check.h"
+#include "refit/journal.h"
+#include "refit/log.h"
+#include "refit/metrics.h"
+
+#define API_CONNECTIONS 64
+#define API_PER_IP 16
+#define API_TIMEOUT 15       /* seconds a connection may stay idle */
+#define API_SYNC_TIMEOUT 3600 /* POST /v1/update waits at most this long */
+#define AUTH_SLOTS 64
+#define AUTH_FREE_FAILS 5    /* failed attempts per address before answers slow down */
+
+struct auth_slot {
+	char addr[INET6_ADDRSTRLEN];
+	unsigned fails;
+	time_t last;
+};
+
+struct api {
+	struct MHD_Daemon *mhd;
+	const struct refit_config *cfg;
+	pthread_rwlock_t *cfg_lock; /* read side held while a request uses CFG */
+	struct ops *ops;
+	unsigned char token_hash[32];
+	bool has_token;
+	pthread_mutex_t auth_lock;
+	struct auth_slot slots[AUTH_SLOTS];
+};
+
+/* Per-request state: the body as it arrives. */
+struct req {
+	char *body;
+	size_t len;
+	bool too_large;
+};
+
+/* Queue a response with BODY (copied) and status CODE. */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, const char *body)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Answer JSON (stolen). */
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	enum MHD_Result ret;
+
+	json_decref(j);
+	if (!s)
+		return reply(c, 500, "application/json", "{\"error\":\"out of memory\"}\n");
+	ret = reply(c, code, "application/json", s);
+	free(s);
+	return ret;
+}
+
+/* Answer {"error": MSG}. */
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *msg)
+{
+	return reply_json(c, code, json_pack("{s:s}", "error", msg));
+}
+
+/* SHA-256 of S, for constant-time comparison of tokens of any length. */
+static void token_hash(const char *s, size_t len, unsigned char out[32])
+{
+	unsigned int n = 0;
+
+	EVP_Digest(s, len, out, &n, EVP_sha256(), NULL);
+}
+
+/* The client's address as text. */
+static void client_addr(struct MHD_Connection *c, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	buf[0] = '\0';
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf, (socklen_t)len);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf, (socklen_t)len);
+}
+
+/* Failed attempts from ADDR recently (and count this one when FAILED). */
+static unsigned auth_failures(struct api *a, const char *addr, bool failed)
+{
+	time_t now = time(NULL);
+	struct auth_slot *slot = NULL, *oldest = &a->slots[0];
+	unsigned n;
+
+	pthread_mutex_lock(&a->auth_lock);
+	for (int i = 0; i < AUTH_SLOTS; i++) {
+		if (strcmp(a->slots[i].addr, addr) == 0)
+			slot = &a->slots[i];
+		if (a->slots[i].last < oldest->last)
+			oldest = &a->slots[i];
+	}
+	if (!slot && failed) {
+		slot = oldest;
+		snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
+		slot->fails = 0;
+	}
+	if (slot && now - slot->last > 60)
+		slot->fails = 0; /* a minute of quiet forgives */
+	if (slot && failed) {
+		slot->fails++;
+		slot->last = now;
+	}
+	n = slot ? slot->fails : 0;
+	pthread_mutex_unlock(&a->auth_lock);
+	return n;
+}
+
+/* Is the request's bearer token right? Repeated failures are answered slowly. */
+static bool authorized(struct api *a, struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	unsigned char got[32];
+	char addr[INET6_ADDRSTRLEN];
+	unsigned fails;
+
+	if (h && a->has_token && strncasecmp(h, "Bearer ", 7) == 0) {
+		token_hash(h + 7, strlen(h + 7), got);
+		if (CRYPTO_memcmp(got, a->token_hash, sizeof(got)) == 0)
+			return true;
+	}
+	client_addr(c, addr, sizeof(addr));
+	fails = auth_failures(a, addr, true);
+	if (fails > AUTH_FREE_FAILS)
+		sleep(fails - AUTH_FREE_FAILS > 5 ? 5 : fails - AUTH_FREE_FAILS);
+	log_warn("api: unauthorized request from %s", addr);
+	return false;
+}
+
+/* GET /api/v1/containers: as `refit status --json`. */
+static json_t *containers_json(struct api *a, char *err, size_t errlen)
+{
+	struct engine *en = NULL;
+	struct registry *reg = NULL;
+	struct check_result res;
+	struct refit_err e = { 0 };
+	json_t *out = NULL;
+
+	if (engine_open(&en, a->cfg->docker_host, &e) < 0 || registry_new(&reg, a->cfg, &e) < 0 ||
+	    check_run(en, reg, a->cfg, NULL, 0, &res, &e) < 0) {
+		snprintf(err, errlen, "%s", e.msg);
+	} else {
+		out = check_result_json(&res);
+		check_result_free(&res);
+	}
+	registry_free(reg);
+	engine_close(en);
+	return out;
+}
+
+/* Queue an operation and answer 202 {"operation": ID}, or why not. */
+static enum MHD_Result submit(struct api *a, struct MHD_Connection *c, const char *kind, json_t *params)
+{
+	struct refit_err e = { 0 };
+	char id[17];
+
+	if (ops_submit(a->ops, kind, params, id, &e) < 0) {
+		if (strcmp(e.msg, "paused") == 0)
+			return reply_error(c, 409, "updates are paused (POST /api/v1/resume)");
+		if (strcmp(e.msg, "busy") == 0)
+			return reply_error(c, 409, "too many operations waiting; try again later");
+		return reply_error(c, 503, e.msg);
+	}
+	return reply_json(c, 202, json_pack("{s:s, s:s}", "operation", id, "state", "queued"));
+}
+
+/* Pause or resume, and say the state. */
+static enum MHD_Result set_paused(struct api *a, struct MHD_Connection *c, bool paused)
+{
+	struct refit_err e = { 0 };
+
+	if (ops_set_paused(a->ops, paused, &e) < 0)
+		return reply_error(c, 500, e.msg);
+	log_info("api: updates %s", paused ? "paused" : "resumed");
+	return reply_json(c, 200, json_pack("{s:b}", "paused", paused));
+}
+
+/* History without the inspects kept for rollbacks. */
+static json_t *history_json(struct api *a)
+{
+	json_t *hist = journal_history(a->cfg->state_dir, NULL), *out = json_array(), *r;
+	size_t i;
+
+	json_array_foreach(hist, i, r) {
+		json_t *o = json_deep_copy(r);
+
+		json_object_del(o, "old_inspect");
+		json_object_del(o, "old_image_inspect");
+		json_object_del(o, "spec_inspect");
+		json_object_del(o, "spec_image_inspect");
+		json_array_append_new(out, o);
+	}
+	json_decref(hist);
+	return json_pack("{s:o}", "history", out);
+}
+
+/* The routes that take a body. */
+static enum MHD_Result route_post(struct api *a, struct MHD_Connection *c, const char *url, struct req *rq)
+{
+	struct api_request ar;
+	char err[300];
+
+	if (strcmp(url, "/v1/update") == 0) {
+		const char *img = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "image");
+		json_t *params = NULL, *rec;
+		struct refit_err e = { 0 };
+		char id[17];
+		unsigned code;
+
+		if (img && api_parse_images(img, &params, err, sizeof(err)) < 0)
+			return reply_error(c, 400, err);
+		if (ops_submit(a->ops, "update", params, id, &e) < 0) {
+			json_decref(params);
+			return reply_error(c, 409, strcmp(e.msg, "paused") == 0 ? "updates are paused" : e.msg);
+		}
+		json_decref(params);
+		rec = ops_wait(a->ops, id, API_SYNC_TIMEOUT);
+		code = rec && strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") == 0 ? 200 : 500;
+		return reply_json(c, code, rec ? rec : json_pack("{s:s}", "error", "operation lost"));
+	}
+	if (strcmp(url, "/api/v1/pause") == 0 || strcmp(url, "/api/v1/resume") == 0)
+		return set_paused(a, c, strcmp(url, "/api/v1/pause") == 0);
+	if (strcmp(url, "/api/v1/update") == 0 || strcmp(url, "/api/v1/rollback") == 0 ||
+	    strcmp(url, "/api/v1/management/orchestrator/update/command") == 0) {
+		enum api_body kind = strcmp(url, "/api/v1/update") == 0 ? BODY_UPDATE :
+				     strcmp(url, "/api/v1/rollback") == 0 ? BODY_ROLLBACK : BODY_COMMAND;
+		enum MHD_Result ret;
+
+		if (api_parse(kind, rq->body ? rq->body : "", rq->len, &ar, err, sizeof(err)) < 0)
+			return reply_error(c, 400, err);
+		switch (ar.action) {
+		case ACT_TRIGGER:
+			ret = submit(a, c, "update", ar.params);
+			break;
+		case ACT_ROLLBACK:
+			ret = submit(a, c, "rollback", ar.params);
+			break;
+		case ACT_PAUSE:
+		case ACT_RESUME:
+			ret = set_paused(a, c, ar.action == ACT_PAUSE);
+			break;
+		default:
+			ret = reply_json(c, 200, ops_status(a->ops));
+			break;
+		}
+		json_decref(ar.params);
+		return ret;
+	}
+	return reply_error(c, 404, "no such endpoint");
+}
+
+/* The routes without a body. */
+static enum MHD_Result route_get(struct api *a, struct MHD_Connection *c, const char *url)
+{
+	char err[600] = "";
+
+	if (strcmp(url, "/metrics") == 0 || strcmp(url, "/v1/metrics") == 0) {
+		char *text = metrics_render(ops_paused(a->ops));
+		enum MHD_Result ret;
+
+		if (!text)
+			return reply_error(c, 500, "out of memory");
+		ret = reply(c, 200, "text/plain; version=0.0.4", text);
+		free(text);
+		return ret;
+	}
+	if (strcmp(url, "/api/v1/containers") == 0) {
+		json_t *j = containers_json(a, err, sizeof(err));
+
+		return j ? reply_json(c, 200, j) : reply_error(c, 502, err);
+	}
+	if (strcmp(url, "/api/v1/history") == 0)
+		return reply_json(c, 200, history_json(a));
+	if (strncmp(url, "/api/v1/operations/", 19) == 0) {
+		const char *id = url + 19;
+		json_t *rec;
+
+		if (strlen(id) != 16 || strspn(id, "0123456789abcdef") != 16)
+			return reply_error(c, 404, "no such operation");
+		rec = ops_get(a->ops, id);
+		return rec ? reply_json(c, 200, rec) : reply_error(c, 404, "no such operation");
+	}
+	return reply_error(c, 404, "no such endpoint");
+}
+
+/* Which method a path takes, or NULL for an unknown path. */
+static const char *allowed_method(const char *url)
+{
+	static const struct {
+		const char *path;
+		const char *method;
+	} routes[] = {
+		{ "/health", "GET" },
+		{ "/metrics", "GET" },
+		{ "/v1/metrics", "GET" },
+		{ "/api/v1/containers", "GET" },
+		{ "/api/v1/history", "GET" },
+		{ "/v1/update", "POST" },
+		{ "/api/v1/update", "POST" },
+		{ "/api/v1/rollback", "POST" },
+		{ "/api/v1/pause", "POST" },
+		{ "/api/v1/resume", "POST" },
+		{ "/api/v1/management/orchestrator/update/command", "POST" },
+	};
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(url, routes[i].path) == 0)
+			return routes[i].method;
+	return strncmp(url, "/api/v1/operations/", 19) == 0 ? "GET" : NULL;
+}
+
+/* libmicrohttpd's request callback: called for the headers, for each body chunk, and at the end. */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct api *a = cls;
+	struct req *rq = *con_cls;
+	const char *want = allowed_method(url);
+
+	(void)version;
+	if (!rq) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		*con_cls = rq;
+		/* Refuse an oversized body before reading any of it. */
+		if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
+			rq->too_large = true;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!rq->too_large && rq->len + *upload_data_size <= API_MAX_BODY) {
+			char *p = realloc(rq->body, rq->len + *upload_data_size + 1);
+
+			if (!p)
+				return MHD_NO;
+			rq->body = p;
+			memcpy(rq->body + rq->len, upload_data, *upload_data_size);
+			rq->len += *upload_data_size;
+			rq->body[rq->len] = '\0';
+		} else {
+			rq->too_large = true;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (!want)
+		return reply_error(c, 404, "no such endpoint");
+	if (strcmp(method, want) != 0) {
+		struct MHD_Response *r;
+		enum MHD_Result ret;
+		const char *msg = "{\"error\":\"method not allowed\"}";
+
+		r = MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
+		if (!r)
+			return MHD_NO;
+		MHD_add_response_header(r, "Allow", want);
+		MHD_add_response_header(r, "Content-Type", "application/json");
+		ret = MHD_queue_response(c, 405, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (strcmp(url, "/health") == 0)
+		return reply_json(c, 200, json_pack("{s:s, s:s, s:b}", "status", "ok", "version", REFIT_VERSION, "paused",
+						    ops_paused(a->ops)));
+	if (!authorized(a, c))
+		return reply_error(c, 401, "missing or wrong bearer token");
+	if (rq->too_large)
+		return reply_error(c, 413, "body larger than 64 KiB");
+	if (strcmp(method, "POST") == 0) {
+		const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+		enum MHD_Result ret;
+
+		if (rq->len > 0 && (!ct || strncasecmp(ct, "application/json", 16) != 0))
+			return reply_error(c, 415, "send the body as application/json");
+		pthread_rwlock_rdlock(a->cfg_lock);
+		ret = route_post(a, c, url, rq);
+		pthread_rwlock_unlock(a->cfg_lock);
+		return ret;
+	} else {
+		enum MHD_Result ret;
+
+		pthread_rwlock_rdlock(a->cfg_lock);
+		ret = route_get(a, c, url);
+		pthread_rwlock_unlock(a->cfg_lock);
+		return ret;
+	}
+}
+
+/* Free a request's state when its connection is done with it. */
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct req *rq = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (rq) {
+		free(rq->body);
+		free(rq);
+	}
+	*con_cls = NULL;
+}
+
+/* Is HOST (from api.listen) a loopback address? */
+static bool loopback_host(const char *host)
+{
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
+}
+
+/* Read the API token from api.token or api.token_file. */
+static int load_token(struct api *a, struct refit_err *e)
+{
+	const char *t = a->cfg->api_token;
+	char buf[4097];
+
+	if (!t && a->cfg->api_token_file) {
+		int fd = open(a->cfg->api_token_file, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		if (n < 0)
+			return err_set(e, ERR_USAGE, "api.token_file %s: %s", a->cfg->api_token_file, strerror(errno));
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+			n--;
+		buf[n] = '\0';
+		t = buf;
+	}
+	if (t && *t) {
+		if (strlen(t) < 16)
+			return err_set(e, ERR_USAGE, "api token: use at least 16 characters");
+		token_hash(t, strlen(t), a->token_hash);
+		a->has_token = true;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t *cfg_lock, struct ops *ops,
+	      struct refit_err *e)
+{
+	struct api *a = calloc(1, sizeof(*a));
+	struct sockaddr_storage ss = { 0 };
+	const char *colon = strrchr(cfg->api_listen, ':');
+	char host[256];
+	long port;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+
+	if (!a)
+		return err_set(e, ERR_FAILED, "out of memory");
+	a->cfg = cfg;
+	a->cfg_lock = cfg_lock;
+	a->ops = ops;
+	pthread_mutex_init(&a->auth_lock, NULL);
+	if (!colon || (size_t)(colon - cfg->api_listen) >= sizeof(host)) {
+		free(a);
+		return err_set(e, ERR_USAGE, "api.listen %s: expected HOST:PORT", cfg->api_listen);
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg->api_listen), cfg->api_listen);
+	if (host[0] == '[') { /* [::1]:8010 */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	port = strtol(colon + 1, NULL, 10);
+	if (load_token(a, e) < 0) {
+		free(a);
+		return -1;
+	}
+	if (!a->has_token && !loopback_host(host)) {
+		free(a);
+		return err_set(e, ERR_USAGE, "api.listen %s is not a loopback address: set api.token (or api.token_file) first",
+			       cfg->api_listen);
+	}
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		free(a);
+		return err_set(e, ERR_USAGE, "api.listen %s: the host must be an IP address", cfg->api_listen);
+	}
+	a->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &ss,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				  (unsigned)API_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_TIMEOUT,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+				  completed, NULL, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024), MHD_OPTION_END);
+	if (!a->mhd) {
+		free(a);
+		return err_set(e, ERR_FAILED, "api: cannot listen on %s: %s", cfg->api_listen, strerror(errno));
+	}
+	log_info("api: listening on %s%s", cfg->api_listen, a->has_token ? "" : " (no token: loopback only)");
+	*ret = a;
+	return 0;
+}
+
+void api_stop(struct api *a)
+{
+	if (!a)
+		return;
+	MHD_stop_daemon(a->mhd);
+	pthread_mutex_destroy(&a->auth_lock);
+	explicit_bzero(a->token_hash, sizeof(a->token_hash));
+	free(a);
+}

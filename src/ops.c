@@ -1,0 +1,419 @@
+/* The operation queue and its worker: one pass at a time, records kept for the API. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "refit/engine.h"
+#include "refit/imageref.h"
+#include "refit/journal.h"
+#include "refit/log.h"
+#include "refit/metrics.h"
+#include "refit/ops.h"
+#include "refit/registry.h"
+#include "refit/update.h"
+
+struct ops {
+	struct refit_config *cfg;
+	pthread_rwlock_t *cfg_lock;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	json_t *records; /* array, oldest first: {"id","kind","state","params","created","started"?,"finished"?,"result"?,"error"?} */
+	bool stopping;
+	bool paused;
+	pthread_t worker;
+	char paused_path[4200];
+};
+
+/* Current UTC time, ISO 8601. */
+static json_t *now_json(void)
+{
+	char buf[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+/* The record of ID (borrowed), under the lock. */
+static json_t *find(struct ops *o, const char *id)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(o->records, i, r) {
+		if (strcmp(json_string_value(json_object_get(r, "id")), id) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* Names from PARAMS' "containers" as a C array (borrowed strings); *N gets the count. */
+static char **names_of(json_t *params, size_t *n)
+{
+	json_t *arr = json_object_get(params, "containers"), *v;
+	char **names = calloc(json_array_size(arr) + 1, sizeof(char *));
+	size_t i;
+
+	*n = 0;
+	if (!names)
+		return NULL;
+	json_array_foreach(arr, i, v) {
+		names[(*n)++] = (char *)json_string_value(v);
+	}
+	return names;
+}
+
+/* Names of the managed containers whose image is one of IMAGES (Watchtower's ?image=). */
+static json_t *names_for_images(struct engine *en, json_t *images)
+{
+	json_t *list = NULL, *names = json_array(), *c, *img;
+	struct refit_err e = { 0 };
+	size_t i, k;
+
+	if (engine_get_json(en, "/containers/json?all=1", &list, &e) < 0)
+		return names;
+	json_array_foreach(list, i, c) {
+		const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+		const char *image = json_string_value(json_object_get(c, "Image"));
+		struct imageref have = { 0 };
+		char *hr;
+
+		if (!name || !image || imageref_parse(image, &have, NULL) < 0)
+			continue;
+		hr = imageref_repository(&have);
+		json_array_foreach(images, k, img) {
+			struct imageref want = { 0 };
+			char *wr;
+
+			if (imageref_parse(json_string_value(img), &want, NULL) < 0)
+				continue;
+			wr = imageref_repository(&want);
+			if (hr && wr && strcmp(hr, wr) == 0)
+				json_array_append_new(names, json_string(name[0] == '/' ? name + 1 : name));
+			free(wr);
+			imageref_free(&want);
+		}
+		free(hr);
+		imageref_free(&have);
+	}
+	json_decref(list);
+	return names;
+}
+
+/* Run one operation; returns its result, or NULL with ERR set. */
+static json_t *run(struct ops *o, struct registry **reg, const char *kind, json_t *params, char *err, size_t errlen)
+{
+	const struct refit_config *cfg = o->cfg;
+	struct engine *en = NULL;
+	struct journal *j = NULL;
+	struct check_result res = { 0 };
+	struct refit_err e = { 0 };
+	struct timespec t0, t1;
+	json_t *out = NULL;
+	size_t n = 0;
+	char **names = names_of(params, &n);
+	bool dry = json_is_true(json_object_get(params, "dry_run"));
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!*reg && registry_new(reg, cfg, &e) < 0)
+		goto fail;
+	if (engine_open(&en, cfg->docker_host, &e) < 0)
+		goto fail;
+	if (!dry && journal_open(&j, cfg->state_dir, 120, &e) < 0)
+		goto fail;
+	if (j && update_recover(en, j, cfg) < 0) {
+		err_set(&e, ERR_FAILED, "an interrupted operation could not be finished");
+		goto fail;
+	}
+	if (json_is_array(json_object_get(params, "images"))) {
+		json_t *named = names_for_images(en, json_object_get(params, "images"));
+
+		json_object_set_new(params, "containers", named);
+		free(names);
+		names = names_of(params, &n);
+		if (n == 0) {
+			out = json_pack("{s:[]}", "containers");
+			goto out;
+		}
+	}
+	if (strcmp(kind, "rollback") == 0)
+		rc = update_rollback(en, j, cfg, names, n, json_is_true(json_object_get(params, "all")), &res, &e);
+	else
+		rc = update_run(en, *reg, j, cfg, names, n, dry, &res, &e);
+	if (rc < 0)
+		goto fail;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metrics_pass(kind, &res, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	for (size_t i = 0; i < res.n; i++)
+		if (res.v[i].swap_seconds > 0)
+			metrics_swap(res.v[i].swap_seconds);
+	metrics_registry(registry_stats(*reg));
+	out = check_result_json(&res);
+	if (update_exit_code(&res, strcmp(kind, "rollback") == 0 ? NULL : "rolled-back") != 0)
+		snprintf(err, errlen, "some containers could not be %s",
+			 strcmp(kind, "rollback") == 0 ? "rolled back" : "updated");
+	check_result_free(&res);
+	goto out;
+fail:
+	snprintf(err, errlen, "%s", e.msg);
+out:
+	free(names);
+	journal_close(j);
+	engine_close(en);
+	return out;
+}
+
+/* The worker: takes the oldest queued operation, runs it, records the outcome. */
+static void *worker(void *arg)
+{
+	struct ops *o = arg;
+	struct registry *reg = NULL; /* kept across passes: connections and tokens */
+
+	for (;;) {
+		json_t *rec = NULL, *r, *result, *params;
+		char kind[16], err[600] = "";
+		size_t i;
+
+		pthread_mutex_lock(&o->lock);
+		while (!o->stopping && !rec) {
+			json_array_foreach(o->records, i, r) {
+				if (strcmp(json_string_value(json_object_get(r, "state")), "queued") == 0) {
+					rec = r;
+					break;
+				}
+			}
+			if (!rec)
+				pthread_cond_wait(&o->changed, &o->lock);
+		}
+		if (o->stopping) {
+			pthread_mutex_unlock(&o->lock);
+			break;
+		}
+		json_incref(rec);
+		json_object_set_new(rec, "state", json_string("running"));
+		json_object_set_new(rec, "started", now_json());
+		snprintf(kind, sizeof(kind), "%s", json_string_value(json_object_get(rec, "kind")));
+		params = json_deep_copy(json_object_get(rec, "params"));
+		pthread_cond_broadcast(&o->changed);
+		pthread_mutex_unlock(&o->lock);
+
+		if (strcmp(kind, "scheduled") == 0 && ops_paused(o)) {
+			metrics_skipped();
+			result = NULL;
+			snprintf(err, sizeof(err), "skipped: updates are paused");
+		} else {
+			pthread_rwlock_rdlock(o->cfg_lock);
+			result = run(o, &reg, strcmp(kind, "rollback") == 0 ? "rollback" : "update", params, err, sizeof(err));
+			pthread_rwlock_unlock(o->cfg_lock);
+		}
+		json_decref(params);
+
+		pthread_mutex_lock(&o->lock);
+		json_object_set_new(rec, "state", json_string(err[0] ? "failed" : "succeeded"));
+		json_object_set_new(rec, "finished", now_json());
+		if (result)
+			json_object_set_new(rec, "result", result);
+		if (err[0])
+			json_object_set_new(rec, "error", json_string(err));
+		log_info("operation %s (%s): %s", json_string_value(json_object_get(rec, "id")), kind,
+			 err[0] ? err : "succeeded");
+		json_decref(rec);
+		pthread_cond_broadcast(&o->changed);
+		pthread_mutex_unlock(&o->lock);
+	}
+	registry_free(reg);
+	return NULL;
+}
+
+int ops_start(struct ops **ret, struct refit_config *cfg, pthread_rwlock_t *cfg_lock, struct refit_err *e)
+{
+	struct ops *o = calloc(1, sizeof(*o));
+
+	if (!o || !(o->records = json_array())) {
+		free(o);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	o->cfg = cfg;
+	o->cfg_lock = cfg_lock;
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->changed, NULL);
+	snprintf(o->paused_path, sizeof(o->paused_path), "%s/paused", cfg->state_dir);
+	o->paused = access(o->paused_path, F_OK) == 0;
+	if (pthread_create(&o->worker, NULL, worker, o) != 0) {
+		json_decref(o->records);
+		free(o);
+		return err_set(e, ERR_FAILED, "cannot start the worker thread");
+	}
+	*ret = o;
+	return 0;
+}
+
+int ops_submit(struct ops *o, const char *kind, json_t *params, char id[17], struct refit_err *e)
+{
+	size_t queued = 0, i;
+	json_t *r, *rec;
+
+	pthread_mutex_lock(&o->lock);
+	if (o->stopping) {
+		pthread_mutex_unlock(&o->lock);
+		return err_set(e, ERR_FAILED, "stopping");
+	}
+	if (strcmp(kind, "update") == 0 && o->paused) {
+		pthread_mutex_unlock(&o->lock);
+		return err_set(e, ERR_FAILED, "paused");
+	}
+	json_array_foreach(o->records, i, r) {
+		queued += strcmp(json_string_value(json_object_get(r, "state")), "queued") == 0;
+	}
+	if (queued >= OPS_MAX_QUEUED) {
+		pthread_mutex_unlock(&o->lock);
+		return err_set(e, ERR_FAILED, "busy");
+	}
+	journal_new_id(id);
+	rec = json_pack("{s:s, s:s, s:s, s:O, s:o}", "id", id, "kind", kind, "state", "queued", "params",
+			params ? params : json_null(), "created", now_json());
+	if (!rec) {
+		pthread_mutex_unlock(&o->lock);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	json_array_append_new(o->records, rec);
+	/* Forget the oldest finished records past OPS_KEEP. */
+	for (i = 0; json_array_size(o->records) > OPS_KEEP + OPS_MAX_QUEUED && i < json_array_size(o->records);) {
+		const char *st = json_string_value(json_object_get(json_array_get(o->records, i), "state"));
+
+		if (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0)
+			json_array_remove(o->records, i);
+		else
+			i++;
+	}
+	pthread_cond_broadcast(&o->changed);
+	pthread_mutex_unlock(&o->lock);
+	return 0;
+}
+
+json_t *ops_get(struct ops *o, const char *id)
+{
+	json_t *r;
+
+	pthread_mutex_lock(&o->lock);
+	r = find(o, id);
+	r = r ? json_deep_copy(r) : NULL;
+	pthread_mutex_unlock(&o->lock);
+	return r;
+}
+
+json_t *ops_wait(struct ops *o, const char *id, int timeout)
+{
+	struct timespec until;
+	json_t *r = NULL;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout;
+	pthread_mutex_lock(&o->lock);
+	for (;;) {
+		const char *st;
+
+		r = find(o, id);
+		st = r ? json_string_value(json_object_get(r, "state")) : NULL;
+		if (!st || strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0)
+			break;
+		if (pthread_cond_timedwait(&o->changed, &o->lock, &until) == ETIMEDOUT)
+			break;
+	}
+	r = r ? json_deep_copy(r) : NULL;
+	pthread_mutex_unlock(&o->lock);
+	return r;
+}
+
+bool ops_paused(struct ops *o)
+{
+	bool p;
+
+	pthread_mutex_lock(&o->lock);
+	p = o->paused;
+	pthread_mutex_unlock(&o->lock);
+	return p;
+}
+
+int ops_set_paused(struct ops *o, bool paused, struct refit_err *e)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&o->lock);
+	if (paused) {
+		int fd = open(o->paused_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd < 0 || fsync(fd) < 0)
+			rc = err_set(e, ERR_FAILED, "%s: %s", o->paused_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	} else if (unlink(o->paused_path) < 0 && errno != ENOENT) {
+		rc = err_set(e, ERR_FAILED, "%s: %s", o->paused_path, strerror(errno));
+	}
+	if (rc == 0)
+		o->paused = paused;
+	pthread_mutex_unlock(&o->lock);
+	return rc;
+}
+
+json_t *ops_status(struct ops *o)
+{
+	json_t *running = json_null(), *last = json_null(), *r;
+	size_t queued = 0, i;
+	json_t *st;
+
+	pthread_mutex_lock(&o->lock);
+	json_array_foreach(o->records, i, r) {
+		const char *s = json_string_value(json_object_get(r, "state"));
+
+		if (strcmp(s, "queued") == 0)
+			queued++;
+		else if (strcmp(s, "running") == 0)
+			running = json_object_get(r, "id");
+		else
+			last = r;
+	}
+	st = json_pack("{s:O, s:I, s:b, s:o}", "running", running, "queued", (json_int_t)queued, "paused", o->paused,
+		       "last", json_is_null(last) ? json_null() : json_deep_copy(last));
+	pthread_mutex_unlock(&o->lock);
+	return st;
+}
+
+void ops_stop(struct ops *o)
+{
+	size_t i;
+	json_t *r;
+
+	if (!o || o->stopping)
+		return;
+	pthread_mutex_lock(&o->lock);
+	o->stopping = true;
+	json_array_foreach(o->records, i, r) {
+		if (strcmp(json_string_value(json_object_get(r, "state")), "queued") == 0) {
+			json_object_set_new(r, "state", json_string("failed"));
+			json_object_set_new(r, "error", json_string("daemon stopping"));
+		}
+	}
+	pthread_cond_broadcast(&o->changed);
+	pthread_mutex_unlock(&o->lock);
+	pthread_join(o->worker, NULL); /* the running operation completes its swaps first */
+}
+
+void ops_free(struct ops *o)
+{
+	if (!o)
+		return;
+	ops_stop(o);
+	json_decref(o->records);
+	pthread_mutex_destroy(&o->lock);
+	pthread_cond_destroy(&o->changed);
+	free(o);
+}
