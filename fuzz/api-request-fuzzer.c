@@ -1,0 +1,38 @@
+/* libFuzzer target: management API bodies and Watchtower's ?image= query. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refit/api-request.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[300], *q;
+	json_t *images = NULL;
+
+	for (int k = BODY_COMMAND; k <= BODY_ROLLBACK; k++) {
+		struct api_request r;
+
+		err[0] = '\0';
+		if (api_parse((enum api_body)k, (const char *)data, size, &r, err, sizeof(err)) == 0) {
+			/* Accepted bodies become params with only known keys. */
+			if (!json_is_object(r.params) || json_object_size(r.params) > 3)
+				__builtin_trap();
+			json_decref(r.params);
+		} else if (!err[0]) {
+			__builtin_trap(); /* every refusal explains itself */
+		}
+	}
+	q = malloc(size + 1);
+	if (!q)
+		return 0;
+	memcpy(q, data, size);
+	q[size] = '\0';
+	if (api_parse_images(q, &images, err, sizeof(err)) == 0)
+		json_decref(images);
+	free(q);
+	return 0;
+}
