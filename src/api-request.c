@@ -164,7 +164,7 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 
 int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen)
 {
-	json_t *arr = json_array();
+	json_t *arr;
 	char buf[4096];
 	char *save = NULL;
 
@@ -173,6 +173,8 @@ int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen)
 		return bad(err, errlen, "%s", "image: expected image names separated by commas");
 	if (strlen(query) >= sizeof(buf))
 		return bad(err, errlen, "%s", "image: too long");
+	if (!(arr = json_array()))
+		return bad(err, errlen, "%s", "out of memory");
 	snprintf(buf, sizeof(buf), "%s", query);
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		struct imageref ref = { 0 };
@@ -184,6 +186,10 @@ int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen)
 		}
 		imageref_free(&ref);
 		json_array_append_new(arr, json_string(t));
+	}
+	if (json_array_size(arr) == 0) {
+		json_decref(arr);
+		return bad(err, errlen, "%s", "image: expected image names separated by commas");
 	}
 	*ret = json_pack("{s:o}", "images", arr);
 	return 0;
