@@ -58,7 +58,7 @@ FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 
-.PHONY: all run check unit e2e fuzz fuzz-run bench install uninstall clean deps deps-build
+.PHONY: all run check unit e2e fuzz fuzz-run bench bench-update install uninstall clean deps deps-build
 
 all: $(BIN)
 
@@ -109,6 +109,9 @@ fuzz-run: fuzz
 
 bench: $(BIN)
 	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) bench/check_bench.py $(BENCH_ARGS)
+
+bench-update: $(BIN)
+	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) bench/update_bench.py $(BENCH_ARGS)
 
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/refit

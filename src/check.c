@@ -71,8 +71,12 @@ static struct image_info *image_get(struct pass *p, const char *key)
 	return ii;
 }
 
-/* The digest in RepoDigests recorded for REF's repository, or NULL. */
-static const char *repo_digest_for(json_t *repo_digests, const struct imageref *ref)
+/*
+ * The digest in RepoDigests recorded for REF's repository, or NULL. An image
+ * pulled through an index has several (the index and its platform
+ * manifest): WANT, when one of them, is preferred.
+ */
+static const char *repo_digest_for(json_t *repo_digests, const struct imageref *ref, const char *want_digest)
 {
 	char *want = imageref_repository(ref);
 	const char *found = NULL;
@@ -82,22 +86,20 @@ static const char *repo_digest_for(json_t *repo_digests, const struct imageref *
 	if (!want)
 		return NULL;
 	json_array_foreach(repo_digests, i, v) {
-		const char *s = json_string_value(v);
+		const char *s = json_string_value(v), *at;
 		struct imageref rd = { 0 };
 		char *repo;
 
 		if (!s || imageref_parse(s, &rd, NULL) < 0)
 			continue;
 		repo = imageref_repository(&rd);
-		if (repo && strcmp(repo, want) == 0 && rd.digest) {
-			const char *at = strchr(s, '@');
-
-			found = at ? at + 1 : NULL;
+		at = strchr(s, '@');
+		if (repo && strcmp(repo, want) == 0 && rd.digest && at) {
+			if (!found || (want_digest && strcmp(at + 1, want_digest) == 0))
+				found = at + 1;
 		}
 		free(repo);
 		imageref_free(&rd);
-		if (found)
-			break;
 	}
 	free(want);
 	return found;
@@ -207,8 +209,8 @@ static void compare_local(struct pass *p, struct check_entry *ce, const struct i
 		entry_error(ce, tag->err_kind, tag->error);
 		return;
 	}
-	set_str(&ce->current_digest, repo_digest_for(cur->repo_digests, ref));
-	set_str(&ce->latest_digest, repo_digest_for(tag->repo_digests, ref));
+	set_str(&ce->current_digest, repo_digest_for(cur->repo_digests, ref, NULL));
+	set_str(&ce->latest_digest, repo_digest_for(tag->repo_digests, ref, NULL));
 	ce->update_available = strcmp(tag->id ? tag->id : "", ce->image_id) != 0;
 	if (!ce->status)
 		ce->status = ce->update_available ? "update-available" : "up-to-date";
@@ -219,6 +221,7 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 {
 	struct pass p = { .en = en, .cfg = cfg, .res = ret };
 	struct digest_query *q = NULL;
+	json_t **rdigests = NULL; /* RepoDigests of each entry's image */
 	char **keys = NULL;
 	size_t *which = NULL, nq = 0;
 	int rc = -1;
@@ -229,7 +232,8 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 	q = calloc(ret->n ? ret->n : 1, sizeof(*q));
 	keys = calloc(ret->n ? ret->n : 1, sizeof(*keys));
 	which = calloc(ret->n ? ret->n : 1, sizeof(*which));
-	if (!q || !keys || !which) {
+	rdigests = calloc(ret->n ? ret->n : 1, sizeof(*rdigests));
+	if (!q || !keys || !which || !rdigests) {
 		err_set(e, ERR_FAILED, "out of memory");
 		goto out;
 	}
@@ -262,7 +266,8 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 			entry_error(ce, ii->err_kind, ii->error);
 			continue;
 		}
-		set_str(&ce->current_digest, repo_digest_for(ii->repo_digests, ref));
+		set_str(&ce->current_digest, repo_digest_for(ii->repo_digests, ref, NULL));
+		rdigests[i] = json_incref(ii->repo_digests);
 		key = imageref_string(ref);
 		if (!key) {
 			entry_error(ce, ERR_FAILED, "out of memory");
@@ -293,6 +298,8 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 			continue;
 		}
 		set_str(&ce->latest_digest, dq->digest);
+		/* Up to date when the registry's digest is any of the image's digests from there. */
+		set_str(&ce->current_digest, repo_digest_for(rdigests[i], &p.refs[i], dq->digest));
 		if (!ce->current_digest) {
 			char msg[400];
 
@@ -314,6 +321,9 @@ out:
 	free(keys);
 	free(q);
 	free(which);
+	for (size_t i = 0; rdigests && i < ret->n; i++)
+		json_decref(rdigests[i]);
+	free(rdigests);
 	for (size_t i = 0; p.refs && i < ret->n; i++)
 		imageref_free(&p.refs[i]);
 	free(p.refs);
@@ -370,6 +380,8 @@ json_t *check_result_json(const struct check_result *r)
 			json_object_set_new(o, "update_available", json_boolean(c->update_available));
 		if (c->error)
 			json_object_set_new(o, "error", json_string(c->error));
+		if (c->swap_seconds > 0)
+			json_object_set_new(o, "swap_seconds", json_real(c->swap_seconds));
 		json_array_append_new(arr, o);
 	}
 	json_object_set_new(root, "containers", arr);

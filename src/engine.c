@@ -104,6 +104,11 @@ static int engine_fail(struct engine *en, CURLcode rc, const struct http_respons
 				     rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING) ?
 			   ERR_UNREACHABLE : ERR_FAILED;
 
+	long os_errno = 0;
+
+	curl_easy_getinfo(en->h, CURLINFO_OS_ERRNO, &os_errno);
+	if (en->socket && rc == CURLE_COULDNT_CONNECT && os_errno)
+		return err_set(e, kind, "cannot reach the Docker engine at %s: %s", en->host, strerror((int)os_errno));
 	return err_set(e, kind, "cannot reach the Docker engine at %s: %s", en->host,
 		       http_strerror(rc, r, en->errbuf));
 }

@@ -9,6 +9,7 @@ scope, a container helper.  See README.md in this directory.
 
 import itertools
 import os
+import time
 import shutil
 import sys
 import uuid
@@ -117,6 +118,26 @@ def token_registry(engine, session_dir, token_server):
     reg.stop()
 
 
+class Target:
+    """One running container on an image nobody republishes, in a scope of
+    its own: for tests that only read (credentials, key forms, ...)."""
+
+    def __init__(self, image, name, scope):
+        self.image = image
+        self.name = name
+        self.scope = scope
+
+
+@pytest.fixture(scope="session")
+def token_target(token_registry, image_factory, run_id, labels):
+    scope = "e2e-%s-token-target" % run_id
+    c = Containers(run_id, "refit-e2e-%s-tt" % run_id)
+    img = image_factory.make(token_registry, repo=image_factory.unique_repo("token-target"))
+    name = c.run(img, labels=labels({"refit.enable": "true", "refit.scope": scope}))
+    yield Target(img, name, scope)
+    c.remove_all()
+
+
 @pytest.fixture(scope="session")
 def tls_material(session_dir):
     return TLSMaterial(session_dir)
@@ -172,11 +193,19 @@ def containers(engine, run_id):
     c.remove_all()
 
 
+_BIN_SEEN = []
+
+
 @pytest.fixture
 def refit_bin():
-    if not (os.path.isfile(REFIT_BIN) and os.access(REFIT_BIN, os.X_OK)):
-        pytest.skip("refit binary not built: %s (set REFIT_BIN or run make)" % REFIT_BIN)
-    return REFIT_BIN
+    # once seen, a missing binary is being relinked by a concurrent `make`:
+    # give it a few seconds
+    for _ in range(40 if _BIN_SEEN else 1):
+        if os.path.isfile(REFIT_BIN) and os.access(REFIT_BIN, os.X_OK):
+            _BIN_SEEN.append(True)
+            return REFIT_BIN
+        time.sleep(0.25)
+    pytest.skip("refit binary not built: %s (set REFIT_BIN or run make)" % REFIT_BIN)
 
 
 @pytest.fixture

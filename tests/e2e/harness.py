@@ -830,7 +830,8 @@ class Image:
         return "Image(%s %s %s)" % (self.ref, self.id[:19], self.digest)
 
 
-CMD_LOOP = "trap 'exit 0' TERM; while true; do sleep 1; done"
+# PID 1 ignores SIGTERM unless it traps it; `sleep & wait` lets the trap run at once.
+CMD_LOOP = "trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done"
 
 
 class ImageFactory:
@@ -1287,8 +1288,16 @@ class Refit:
             else:
                 e[k] = str(v)
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                               env=e, input=input, cwd=self.dir)
+            for attempt in range(40):
+                try:
+                    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                       env=e, input=input, cwd=self.dir)
+                    break
+                except (PermissionError, FileNotFoundError, OSError) as exc:
+                    # the binary is being relinked by a concurrent `make`
+                    if attempt == 39 or isinstance(exc, subprocess.SubprocessError):
+                        raise
+                    time.sleep(0.25)
             res = RefitResult(cmd, p.returncode, p.stdout, p.stderr)
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")

@@ -75,35 +75,30 @@ def test_wrong_password_is_that_containers_error(refit, token_registry, token_se
     assert token_server.count(since=mark, ok=True) == 0
 
 
-def test_no_credentials_is_an_error(refit, token_registry, image_factory, containers, scoped,
-                                    scope):
-    img = image_factory.make(token_registry)
-    name = containers.run(img, labels=scoped())
-    res = refit.check_json(scope)     # DOCKER_CONFIG: an empty directory
-    assert res.statuses() == {name: "error"}, res.describe()
-    assert re.search(r"401|unauthori[sz]ed|credential|denied", res[name].get("error") or "",
+def test_no_credentials_is_an_error(refit, token_target):
+    t = token_target
+    res = refit.check_json(t.scope)     # DOCKER_CONFIG: an empty directory
+    assert res.statuses() == {t.name: "error"}, res.describe()
+    assert re.search(r"401|unauthori[sz]ed|credential|denied", res[t.name].get("error") or "",
                      re.I), res.describe()
     assert res.rc == 1, res.describe()
 
 
-def test_repo_user_repo_pass(refit, token_registry, token_server, image_factory, containers,
-                             scoped, scope):
-    img = image_factory.make(token_registry)
-    name = containers.run(img, labels=scoped())
+def test_repo_user_repo_pass(refit, token_target, token_server):
+    t = token_target
     mark = token_server.mark()
-    res = refit.check_json(scope, env={"REPO_USER": token_server.username,
-                                       "REPO_PASS": token_server.password})
+    res = refit.check_json(t.scope, env={"REPO_USER": token_server.username,
+                                         "REPO_PASS": token_server.password})
     assert res.rc == 0, res.describe()
-    assert res.statuses() == {name: "up-to-date"}, res.describe()
-    assert digest_only(res[name].get("latest_digest")) == img.digest
-    assert token_server.count(since=mark, repository=img.repo) == 1
+    assert res.statuses() == {t.name: "up-to-date"}, res.describe()
+    assert digest_only(res[t.name].get("latest_digest")) == t.image.digest
+    assert token_server.count(since=mark, repository=t.image.repo) == 1
 
 
 @pytest.mark.parametrize("variant", ["credHelpers", "credsStore"])
-def test_credential_helper(variant, refit, token_registry, token_server, image_factory,
-                           containers, scoped, scope, tmp_path):
-    img = image_factory.make(token_registry)
-    name = containers.run(img, labels=scoped())
+def test_credential_helper(variant, refit, token_target, token_registry, token_server,
+                           tmp_path):
+    t = token_target
     bindir = str(tmp_path / "bin")
     log = str(tmp_path / "helper.log")
     write_cred_helper(bindir, "refittest", log, token_registry.host,
@@ -114,14 +109,14 @@ def test_credential_helper(variant, refit, token_registry, token_server, image_f
     else:
         cfg = write_docker_config(str(tmp_path / "dc"), creds_store="refittest")
     mark = token_server.mark()
-    res = refit.check_json(scope, env={"DOCKER_CONFIG": cfg,
-                                       "PATH": bindir + ":" + os.environ.get("PATH", "")})
+    res = refit.check_json(t.scope, env={"DOCKER_CONFIG": cfg,
+                                         "PATH": bindir + ":" + os.environ.get("PATH", "")})
     calls = read_helper_log(log)
     assert any(c["action"] == "get" and token_registry.host in c["input"] for c in calls), \
         "credential helper not asked (calls: %r)\n%s" % (calls, res.describe())
     assert res.rc == 0, res.describe()
-    assert res.statuses() == {name: "up-to-date"}, res.describe()
-    assert token_server.count(since=mark, repository=img.repo, ok=True) == 1
+    assert res.statuses() == {t.name: "up-to-date"}, res.describe()
+    assert token_server.count(since=mark, repository=t.image.repo, ok=True) == 1
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

@@ -83,14 +83,18 @@ def test_update_available_and_check_changes_nothing(refit, plain_registry, image
 def test_thirty_containers_five_images_five_manifest_requests(refit, plain_registry,
                                                               shared_images, containers,
                                                               scoped, scope):
+    """Half of them running, half created and never started (include_stopped
+    selects those too; creating is much cheaper than starting)."""
     imgs = shared_images
     assert len(imgs) == 5
     names = containers.run_many([{"image": imgs[i % 5], "labels": scoped(), "hint": "many",
                                   "extra": ["--network", "none"]}
-                                 for i in range(30)], workers=6)
+                                 for i in range(15)], workers=6)
+    names += [containers.create(imgs[i % 5], labels=scoped(), hint="many",
+                                extra=["--network", "none"]) for i in range(15, 30)]
     by_name = {n: imgs[i % 5] for i, n in enumerate(names)}
     mark = plain_registry.mark()
-    res = refit.check_json(scope)
+    res = refit.check_json(scope, config="include_stopped: true\n")
     assert res.rc == 0, res.describe()
     assert res.names == set(names), res.describe()
     assert len(res.list) == 30, "each container exactly once\n" + res.describe()

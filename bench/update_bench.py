@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Benchmark of `refit update`: N containers over M images, half the images changed.
+
+Prints, for a pass over the stale containers: wall time with refit's
+concurrency (default 8) beside the same pass one container at a time
+(concurrency 1), the pulls the engine made (manifest fetches by digest in the
+registry's access log), refit's peak RSS; and refit's own overhead per swap
+for each strategy (swap time minus the health gate's min_uptime and, for
+blue-green and alias, the 2 s drain).
+
+Only prints figures; exits non-zero only when refit's answer is wrong.
+
+    make bench-update
+    make bench-update BENCH_ARGS="--containers 100 --images 20"
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+
+import harness  # noqa: E402
+from harness import Containers, Engine, ImageFactory, Registry  # noqa: E402
+
+MIN_UPTIME = 1
+DRAIN = 2
+
+
+def run_update(binary, scope, workdir, concurrency):
+    cfg = os.path.join(workdir, "bench-%s.yml" % scope)
+    with open(cfg, "w") as f:
+        f.write("min_uptime: %d\nhealth_timeout: 60\nstop_timeout: 5\nconcurrency: %d\n" % (MIN_UPTIME, concurrency))
+    state = os.path.join(workdir, "state-" + scope)
+    with tempfile.NamedTemporaryFile("r") as rss_file:
+        t0 = time.monotonic()
+        p = subprocess.run(["/usr/bin/time", "-o", rss_file.name, "-f", "%M", binary, "--config", cfg,
+                            "--scope", scope, "--state-dir", state, "update", "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wall = time.monotonic() - t0
+        rss = int(rss_file.read().strip().splitlines()[-1])
+    return p.returncode, json.loads(p.stdout or b'{"containers":[]}')["containers"], wall, rss
+
+
+def setup(factory, conts, reg, scope, n_containers, n_images, labels=None):
+    images = factory.make_many([{"registry": reg, "repo": factory.unique_repo("ub")} for _ in range(n_images)])
+    lab = {"refit.enable": "true", "refit.scope": scope}
+    lab.update(labels or {})
+    conts.run_many([{"image": images[i % n_images], "labels": lab} for i in range(n_containers)], workers=8)
+    for img in images[: max(1, n_images // 2)]:
+        factory.publish_new_version(img)
+    return sum(1 for i in range(n_containers) if (i % n_images) < max(1, n_images // 2))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--containers", type=int, default=100)
+    ap.add_argument("--images", type=int, default=20)
+    ap.add_argument("--per-strategy", type=int, default=20)
+    args = ap.parse_args()
+    binary = os.path.abspath(os.environ.get("REFIT_BIN") or os.path.join(HERE, "..", "refit"))
+    run_id = "u" + uuid.uuid4().hex[:8]
+    workdir = tempfile.mkdtemp(prefix="refit-ubench-")
+    eng = Engine(workdir).ensure()
+    factory = ImageFactory(run_id, workdir, workers=4)
+    reg = Registry(workdir, "ubench")
+    reg.start()
+    ok = True
+    try:
+        print("machine: %s, %d CPUs; refit: %s" % (os.uname().release, os.cpu_count(), binary))
+        for conc in (8, 1):
+            scope = "ub-%s-c%d" % (run_id, conc)
+            conts = Containers(run_id, "refit-ub-%s-c%d" % (run_id, conc))
+            try:
+                stale = setup(factory, conts, reg, scope, args.containers, args.images)
+                mark = reg.mark()
+                rc, res, wall, rss = run_update(binary, scope, workdir, conc)
+                pulls = reg.count(method="GET", path_re=r"^/v2/.+/manifests/sha256:", since=mark)
+                updated = sum(1 for c in res if c["status"] == "updated")
+                good = rc == 0 and updated == stale
+                ok &= good
+                print("update pass, concurrency %d: %d containers, %d stale -> %d updated in %.1f s; "
+                      "%d pulls by digest; peak RSS %.1f MiB%s" %
+                      (conc, args.containers, stale, updated, wall, pulls, rss / 1024.0, "" if good else "  <-- WRONG"))
+            finally:
+                conts.remove_all()
+        for strategy in ("recreate", "blue-green", "alias"):
+            scope = "ub-%s-%s" % (run_id, strategy)
+            conts = Containers(run_id, "refit-ub-%s-%s" % (run_id, strategy))
+            try:
+                n = args.per_strategy
+                if strategy != "alias":
+                    stale = setup(factory, conts, reg, scope, n, 1, {"refit.strategy": strategy})
+                else:
+                    img = factory.make(reg, repo=factory.unique_repo("ua"))
+                    for i in range(n):
+                        new_name = "refit-ub-%s-alias-new-%d" % (run_id, i)
+                        conts.run(img, labels={"refit.enable": "true", "refit.scope": scope,
+                                               "refit.strategy": "alias", "refit.rename-to": new_name})
+                        conts.names.append(new_name)   # removed at teardown under its new name
+                    factory.publish_new_version(img)
+                    stale = n
+                rc, res, wall, rss = run_update(binary, scope, workdir, 8)
+                swaps = [c["swap_seconds"] for c in res if c.get("swap_seconds") and c["status"] == "updated"]
+                wait = MIN_UPTIME + (DRAIN if strategy != "recreate" else 0)
+                over = [max(0.0, s - wait) * 1000 for s in swaps]
+                over.sort()
+                good = rc == 0 and len(swaps) == stale
+                ok &= good
+                if over:
+                    print("%-10s %d swaps in %.1f s wall: refit's overhead per swap median %.0f ms, max %.0f ms "
+                          "(swap time minus %d s of health gate%s)%s" %
+                          (strategy, len(swaps), wall, over[len(over) // 2], over[-1], MIN_UPTIME,
+                           " and drain" if strategy != "recreate" else "", "" if good else "  <-- WRONG"))
+                else:
+                    print("%-10s no swap measured (exit %d)  <-- WRONG" % (strategy, rc))
+            finally:
+                conts.remove_all()
+    finally:
+        harness.sweep_run_objects(run_id)
+        factory.cleanup()
+        reg.stop()
+        eng.stop()
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
