@@ -369,7 +369,7 @@ json_t *check_result_json(const struct check_result *r)
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		const struct check_entry *c = &r->v[i];
-		json_t *o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s, s:s?}", "name", c->name, "id", c->id,
+		json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?}", "name", c->name, "id", c->id,
 				      "image", c->image, "current_digest", c->current_digest, "latest_digest",
 				      c->latest_digest, "status", c->status ? c->status : "error", "strategy",
 				      c->strategy);

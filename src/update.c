@@ -586,6 +586,8 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 		 res.error[0] ? ": " : "", res.error);
 	set_outcome(c, strcmp(res.outcome, "updated") == 0 ? "rolled-back" : "failed", res.error);
 	c->strategy = res.strategy;
+	free(c->id);
+	c->id = strdup(res.new_id[0] ? res.new_id : json_string_value(json_object_get(cur, "Id")) ? json_string_value(json_object_get(cur, "Id")) : "");
 out:
 	json_decref(cur);
 	json_decref(cur_image);
