@@ -294,8 +294,10 @@ json_t *journal_history(const char *state_dir, const char *name)
 	while ((n = getline(&line, &cap, f)) > 0) {
 		json_t *rec = (size_t)n <= JOURNAL_MAX_RECORD ? json_loadb(line, (size_t)n, 0, NULL) : NULL;
 		const char *c = json_string_value(json_object_get(rec, "container"));
+		const char *nn = json_string_value(json_object_get(rec, "new_name"));
 
-		if (rec && (!name || (c && strcmp(c, name) == 0)))
+		/* An alias migration belongs to the old name and to the new one. */
+		if (rec && (!name || (c && strcmp(c, name) == 0) || (nn && strcmp(nn, name) == 0)))
 			json_array_append_new(arr, rec);
 		else
 			json_decref(rec);

@@ -38,7 +38,8 @@ json_t *journal_pending(struct journal *j);
 
 /*
  * History records, oldest first (new reference; an array), of container NAME
- * or of all when NAME is NULL. Read without the lock by `history` and `status`.
+ * (under its name or as an alias migration's new name) or of all when NAME
+ * is NULL. Read without the lock by `history` and `status`.
  */
 json_t *journal_history(const char *state_dir, const char *name);
 
