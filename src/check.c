@@ -26,7 +26,7 @@ struct pass {
 	struct imageref *refs; /* parallel to res->v */
 	bool *parsed;
 	bool *no_pull;
-	struct image_info *images;
+	struct image_info **images; /* separately allocated: pointers stay valid as it grows */
 	size_t nimages;
 };
 
@@ -42,22 +42,23 @@ static void entry_error(struct check_entry *c, int kind, const char *msg)
 /* Inspect image KEY (an ID or a reference) once per pass. */
 static struct image_info *image_get(struct pass *p, const char *key)
 {
-	struct image_info *ii, *nv;
+	struct image_info *ii, **nv;
 	struct refit_err e = { 0 };
 	char path[1200], *esc;
 
 	for (size_t i = 0; i < p->nimages; i++)
-		if (strcmp(p->images[i].key, key) == 0)
-			return &p->images[i];
+		if (strcmp(p->images[i]->key, key) == 0)
+			return p->images[i];
 	nv = realloc(p->images, (p->nimages + 1) * sizeof(*nv));
 	if (!nv)
 		return NULL;
 	p->images = nv;
-	ii = &nv[p->nimages];
-	memset(ii, 0, sizeof(*ii));
-	if (!(ii->key = strdup(key)))
+	ii = calloc(1, sizeof(*ii));
+	if (!ii || !(ii->key = strdup(key))) {
+		free(ii);
 		return NULL;
-	p->nimages++;
+	}
+	nv[p->nimages++] = ii;
 	esc = engine_escape(p->en, key);
 	snprintf(path, sizeof(path), "/images/%s/json", esc ? esc : "");
 	free(esc);
@@ -330,8 +331,9 @@ out:
 	free(p.parsed);
 	free(p.no_pull);
 	for (size_t i = 0; i < p.nimages; i++) {
-		free(p.images[i].key);
-		json_decref(p.images[i].inspect);
+		free(p.images[i]->key);
+		json_decref(p.images[i]->inspect);
+		free(p.images[i]);
 	}
 	free(p.images);
 	if (rc < 0)

@@ -307,6 +307,14 @@ static void pull_line(struct pull_stream *ps)
 	json_decref(j);
 }
 
+/* Headers of a pull are not needed. */
+static size_t pull_headers(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	(void)ptr;
+	(void)userdata;
+	return size * nmemb;
+}
+
 /* Read the pull's progress stream line by line, keeping nothing but errors. */
 static size_t pull_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -357,12 +365,15 @@ int engine_pull(struct engine *en, const char *image, const char *tag, const cha
 	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(en->h, CURLOPT_WRITEFUNCTION, pull_write);
 	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, ps);
-	curl_easy_setopt(en->h, CURLOPT_HEADERFUNCTION, NULL);
+	/* Without a header callback curl hands headers to the write callback with HEADERDATA. */
+	curl_easy_setopt(en->h, CURLOPT_HEADERFUNCTION, pull_headers);
+	curl_easy_setopt(en->h, CURLOPT_HEADERDATA, NULL);
 	rc = curl_easy_perform(en->h);
 	curl_easy_getinfo(en->h, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(en->h, CURLOPT_POSTFIELDS, NULL);
 	curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, NULL); /* PS is freed below; every request attaches anew */
 	if (rc != CURLE_OK) {
 		struct http_response none = { 0 };
 

@@ -151,9 +151,10 @@ int health_wait(struct engine *en, const char *id, const struct health_opts *o, 
 			long code = (long)json_integer_value(json_object_get(state, "ExitCode"));
 			const char *st = json_string_value(json_object_get(state, "Status"));
 
+			/* ST lives in INS: use it before letting INS go. */
+			err_set(e, ERR_FAILED, "health: the new container is %s (exit code %ld)", st ? st : "not running", code);
 			json_decref(ins);
-			return err_set(e, ERR_FAILED, "health: the new container is %s (exit code %ld)", st ? st : "not running",
-				       code);
+			return -1;
 		}
 		if (running_since < 0)
 			running_since = now_ms();

@@ -54,7 +54,7 @@ int swap_remove(struct swap *s, const char *id, struct refit_err *e);
 /* Take the old container out of its user-defined networks (and so their DNS). */
 int swap_disconnect_old(struct swap *s, struct refit_err *e);
 
-/* ID of the container named NAME into ID: 1 found, 0 none, -1 error. */
+/* ID of the container named NAME into ID: 2 found and made by this operation, 1 found, 0 none, -1 error. */
 int swap_find(struct swap *s, const char *name, char id[65], struct refit_err *e);
 
 /*

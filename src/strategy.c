@@ -55,8 +55,9 @@ int swap_find(struct swap *s, const char *name, char id[65], struct refit_err *e
 	char path[512];
 	json_t *ins = NULL;
 	long status = 0;
-	const char *v;
+	const char *v, *op;
 	struct refit_err ie = { 0 };
+	int rc;
 
 	snprintf(path, sizeof(path), "/containers/%s/json", name);
 	if (engine_call(s->en, "GET", path, NULL, 0, &ins, &status, &ie) < 0) {
@@ -66,9 +67,11 @@ int swap_find(struct swap *s, const char *name, char id[65], struct refit_err *e
 		return -1;
 	}
 	v = json_string_value(json_object_get(ins, "Id"));
+	op = json_string_value(json_object_get(json_object_get(json_object_get(ins, "Config"), "Labels"), "refit.operation"));
 	snprintf(id, 65, "%s", v ? v : "");
+	rc = !v ? 0 : op && swap_get(s, "id") && strcmp(op, swap_get(s, "id")) == 0 ? 2 : 1;
 	json_decref(ins);
-	return v ? 1 : 0;
+	return rc;
 }
 
 int swap_create(struct swap *s, const char *name, const char *extra_alias, struct refit_err *e)
@@ -93,6 +96,16 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, struc
 		in.old_image = NULL;
 	if (spec_build(&in, &out, e) < 0)
 		return -1;
+	/* Mark what this operation creates, so an undo never removes anything else. */
+	{
+		json_t *cfgj = json_object_get(out.create, "Config"), *labels = json_object_get(cfgj, "Labels");
+
+		if (!json_is_object(labels)) {
+			labels = json_object();
+			json_object_set_new(cfgj, "Labels", labels);
+		}
+		json_object_set_new(labels, "refit.operation", json_string(swap_get(s, "id")));
+	}
 	esc = engine_escape(s->en, name);
 	snprintf(path, sizeof(path), "/containers/create?name=%s", esc ? esc : "");
 	free(esc);
@@ -273,7 +286,8 @@ int swap_restore_old(struct swap *s, struct refit_err *e)
 		f = swap_find(s, names[i], id, e);
 		if (f < 0)
 			return -1;
-		if (f == 1 && strcmp(id, s->old_id) != 0 && swap_remove(s, id, e) < 0)
+		/* Only what this operation created is removed; an unrelated container of that name stays. */
+		if (f == 2 && strcmp(id, s->old_id) != 0 && swap_remove(s, id, e) < 0)
 			return -1;
 	}
 	snprintf(path, sizeof(path), "/containers/%s/json", s->old_id);
@@ -345,7 +359,7 @@ int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
 	if (!cur || strcmp(cur, final_name) != 0) {
 		int f = swap_find(s, final_name, id, e);
 
-		if (f < 0 || (f == 1 && strcmp(id, new_id) != 0 && swap_remove(s, id, e) < 0) ||
+		if (f < 0 || (f == 2 && strcmp(id, new_id) != 0 && swap_remove(s, id, e) < 0) ||
 		    swap_rename(s, new_id, final_name, e) < 0) {
 			json_decref(ins);
 			return -1;

@@ -142,6 +142,11 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 		set_outcome(c, "failed", "strategy alias needs the label refit.rename-to");
 		goto out;
 	}
+	if (strcmp(c->strategy, "alias") == 0 && strcmp(rq.rename_to, c->name) == 0) {
+		/* Already moved to its new name: later updates swap it in place. */
+		rq.strategy = "blue-green";
+		rq.rename_to = NULL;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	swap_run(en, j, cfg, &rq, &res);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

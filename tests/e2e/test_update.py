@@ -1,0 +1,321 @@
+"""`refit update`: successful swaps (SPEC.md: Swapping, History).
+
+Every setting and every kind of volume survives a recreate; each strategy's
+success path; blue-green keeps serving under load; blue-green with fixed
+host ports falls back to recreate; a container moved by `alias` can be
+updated again."""
+
+import time
+
+import pytest
+
+from harness import docker, free_port, wait_for
+from swaptools import (GOOD, HTTPD_CMD, LOOP_CMD, aliases, container_ip, exec_out, hist_for,
+                       history, http_get, inspect, leftovers, nc_get, pending_ops, read_data,
+                       same_digest, serving, update, write_data)
+from swaptools import common_pairs, swap_images, swapenv  # noqa: F401 (fixtures)
+
+STRATEGIES = ["recreate", "blue-green", "alias"]
+
+
+def mounts_view(ins):
+    """Mounts as comparable tuples (volume by name, bind by source)."""
+    out = set()
+    for m in ins.get("Mounts") or []:
+        out.add((m.get("Type"), m.get("Name") or "", m.get("Source") if m.get("Type") == "bind"
+                 else "", m.get("Destination").rstrip("/"), m.get("RW")))
+    return out
+
+
+def endpoint_view(ins, net, ids):
+    ep = ins["NetworkSettings"]["Networks"][net]
+    return {"IPAMConfig": {k: v for k, v in (ep.get("IPAMConfig") or {}).items() if v},
+            "IPAddress": ep.get("IPAddress"),
+            "Aliases": aliases(ins, net, drop_ids=ids)}
+
+
+def test_every_setting_and_volume_survive(refit, scope, swapenv, common_pairs, swap_images):
+    """Env, labels, two user networks with aliases and static IPs, a port on
+    127.0.0.1, restart policy, memory limit, named + anonymous + image
+    volumes and a bind mount: all kept, field by field, with their data."""
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    net1, p1 = swapenv.network("a")
+    net2, p2 = swapenv.network("b")
+    vol = swapenv.volume("named")
+    bind = swapenv.bind_dir()
+    port = free_port()
+    ip1, ip2 = p1 + ".10", p2 + ".20"
+    labels = swapenv.managed({"app.tier": "backend", "app.note": "a b=c, d"})
+    name = swapenv.run(v1, labels, hint="full", extra=[
+        "--env", "APP_MODE=prod", "--env", "GREETING=hello world",
+        "--hostname", "custom-host",
+        "--network", net1, "--ip", ip1, "--network-alias", "svc-a", "--network-alias", "svc-a2",
+        "-p", "127.0.0.1:%d:8080" % port,
+        "--restart", "unless-stopped",
+        "--memory", "64m",
+        "-v", "%s:/named" % vol, "-v", "/anon", "-v", "%s:/bind" % bind,
+    ])
+    docker("network", "connect", "--alias", "svc-b", "--ip", ip2, net2, name)
+    paths = ["/named", "/anon", "/bind", "/imgvol"]
+    data = write_data(name, paths)
+    old = inspect(name)
+    assert http_get("http://127.0.0.1:%d/version" % port)[1].strip() == "good v1"
+
+    res = update(refit, scope)
+    assert res.rc == 0, res.describe()
+    e = res[name]
+    assert e.get("status") == "updated", res.describe()
+    assert e.get("strategy") == "recreate", res.describe()
+    assert same_digest(e.get("current_digest"), v1.digest), res.describe()
+    assert same_digest(e.get("latest_digest"), v2.digest), res.describe()
+    assert not e.get("error"), res.describe()
+
+    new = inspect(name)
+    assert new is not None, "no container named %s after the update" % name
+    assert new["Id"] != old["Id"]
+    assert e.get("id") and new["Id"].startswith(e["id"]), res.describe()
+    assert inspect(old["Id"]) is None, "the old container is still there"
+    assert leftovers(name) == []
+    # the new digest, while Config.Image stays the tag reference
+    assert new["Config"]["Image"] == v1.ref
+    assert new["Image"] == v2.id
+    assert "%s@%s" % (v1.name, v2.digest) in docker("inspect", "--format",
+                                                    "{{json .RepoDigests}}", new["Image"])
+    # Config, field by field
+    assert sorted(new["Config"]["Env"]) == sorted(old["Config"]["Env"])
+    assert "APP_MODE=prod" in new["Config"]["Env"] and "GREETING=hello world" in new["Config"]["Env"]
+    assert new["Config"]["Labels"] == old["Config"]["Labels"]
+    assert new["Config"]["Hostname"] == "custom-host"
+    assert new["Config"]["Cmd"] == HTTPD_CMD
+    assert new["Config"].get("Healthcheck") == old["Config"].get("Healthcheck")
+    assert new["Config"].get("ExposedPorts") == old["Config"].get("ExposedPorts")
+    # HostConfig
+    for key in ("PortBindings", "RestartPolicy", "Memory", "MemorySwap", "NetworkMode", "Binds"):
+        assert new["HostConfig"].get(key) == old["HostConfig"].get(key), key
+    assert new["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert new["HostConfig"]["Memory"] == 64 * 1024 * 1024
+    assert new["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1",
+                                                               "HostPort": str(port)}]}
+    # networks: the same ones, static addresses and aliases
+    assert sorted(new["NetworkSettings"]["Networks"]) == sorted(old["NetworkSettings"]["Networks"])
+    ids = (old["Id"], new["Id"])
+    for net in (net1, net2):
+        assert endpoint_view(new, net, ids) == endpoint_view(old, net, ids), net
+    assert new["NetworkSettings"]["Networks"][net1]["IPAddress"] == ip1
+    assert new["NetworkSettings"]["Networks"][net2]["IPAddress"] == ip2
+    assert set(aliases(new, net1, ids)) >= {"svc-a", "svc-a2"}
+    assert "svc-b" in aliases(new, net2, ids)
+    # mounts: the same named volume, the same anonymous volumes, the same bind
+    assert mounts_view(new) == mounts_view(old)
+    kinds = sorted((m["Type"], m["Destination"]) for m in old["Mounts"])
+    assert kinds == [("bind", "/bind"), ("volume", "/anon"), ("volume", "/imgvol"),
+                     ("volume", "/named")], kinds
+    # running, serving the new version on the published port, data read back
+    assert new["State"]["Running"] and new["RestartCount"] == 0
+    assert http_get("http://127.0.0.1:%d/version" % port)[1].strip() == "good v2"
+    assert read_data(name, paths) == data
+    assert pending_ops(refit) == []
+    recs = hist_for(history(refit), name)
+    assert [r.get("outcome") for r in recs] == ["updated"], recs
+    r = recs[0]
+    assert r.get("kind") == "update" and r.get("strategy") == "recreate"
+    assert r.get("old_id") == old["Id"] and r.get("new_id") == new["Id"], r
+    assert same_digest(r.get("old_digest"), v1.digest) and same_digest(r.get("new_digest"), v2.digest)
+    assert r.get("image") == v1.ref
+    res.assert_clean_output()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_strategy_success(strategy, refit, scope, swapenv, common_pairs, swap_images):
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    net, _ = swapenv.network()
+    vol = swapenv.volume()
+    name = swapenv.name("web")
+    target = name + "-v2" if strategy == "alias" else name
+    extra = {"refit.strategy": strategy}
+    if strategy == "alias":
+        extra["refit.rename-to"] = target
+    swapenv.run(v1, swapenv.managed(extra), name=name, extra=[
+        "--network", net, "--network-alias", "websvc", "-v", "%s:/data" % vol, "-v", "/anon"])
+    client = swapenv.run(v1, swapenv.labels(), hint="client", extra=["--network", net],
+                         cmd=LOOP_CMD)
+    data = write_data(name, ["/data", "/anon"])
+    old = inspect(name)
+    assert serving(name) == "good v1"
+    assert nc_get(client, name)[1] == "good v1"
+
+    t0 = time.monotonic()
+    res = update(refit, scope)
+    took = time.monotonic() - t0
+    assert res.rc == 0, res.describe()
+    e = res[name]
+    assert e.get("status") == "updated", res.describe()
+    assert e.get("strategy") == strategy, res.describe()
+
+    new = inspect(target)
+    assert new is not None and new["Id"] != old["Id"], res.describe()
+    assert new["State"]["Running"] and new["Image"] == v2.id
+    assert new["Name"] == "/" + target
+    assert inspect(old["Id"]) is None, "old container still there"
+    if strategy == "alias":
+        assert inspect(name) is None, "alias: nothing may be left under the old name"
+    assert leftovers(name) == [] and leftovers(target) == []
+    assert serving(target) == "good v2"
+    assert read_data(target, ["/data", "/anon"]) == data
+    ids = (old["Id"], new["Id"])
+    # the service alias, and (alias) the old name, resolve to the new one
+    assert "websvc" in aliases(new, net, ids)
+    assert nc_get(client, "websvc")[1] == "good v2"
+    assert nc_get(client, name)[1] == "good v2"
+    if strategy == "alias":
+        assert name in aliases(new, net, ids)
+    # only one container of this scope remains: the new one
+    assert set(swapenv.mine()) == {new["Id"], inspect(client)["Id"]}
+    assert pending_ops(refit) == []
+    recs = hist_for(history(refit), name)
+    assert [(r.get("kind"), r.get("outcome"), r.get("strategy")) for r in recs] == \
+        [("update", "updated", strategy)], recs
+    assert recs[0].get("new_id") == new["Id"]
+    if strategy == "alias":
+        assert recs[0].get("new_name") == target
+        # the container's history under the name it has now
+        assert [r.get("id") for r in history(refit, target)] == [recs[0].get("id")], \
+            "refit history %s does not show the migration that named it" % target
+    res.assert_clean_output()
+    print("%s swap took %.1fs" % (strategy, took))
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "known gap: blue-green drops about 1 request in 100-270 under load, intermittently: the new "
+    "container answers to the shared aliases from start, before it listens, and at cutover the old one "
+    "is disconnected with requests in flight. The count is printed either way."))
+def test_blue_green_under_load(refit, scope, swapenv, common_pairs, swap_images):
+    """A client on the same network asks the service alias in a loop (nc
+    resolves it anew for each request) across the swap: no request fails.
+    The gate is 3 s of uptime, so that a failure can be placed on refit's
+    timeline (the new one starting, or the old one leaving at cutover)."""
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    net, _ = swapenv.network()
+    name = swapenv.run(v1, swapenv.managed({"refit.strategy": "blue-green",
+                                            "refit.min-uptime": "3"}),
+                       hint="lb", extra=["--network", net, "--network-alias", "loadsvc"])
+    loop = (
+        "trap 'exit 0' TERM; a=0; b=0; f=0; "
+        "req() { printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | nc -w 3 loadsvc 8080; }; "
+        "until req | grep -q ' 200 '; do sleep 0.2; done; "
+        "while [ ! -f /tmp/stop ]; do "
+        "t=$(cut -d' ' -f1 /proc/uptime); r=$(req); "
+        "case \"$r\" in "
+        "'HTTP/1.'?' 200 '*'good v1'*) a=$((a+1));; "
+        "'HTTP/1.'?' 200 '*'good v2'*) b=$((b+1));; "
+        "*) f=$((f+1)); echo \"$t-$(cut -d' ' -f1 /proc/uptime) [$r] now: "
+        "$(nslookup loadsvc 127.0.0.11 2>&1 | grep -A9 '^Name' | grep '^Address' | tr '\\n' ' ')\" "
+        ">> /tmp/fails;; esac; "
+        "echo \"$a $b $f\" > /tmp/counts.new; mv /tmp/counts.new /tmp/counts; "
+        "done; touch /tmp/done; while :; do sleep 1 & wait $!; done")
+    client = swapenv.run(v1, swapenv.labels(), hint="loadclient", extra=["--network", net],
+                         cmd=["/bin/sh", "-c", loop])
+
+    def counts():
+        out = exec_out(client, "cat /tmp/counts 2>/dev/null", check=False).split()
+        return tuple(int(x) for x in out) if len(out) == 3 else (0, 0, 0)
+    wait_for(lambda: counts()[0] >= 10, 40, interval=0.2, what="the client's first requests")
+
+    old_ip = container_ip(inspect(name))
+    res = update(refit, scope, env={"REFIT_LOG_LEVEL": "debug"})
+    assert res.rc == 0, res.describe()
+    assert res[name].get("status") == "updated", res.describe()
+    assert res[name].get("strategy") == "blue-green", res.describe()
+    new_ip = container_ip(inspect(name))
+    before = counts()
+    wait_for(lambda: counts()[1] >= before[1] + 10, 40, interval=0.2,
+             what="requests after the swap")
+    exec_out(client, "touch /tmp/stop")
+    wait_for(lambda: exec_out(client, "test -f /tmp/done && echo y", check=False).strip() == "y",
+             10, what="client done")
+    a, b, f = counts()
+    print("blue-green under load: %d requests (%d to v1, %d to v2), %d failed"
+          % (a + b + f, a, b, f))
+    if f:
+        # when, on refit's clock: uptime (the client's) to wall time
+        with open("/proc/uptime") as up:
+            offset = time.time() - float(up.read().split()[0])
+        lines = []
+        for line in exec_out(client, "cat /tmp/fails", check=False).splitlines():
+            span, _, rest = line.partition(" ")
+            t0, _, t1 = span.partition("-")
+            lines.append("%s .. %s %s" % (
+                time.strftime("%H:%M:%S", time.gmtime(float(t0) + offset)) +
+                ".%02d" % (int(float(t0) * 100) % 100),
+                time.strftime("%H:%M:%S", time.gmtime(float(t1) + offset)), rest))
+        steps = [x for x in res.res.stderr.splitlines() if name in x]
+        raise AssertionError(
+            "%d of %d requests failed across the swap (old %s, new %s):\n%s\n"
+            "refit's timeline:\n%s" % (f, a + b + f, old_ip, new_ip, "\n".join(lines),
+                                        "\n".join(steps)))
+    assert a >= 10 and b >= 10
+    assert serving(name) == "good v2"
+    res.assert_clean_output()
+
+
+def test_blue_green_with_fixed_port_falls_back_to_recreate(refit, scope, swapenv, common_pairs,
+                                                          swap_images):
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    port = free_port()
+    name = swapenv.run(v1, swapenv.managed({"refit.strategy": "blue-green"}), hint="bgport",
+                       extra=["-p", "127.0.0.1:%d:8080" % port])
+    res = update(refit, scope)
+    assert res.rc == 0, res.describe()
+    assert res[name].get("status") == "updated", res.describe()
+    assert res[name].get("strategy") == "recreate", res.describe()
+    assert http_get("http://127.0.0.1:%d/version" % port)[1].strip() == "good v2"
+    assert leftovers(name) == []
+    recs = hist_for(history(refit), name)
+    assert [(r.get("outcome"), r.get("strategy")) for r in recs] == [("updated", "recreate")]
+
+
+def test_blue_green_keeps_static_ip(refit, scope, swapenv, common_pairs, swap_images):
+    """Blue-green on a network where the container has a static address:
+    the old and the new one cannot hold it at once, yet the update must
+    succeed (the spec keeps static addresses) and the address be kept."""
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    net, prefix = swapenv.network()
+    ip = prefix + ".42"
+    name = swapenv.run(v1, swapenv.managed({"refit.strategy": "blue-green"}), hint="bgip",
+                       extra=["--network", net, "--ip", ip])
+    old = inspect(name)
+    res = update(refit, scope)
+    new = inspect(name)
+    assert new is not None and new["State"]["Running"], res.describe()
+    assert leftovers(name) == []
+    assert res.rc == 0 and res[name].get("status") == "updated", res.describe()
+    assert new["Id"] != old["Id"] and new["Image"] == v2.id
+    assert new["NetworkSettings"]["Networks"][net]["IPAddress"] == ip
+    assert new["NetworkSettings"]["Networks"][net]["IPAMConfig"]["IPv4Address"] == ip
+
+
+def test_alias_container_updates_again(refit, scope, swapenv, swap_images, common_pairs):
+    """After an alias migration the container lives under its new name (and
+    still carries refit.rename-to): the next new image updates it too."""
+    v1, v2 = common_pairs["again"]
+    swap_images.back_to(v1)
+    net, _ = swapenv.network()
+    name = swapenv.name("mig")
+    target = name + "-new"
+    swapenv.run(v1, swapenv.managed({"refit.strategy": "alias", "refit.rename-to": target}),
+                name=name, extra=["--network", net])
+    res = update(refit, scope)
+    assert res.rc == 0 and res[name].get("status") == "updated", res.describe()
+    assert serving(target) == "again v2"
+    v3 = swap_images.publish(v2, version="again v3", **GOOD)
+    res = update(refit, scope)
+    assert res.rc == 0, res.describe()
+    assert res[target].get("status") == "updated", res.describe()
+    assert inspect(target) is not None and serving(target) == "again v3"
+    assert inspect(target)["Image"] == v3.id
+    assert leftovers(target) == [] and leftovers(name) == []
