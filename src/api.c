@@ -213,13 +213,7 @@ static json_t *history_json(struct api *a)
 	size_t i;
 
 	json_array_foreach(hist, i, r) {
-		json_t *o = json_deep_copy(r);
-
-		json_object_del(o, "old_inspect");
-		json_object_del(o, "old_image_inspect");
-		json_object_del(o, "spec_inspect");
-		json_object_del(o, "spec_image_inspect");
-		json_array_append_new(out, o);
+		json_array_append_new(out, journal_public(r));
 	}
 	json_decref(hist);
 	return json_pack("{s:o}", "history", out);

@@ -306,3 +306,14 @@ json_t *journal_history(const char *state_dir, const char *name)
 	fclose(f);
 	return arr;
 }
+
+json_t *journal_public(json_t *rec)
+{
+	json_t *o = json_deep_copy(rec);
+
+	json_object_del(o, "old_inspect");
+	json_object_del(o, "old_image_inspect");
+	json_object_del(o, "spec_inspect");
+	json_object_del(o, "spec_image_inspect");
+	return o;
+}

@@ -226,18 +226,6 @@ out:
 	return code;
 }
 
-/* A history record without the inspects it keeps for rollback (new reference). */
-static json_t *history_public(json_t *rec)
-{
-	json_t *o = json_deep_copy(rec);
-
-	json_object_del(o, "old_inspect");
-	json_object_del(o, "old_image_inspect");
-	json_object_del(o, "spec_inspect");
-	json_object_del(o, "spec_image_inspect");
-	return o;
-}
-
 /* `refit history`: what was changed, when, from which digest to which, and how it ended. */
 static int cmd_history(struct refit_config *cfg)
 {
@@ -251,7 +239,7 @@ static int cmd_history(struct refit_config *cfg)
 	}
 	hist = journal_history(cfg->state_dir, opts.nargs ? opts.args[0] : NULL);
 	json_array_foreach(hist, i, r) {
-		json_array_append_new(out, history_public(r));
+		json_array_append_new(out, journal_public(r));
 	}
 	if (opts.json) {
 		json_t *root = json_pack("{s:O}", "history", out);
@@ -317,7 +305,7 @@ static int cmd_status(struct refit_config *cfg)
 			const char *nn = json_string_value(json_object_get(r, "new_name"));
 
 			if ((n && strcmp(n, c->name) == 0) || (nn && strcmp(nn, c->name) == 0))
-				last = history_public(r);
+				last = journal_public(r);
 		}
 		o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:o, s:o, s:s?}", "name", c->name, "id", c->id, "image",
 			      c->image, "digest", c->current_digest, "strategy", c->strategy, "last_update",

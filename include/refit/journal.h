@@ -43,4 +43,7 @@ json_t *journal_pending(struct journal *j);
  */
 json_t *journal_history(const char *state_dir, const char *name);
 
+/* REC without the inspects it keeps for rollbacks, as users and the API see it (new reference). */
+json_t *journal_public(json_t *rec);
+
 #endif
