@@ -115,6 +115,18 @@ static void print_check_table(const struct check_result *r)
 		printf("(no managed containers)\n");
 }
 
+/* Print {"KEY": VALUE} as indented JSON; VALUE is borrowed. */
+static void print_json(const char *key, json_t *value)
+{
+	json_t *root = json_pack("{s:O}", key, value);
+	char *txt = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
+
+	if (txt)
+		printf("%s\n", txt);
+	free(txt);
+	json_decref(root);
+}
+
 /* Print a pass's result as JSON or as a table. */
 static void print_result(const struct check_result *res)
 {
@@ -242,13 +254,7 @@ static int cmd_history(struct refit_config *cfg)
 		json_array_append_new(out, journal_public(r));
 	}
 	if (opts.json) {
-		json_t *root = json_pack("{s:O}", "history", out);
-		char *s = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
-
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(root);
+		print_json("history", out);
 	} else {
 		printf("%-20s  %-20s  %-8s  %-11s  %-10s  %-12s  %s\n", "FINISHED", "CONTAINER", "KIND", "OUTCOME",
 		       "STRATEGY", "FROM", "TO");
@@ -315,13 +321,7 @@ static int cmd_status(struct refit_config *cfg)
 			json_array_append_new(out, o);
 	}
 	if (opts.json) {
-		json_t *root = json_pack("{s:O}", "containers", out);
-		char *txt = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
-
-		if (txt)
-			printf("%s\n", txt);
-		free(txt);
-		json_decref(root);
+		print_json("containers", out);
 	} else {
 		size_t i;
 		json_t *o;
