@@ -28,11 +28,12 @@ static int alias_run(struct swap *s, struct refit_err *e)
 	}
 	if (swap_step(s, "creating", e) < 0)
 		return 1;
-	if (swap_create(s, to, s->name, e) < 0)
+	if (swap_create(s, to, s->name, true, e) < 0)
 		goto undo;
 	new_id = swap_get(s, "new_id");
 	if (swap_step(s, "starting", e) < 0 || swap_start(s, new_id, e) < 0 || swap_step(s, "health", e) < 0 ||
-	    health_wait(s->en, new_id, &s->health, e) < 0 || swap_step(s, "cutover", e) < 0)
+	    health_wait(s->en, new_id, &s->health, e) < 0 || swap_step(s, "joining", e) < 0 || swap_join(s, e) < 0 ||
+	    swap_step(s, "cutover", e) < 0)
 		goto undo;
 	/* Past the gate: the old one leaves DNS (its name lives on as the new one's alias), then goes. */
 	{

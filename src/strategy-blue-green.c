@@ -25,13 +25,14 @@ static int blue_green_run(struct swap *s, struct refit_err *e)
 	snprintf(temp, sizeof(temp), "%s-refit-new-%.8s", s->name, swap_get(s, "id"));
 	if (swap_note(s, "temp_name", temp, e) < 0 || swap_step(s, "creating", e) < 0)
 		return 1;
-	if (swap_create(s, temp, s->name, e) < 0)
+	if (swap_create(s, temp, s->name, true, e) < 0)
 		return blue_green_undo(s, e);
 	new_id = swap_get(s, "new_id");
 	if (swap_step(s, "starting", e) < 0 || swap_start(s, new_id, e) < 0 || swap_step(s, "health", e) < 0 ||
 	    health_wait(s->en, new_id, &s->health, e) < 0)
 		return blue_green_undo(s, e);
-	if (swap_step(s, "cutover", e) < 0)
+	/* Healthy: now it answers to the shared names beside the old one. */
+	if (swap_step(s, "joining", e) < 0 || swap_join(s, e) < 0 || swap_step(s, "cutover", e) < 0)
 		return blue_green_undo(s, e);
 	/*
 	 * Past the gate: the old one leaves DNS, drains and stops (best effort:

@@ -38,8 +38,15 @@ int swap_note(struct swap *s, const char *key, const char *value, struct refit_e
 
 const char *swap_get(struct swap *s, const char *key);
 
-/* Create the replacement as NAME (EXTRA_ALIAS on user networks), journal its ID, check its image. */
-int swap_create(struct swap *s, const char *name, const char *extra_alias, struct refit_err *e);
+/*
+ * Create the replacement as NAME (EXTRA_ALIAS on user networks), journal its
+ * ID, check its image. HOLD: it joins its networks without their aliases
+ * (and without EXTRA_ALIAS) until swap_join.
+ */
+int swap_create(struct swap *s, const char *name, const char *extra_alias, bool hold, struct refit_err *e);
+
+/* Give a replacement created with HOLD its aliases: reconnect it to each of those networks with them. */
+int swap_join(struct swap *s, struct refit_err *e);
 
 int swap_start(struct swap *s, const char *id, struct refit_err *e);
 

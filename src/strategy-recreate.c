@@ -30,7 +30,7 @@ static int recreate_run(struct swap *s, struct refit_err *e)
 	if (s->was_running && swap_stop(s, s->old_id, e) < 0)
 		return recreate_undo(s, e);
 	if (swap_step(s, "renaming-old", e) < 0 || swap_rename(s, s->old_id, aside, e) < 0 ||
-	    swap_step(s, "creating", e) < 0 || swap_create(s, s->name, NULL, e) < 0)
+	    swap_step(s, "creating", e) < 0 || swap_create(s, s->name, NULL, false, e) < 0)
 		return recreate_undo(s, e);
 	new_id = swap_get(s, "new_id");
 	if (!s->was_running && !s->cfg->revive_stopped) {

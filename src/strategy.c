@@ -74,7 +74,67 @@ int swap_find(struct swap *s, const char *name, char id[65], struct refit_err *e
 	return rc;
 }
 
-int swap_create(struct swap *s, const char *name, const char *extra_alias, struct refit_err *e)
+/*
+ * Move every endpoint's Aliases out of OUT into the record's "join" (network
+ * -> full endpoint config), so the replacement answers to the shared names
+ * only once swap_join gives them back.
+ */
+static int hold_aliases(struct swap *s, struct spec_output *out, struct refit_err *e)
+{
+	json_t *eps = json_object_get(json_object_get(out->create, "NetworkingConfig"), "EndpointsConfig");
+	json_t *join = json_object(), *ep, *c;
+	const char *net;
+	size_t i;
+
+	if (!join)
+		return err_set(e, ERR_FAILED, "out of memory");
+	json_object_foreach(eps, net, ep) {
+		if (json_object_get(ep, "Aliases")) {
+			json_object_set_new(join, net, json_deep_copy(ep));
+			json_object_del(ep, "Aliases");
+		}
+	}
+	json_array_foreach(out->connect, i, c) {
+		const char *cn = json_string_value(json_object_get(c, "Network"));
+
+		ep = json_object_get(c, "EndpointConfig");
+		if (cn && json_object_get(ep, "Aliases")) {
+			json_object_set_new(join, cn, json_deep_copy(ep));
+			json_object_del(ep, "Aliases");
+		}
+	}
+	json_object_set_new(s->rec, "join", join);
+	return 0;
+}
+
+int swap_join(struct swap *s, struct refit_err *e)
+{
+	json_t *join = json_object_get(s->rec, "join"), *ep;
+	const char *net, *id = swap_get(s, "new_id");
+
+	json_object_foreach(join, net, ep) {
+		json_t *off = json_pack("{s:s, s:b}", "Container", id ? id : "", "Force", 0);
+		json_t *on = json_pack("{s:s, s:O}", "Container", id ? id : "", "EndpointConfig", ep);
+		char path[512], *esc = engine_escape(s->en, net);
+		int rc = -1;
+
+		snprintf(path, sizeof(path), "/networks/%s/disconnect", esc ? esc : "");
+		if (off && on && engine_call(s->en, "POST", path, off, 0, NULL, NULL, e) == 0) {
+			snprintf(path, sizeof(path), "/networks/%s/connect", esc ? esc : "");
+			rc = engine_call(s->en, "POST", path, on, 0, NULL, NULL, e);
+		}
+		free(esc);
+		json_decref(off);
+		json_decref(on);
+		if (rc < 0) {
+			err_prefix(e, "give the replacement its aliases on %s: ", net);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int swap_create(struct swap *s, const char *name, const char *extra_alias, bool hold, struct refit_err *e)
 {
 	bool from_spec = json_is_object(json_object_get(s->rec, "spec_inspect"));
 	struct spec_input in = {
@@ -96,6 +156,8 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, struc
 		in.old_image = NULL;
 	if (spec_build(&in, &out, e) < 0)
 		return -1;
+	if (hold && hold_aliases(s, &out, e) < 0)
+		goto out;
 	/* Mark what this operation creates, so an undo never removes anything else. */
 	{
 		json_t *cfgj = json_object_get(out.create, "Config"), *labels = json_object_get(cfgj, "Labels");
@@ -240,6 +302,90 @@ int swap_remove(struct swap *s, const char *id, struct refit_err *e)
 	return 0;
 }
 
+/*
+ * Does the network namespace of process PID hold a connection on one of its
+ * listening TCP ports that is not finished (established, half-open or
+ * closing with data in flight)? -1 when its tables cannot be read.
+ */
+static int ns_busy(long pid)
+{
+	static const char *const tables[] = { "tcp", "tcp6" };
+	unsigned listen[64];
+	size_t nlisten = 0;
+	int busy = 0, read_any = 0;
+
+	for (int pass = 0; pass < 2 && !busy; pass++) {
+		for (size_t t = 0; t < 2 && !busy; t++) {
+			char path[64], line[512];
+			FILE *f;
+
+			snprintf(path, sizeof(path), "/proc/%ld/net/%s", pid, tables[t]);
+			f = fopen(path, "re");
+			if (!f)
+				continue;
+			read_any = 1;
+			/* "sl local_address rem_address st ...": ADDR:PORT in hex, state in hex */
+			while (fgets(line, sizeof(line), f) && !busy) {
+				char local[80];
+				unsigned port, st;
+				const char *colon;
+
+				if (sscanf(line, " %*s %79s %*s %x", local, &st) != 2 || !(colon = strrchr(local, ':')) ||
+				    sscanf(colon + 1, "%x", &port) != 1)
+					continue;
+				if (pass == 0 && st == 0x0A && nlisten < sizeof(listen) / sizeof(listen[0]))
+					listen[nlisten++] = port;
+				/* ESTABLISHED, SYN_RECV, FIN_WAIT1, CLOSE_WAIT, LAST_ACK, CLOSING */
+				if (pass == 1 && (st == 0x01 || st == 0x03 || st == 0x04 || st == 0x08 || st == 0x09 ||
+						  st == 0x0B))
+					for (size_t i = 0; i < nlisten; i++)
+						busy |= listen[i] == port;
+			}
+			fclose(f);
+		}
+	}
+	return read_any ? busy : -1;
+}
+
+/*
+ * Let the old container finish what it serves: wait (up to DRAIN_SECONDS)
+ * for a moment when none of its listening ports has a connection open, so
+ * that leaving the network cuts no request. Without access to its network
+ * tables (refit in a container of its own), wait DRAIN_SECONDS/4.
+ */
+static void drain_old(struct swap *s)
+{
+	char path[160];
+	json_t *ins = NULL;
+	struct refit_err ie = { 0 };
+	long pid;
+	struct timespec t0, now;
+
+	snprintf(path, sizeof(path), "/containers/%s/json", s->old_id);
+	if (engine_get_json(s->en, path, &ins, &ie) < 0)
+		return;
+	pid = (long)json_integer_value(json_object_get(json_object_get(ins, "State"), "Pid"));
+	json_decref(ins);
+	if (pid <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int busy = ns_busy(pid);
+
+		if (busy < 0) {
+			usleep(DRAIN_SECONDS * 250000);
+			return;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!busy || now.tv_sec - t0.tv_sec >= DRAIN_SECONDS) {
+			log_debug("%s: old container %s after %ld ms", s->name, busy ? "still busy" : "idle",
+				  (long)((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000));
+			return;
+		}
+		usleep(2000);
+	}
+}
+
 int swap_disconnect_old(struct swap *s, struct refit_err *e)
 {
 	json_t *nets = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "NetworkSettings"),
@@ -247,6 +393,8 @@ int swap_disconnect_old(struct swap *s, struct refit_err *e)
 	const char *net;
 	json_t *v;
 
+	/* The replacement shares the names by now; the old one leaves between two requests. */
+	drain_old(s);
 	json_object_foreach(nets, net, v) {
 		json_t *body;
 		char path[512], *esc;
@@ -264,7 +412,6 @@ int swap_disconnect_old(struct swap *s, struct refit_err *e)
 		}
 		json_decref(body);
 	}
-	sleep(DRAIN_SECONDS); /* requests in flight to the old one finish */
 	return 0;
 }
 

@@ -54,8 +54,8 @@ FAST_CONFIG = "min_uptime: 1\nhealth_timeout: 20\nstop_timeout: 3\n"
 # The crash hook's steps, per strategy, and the first step past the health gate.
 STEPS = {
     "recreate": ["stopping", "renaming-old", "creating", "starting", "health", "removing-old"],
-    "blue-green": ["creating", "starting", "health", "cutover"],
-    "alias": ["creating", "starting", "health", "cutover"],
+    "blue-green": ["creating", "starting", "health", "joining", "cutover"],
+    "alias": ["creating", "starting", "health", "joining", "cutover"],
 }
 PAST_GATE = {"removing-old", "cutover"}
 
