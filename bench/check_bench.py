@@ -175,7 +175,6 @@ def main():
         factory.cleanup()
         for s in reversed(started):
             s.stop()
-        eng.stop()
     sys.exit(0 if ok_all else 1)
 
 

@@ -126,7 +126,6 @@ def main():
         harness.sweep_run_objects(run_id)
         factory.cleanup()
         reg.stop()
-        eng.stop()
     sys.exit(0 if ok else 1)
 
 

@@ -50,9 +50,7 @@ def session_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine(session_dir):
-    eng = Engine(session_dir).ensure()
-    yield eng
-    eng.stop()   # only if this session started it
+    return Engine(session_dir).ensure()   # left running: see Engine
 
 
 @pytest.fixture(scope="session")

@@ -145,47 +145,52 @@ def engine_ping(sock_path=DOCKER_SOCK, timeout=2.0):
 
 
 class Engine:
-    """Makes sure dockerd answers; starts it when nobody runs it."""
+    """Makes sure dockerd answers; starts it when nobody runs it.
+
+    A dockerd started here is left running when the session ends: the
+    engine is shared, and another session (or the sanitizer run after this
+    one) may be using it by then.  Stopping it would pull the engine from
+    under them."""
+
+    PID_FILE = "/var/run/docker.pid"
 
     def __init__(self, workdir):
         self.workdir = workdir
-        self.proc = None
-        self.log_path = os.path.join(workdir, "dockerd.log")
+        self.started_pid = None
+        self.log_path = "/tmp/refit-e2e-dockerd.log"
+
+    @classmethod
+    def _starting_pid(cls):
+        """PID of a dockerd that is still coming up (its pid file names a live process), or None."""
+        try:
+            with open(cls.PID_FILE) as f:
+                pid = int(f.read().strip() or 0)
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
 
     def ensure(self, timeout=90):
         if engine_ping():
             return self
-        dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([dockerd], stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        _CHILDREN.add(self.proc)
+        if self._starting_pid() is None:
+            dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+            with open(self.log_path, "ab") as log:
+                proc = subprocess.Popen([dockerd], stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            self.started_pid = proc.pid
         try:
-            wait_for(lambda: self.proc.poll() is None and engine_ping(), timeout,
-                     interval=0.5, what="dockerd to answer on %s" % DOCKER_SOCK)
+            wait_for(engine_ping, timeout, interval=0.5, what="dockerd to answer on %s" % DOCKER_SOCK)
         except HarnessError:
             raise HarnessError("dockerd did not come up; see %s" % self.log_path)
         return self
 
     @property
     def started_here(self):
-        return self.proc is not None
+        return self.started_pid is not None
 
     def api_version(self):
         return docker("version", "--format", "{{.Server.APIVersion}}").strip()
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        self.proc = None
 
 
 # --------------------------------------------------------------------------
