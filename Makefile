@@ -13,6 +13,7 @@ BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/refit
+MANDIR ?= $(PREFIX)/share/man
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -58,7 +59,7 @@ FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 
-.PHONY: all run check unit e2e fuzz fuzz-run bench bench-update install uninstall clean deps deps-build
+.PHONY: all run check unit e2e fuzz fuzz-run bench bench-update bench-daemon install uninstall clean deps deps-build
 
 all: $(BIN)
 
@@ -113,6 +114,9 @@ bench: $(BIN)
 bench-update: $(BIN)
 	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) bench/update_bench.py $(BENCH_ARGS)
 
+bench-daemon: $(BIN)
+	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) bench/daemon_bench.py $(BENCH_ARGS)
+
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/refit
 	install -D -m 0644 systemd/refit.service $(DESTDIR)$(UNITDIR)/refit.service
@@ -120,10 +124,12 @@ install: $(BIN)
 		$(DESTDIR)$(UNITDIR)/refit.service
 	install -D -m 0644 config/refit.yml $(DESTDIR)$(SYSCONFDIR)/refit/refit.yml.example
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -D -m 0644 man/refit.8 $(DESTDIR)$(MANDIR)/man8/refit.8
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/refit $(DESTDIR)$(UNITDIR)/refit.service \
-		$(DESTDIR)$(SYSCONFDIR)/refit/refit.yml.example $(DESTDIR)$(DOCDIR)/README.md
+		$(DESTDIR)$(SYSCONFDIR)/refit/refit.yml.example $(DESTDIR)$(DOCDIR)/README.md \
+		$(DESTDIR)$(MANDIR)/man8/refit.8
 
 clean:
 	rm -rf build refit
@@ -133,7 +139,7 @@ DEB_BUILD := build-essential pkg-config libcurl4-openssl-dev libjansson-dev liby
 	libmicrohttpd-dev libssl-dev libsystemd-dev
 DEB_TEST := libcmocka-dev python3 python3-pytest python3-jwt python3-cryptography \
 	docker.io docker-registry docker-compose busybox-static openssl apache2-utils curl \
-	clang libclang-rt-14-dev systemd iptables time valgrind
+	clang libclang-rt-14-dev systemd iptables time valgrind groff-base wrk
 deps-build:
 	@$(MAKE) --no-print-directory deps DEB_TEST=
 

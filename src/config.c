@@ -14,6 +14,7 @@
 
 #include "refit/config.h"
 #include "refit/cron.h"
+#include "refit/notify.h"
 
 enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
 
@@ -39,6 +40,7 @@ static int check_listen(const char *v, const char **why);
 static int check_scope(const char *v, const char **why);
 static int check_schedule(const char *v, const char **why);
 static int check_path(const char *v, const char **why);
+static int check_notification(const char *v, const char **why);
 
 static const struct key keys[] = {
 	{ "docker_host", K_STR, OFF(docker_host), 0, 0, NULL, check_docker_host },
@@ -64,7 +66,7 @@ static const struct key keys[] = {
 	{ "api.listen", K_STR, OFF(api_listen), 0, 0, NULL, check_listen },
 	{ "api.token", K_STR, OFF(api_token), 0, 0, NULL, NULL },
 	{ "api.token_file", K_STR, OFF(api_token_file), 0, 0, NULL, check_path },
-	{ "notifications", K_LIST, OFF(notifications), 0, 0, NULL, NULL },
+	{ "notifications", K_LIST, OFF(notifications), 0, 0, NULL, check_notification },
 	{ "log_format", K_ENUM, OFF(log_format), 0, 0, log_formats, NULL },
 	{ "log_level", K_ENUM, OFF(log_level), 0, 0, log_levels, NULL },
 	{ "swarm", K_ENUM, OFF(swarm), 0, 0, swarm_modes, NULL },
@@ -158,6 +160,29 @@ static int check_path(const char *v, const char **why)
 		if ((unsigned char)*p < 0x20)
 			return -1;
 	return 0;
+}
+
+/* A notification URL refit can send to (see notify_url_parse). */
+static int check_notification(const char *v, const char **why)
+{
+	struct notify_target t;
+	int rc = notify_url_parse(v, &t, why);
+
+	notify_target_clear(&t);
+	return rc;
+}
+
+/*
+ * Run K's check on item IDX (from 0) of a list. The message names the item
+ * by position and never quotes it: notification URLs carry tokens.
+ */
+static int list_item_check(const struct key *k, const char *v, size_t idx, const char *where, struct refit_err *e)
+{
+	const char *why = "invalid value";
+
+	if (!k->check || k->check(v, &why) == 0)
+		return 0;
+	return err_set(e, ERR_USAGE, "%s: item %zu: %s", where, idx + 1, why);
 }
 
 /* Parse a YAML/env boolean. */
@@ -343,6 +368,12 @@ static int key_set(struct refit_config *cfg, const struct key *k, const char *v,
 			}
 		}
 		free(copy);
+		for (size_t i = 0; i < nv.n; i++) {
+			if (list_item_check(k, nv.v[i], i, where, e) < 0) {
+				strv_free(&nv);
+				return -1;
+			}
+		}
 		strv_free(s);
 		*s = nv;
 		return 0;
@@ -537,11 +568,17 @@ static int load_pair(struct yload *y, const char *name, yaml_node_t *kn, yaml_no
 		for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top; it++) {
 			yaml_node_t *in = yaml_document_get_node(y->doc, *it);
 			const char *v = node_scalar(in);
+			char at[512];
 
 			if (!v || strlen(v) > CONFIG_MAX_STRING || strv_push(&nv, v) < 0) {
 				strv_free(&nv);
 				return err_set(y->e, ERR_USAGE, "%s: expected a list of at most %d strings",
 					       where, CONFIG_MAX_LIST);
+			}
+			snprintf(at, sizeof(at), "%s:%lu: %s", y->name, node_line(in), name); /* the item's line */
+			if (list_item_check(k, v, nv.n - 1, at, y->e) < 0) {
+				strv_free(&nv);
+				return -1;
 			}
 		}
 		strv_free(s);

@@ -11,6 +11,7 @@
 #include "refit/engine.h"
 #include "refit/log.h"
 #include "refit/journal.h"
+#include "refit/notify.h"
 #include "refit/registry.h"
 #include "refit/update.h"
 
@@ -143,6 +144,23 @@ static void print_result(const struct check_result *res)
 	}
 }
 
+/*
+ * Send RES's changes and failures to the configured notification URLs, after
+ * the result is printed (flushed, so that a waiting reader has it while the
+ * notifications are still being delivered).
+ */
+static void notify_result(const struct refit_config *cfg, const char *kind, const struct check_result *res)
+{
+	json_t *j;
+
+	fflush(stdout);
+	if (!cfg->notifications.n)
+		return;
+	j = check_result_json(res);
+	notify_pass(cfg, kind, NULL, j);
+	json_decref(j);
+}
+
 /* Open the engine, and the registry client when REG is non-NULL; print why not. */
 static int open_clients(struct refit_config *cfg, struct engine **en, struct registry **reg)
 {
@@ -194,6 +212,8 @@ static int cmd_update(struct refit_config *cfg)
 		goto out;
 	}
 	print_result(&res);
+	if (!opts.dry_run)
+		notify_result(cfg, "update", &res);
 	code = opts.dry_run ? check_exit_code(&res) : update_exit_code(&res, "rolled-back");
 	if (!opts.dry_run)
 		for (size_t i = 0; i < res.n; i++)
@@ -230,6 +250,7 @@ static int cmd_rollback(struct refit_config *cfg)
 		goto out;
 	}
 	print_result(&res);
+	notify_result(cfg, "rollback", &res);
 	code = update_exit_code(&res, NULL);
 	check_result_free(&res);
 out:
@@ -597,6 +618,7 @@ int main(int argc, char **argv)
 	setup_logging(&cfg);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	code = cmd->run(&cfg);
+	notify_flush(NOTIFY_EXIT_WAIT); /* the pass's result is out; its notifications get a bounded wait */
 	config_free(&cfg);
 	curl_global_cleanup();
 	free(opts.args);

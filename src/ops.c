@@ -13,6 +13,7 @@
 #include "refit/journal.h"
 #include "refit/log.h"
 #include "refit/metrics.h"
+#include "refit/notify.h"
 #include "refit/ops.h"
 #include "refit/registry.h"
 #include "refit/update.h"
@@ -107,8 +108,9 @@ static json_t *names_for_images(struct engine *en, json_t *images)
 	return names;
 }
 
-/* Run one operation; returns its result, or NULL with ERR set. */
-static json_t *run(struct ops *o, struct registry **reg, const char *kind, json_t *params, char *err, size_t errlen)
+/* Run operation ID; returns its result, or NULL with ERR set. */
+static json_t *run(struct ops *o, struct registry **reg, const char *id, const char *kind, json_t *params, char *err,
+		   size_t errlen)
 {
 	const struct refit_config *cfg = o->cfg;
 	struct engine *en = NULL;
@@ -157,6 +159,8 @@ static json_t *run(struct ops *o, struct registry **reg, const char *kind, json_
 			metrics_swap(res.v[i].swap_seconds);
 	metrics_registry(registry_stats(*reg));
 	out = check_result_json(&res);
+	if (!dry)
+		notify_pass(cfg, kind, id, out); /* sent on threads of their own: the pass is done */
 	if (update_exit_code(&res, strcmp(kind, "rollback") == 0 ? NULL : "rolled-back") != 0)
 		snprintf(err, errlen, "some containers could not be %s",
 			 strcmp(kind, "rollback") == 0 ? "rolled back" : "updated");
@@ -179,7 +183,7 @@ static void *worker(void *arg)
 
 	for (;;) {
 		json_t *rec = NULL, *r, *result, *params;
-		char kind[16], err[600] = "";
+		char kind[16], id[17], err[600] = "";
 		size_t i;
 
 		pthread_mutex_lock(&o->lock);
@@ -201,6 +205,7 @@ static void *worker(void *arg)
 		json_object_set_new(rec, "state", json_string("running"));
 		json_object_set_new(rec, "started", now_json());
 		snprintf(kind, sizeof(kind), "%s", json_string_value(json_object_get(rec, "kind")));
+		snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(rec, "id")));
 		params = json_deep_copy(json_object_get(rec, "params"));
 		pthread_cond_broadcast(&o->changed);
 		pthread_mutex_unlock(&o->lock);
@@ -211,7 +216,8 @@ static void *worker(void *arg)
 			snprintf(err, sizeof(err), "skipped: updates are paused");
 		} else {
 			pthread_rwlock_rdlock(o->cfg_lock);
-			result = run(o, &reg, strcmp(kind, "rollback") == 0 ? "rollback" : "update", params, err, sizeof(err));
+			result = run(o, &reg, id, strcmp(kind, "rollback") == 0 ? "rollback" : "update", params, err,
+				     sizeof(err));
 			pthread_rwlock_unlock(o->cfg_lock);
 		}
 		json_decref(params);
