@@ -179,11 +179,12 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 			pthread_rwlock_unlock(&cfg_lock);
 			continue;
 		}
-		log_info("signal %s: finishing the operation in progress, then stopping", strsignal(sig));
+		log_info("signal %s: finishing the swaps in progress, then stopping", strsignal(sig));
+		update_request_stop();
 		break;
 	}
 	sd_notify(0, "STOPPING=1");
-	ops_stop(ops);   /* the running operation completes; queued ones are dropped */
+	ops_stop(ops);   /* the running operation ends after its swaps in progress; queued ones are dropped */
 	api_stop(api);   /* requests in progress answer */
 	ops_free(ops);
 	pthread_rwlock_destroy(&cfg_lock);

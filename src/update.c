@@ -1,5 +1,6 @@
 /* Update passes: pull the digest the check found, swap with the container's strategy; rollbacks. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,13 @@ static void stop_or_start(struct engine *en, json_t *all, json_t *names, bool st
 	json_decref(order);
 }
 
+static atomic_bool stop_requested;
+
+void update_request_stop(void)
+{
+	atomic_store(&stop_requested, true);
+}
+
 /* Does this swap stop the old container before the new one runs? */
 static bool has_downtime(struct check_entry *c, json_t *ins)
 {
@@ -312,6 +320,10 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 			c = &w->res->v[i];
 	if (!c || !ins)
 		return;
+	if (atomic_load(&stop_requested)) {
+		set_outcome(c, "skipped", "refit is stopping: this swap was not started");
+		return;
+	}
 	if (run_hook(en, ins, "pre-check", c->id, c, why, sizeof(why)) != 0 ||
 	    (hrc = run_hook(en, ins, "pre-update", c->id, c, why, sizeof(why))) == HOOK_SKIP) {
 		set_outcome(c, "skipped", why);
@@ -438,7 +450,7 @@ static void pull_all(struct engine *en, const struct refit_config *cfg, struct c
 		struct refit_err e = { 0 };
 
 		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest ||
-		    json_object_get(pulled, c->latest_digest))
+		    json_object_get(pulled, c->latest_digest) || atomic_load(&stop_requested))
 			continue;
 		if (imageref_parse(c->image, &ref, &e) < 0 || pull_digest(en, cfg, &ref, c->latest_digest, &e) < 0)
 			json_object_set_new(pulled, c->latest_digest, json_string(e.msg));

@@ -34,6 +34,13 @@ int update_run(struct engine *en, struct registry *reg, struct journal *j, const
 int update_rollback(struct engine *en, struct journal *j, const struct refit_config *cfg, char *const *names,
 		    size_t nnames, bool all, struct check_result *res, struct refit_err *e);
 
+/*
+ * From now on, passes start no new swap or pull: swaps in progress finish
+ * (or are undone) as usual, containers not yet begun are "skipped". For a
+ * daemon that was asked to stop. Safe from any thread.
+ */
+void update_request_stop(void);
+
 /* 1 when any entry has status FAILED_STATUS or "failed", else 0. */
 int update_exit_code(const struct check_result *res, const char *failed_status);
 
