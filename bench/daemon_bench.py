@@ -15,10 +15,9 @@ container and a poll_interval of a year, then prints:
   each of --connections): requests/s, p50 and p99 latency, socket errors,
   and the daemon's RSS and thread count during and after the load.
 
-The API accepts at most 16 connections per client address (64 in all), and
-every wrk connection comes from 127.0.0.1: with 64 connections the others
-are closed on arrival and wrk counts them as socket errors. The second run,
-with 16 connections, is the load one client address can put on it.
+The API accepts at most 64 connections per client address (128 in all), and
+every wrk connection comes from 127.0.0.1: a run with more than 64 has the
+others closed on arrival, and wrk counts them as socket errors.
 
 Never fails on a slow machine: it only prints figures. It exits non-zero only
 when the daemon dies, does not come up, answers /health with anything but 200,
@@ -229,8 +228,8 @@ def load_run(proc, url, connections, seconds, threads):
     errors = w["connect"] + w["read"] + w["write"] + w["timeout"]
     if errors:
         note = ""
-        if connections > 16:
-            note = " (the API keeps at most 16 connections per client address and closes the others)"
+        if connections > 64:
+            note = " (the API keeps at most 64 connections per client address and closes the others)"
         print("      socket errors: connect %d, read %d, write %d, timeout %d%s"
               % (w["connect"], w["read"], w["write"], w["timeout"], note))
     print("      daemon RSS during the load: peak %s (%d samples), threads peak %d; after: %s, %s threads"
@@ -247,8 +246,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--idle", type=float, default=60, help="seconds of idle CPU measurement (default 60)")
     ap.add_argument("--load", type=int, default=10, help="seconds of each wrk run (default 10)")
-    ap.add_argument("--connections", default="64,16",
-                    help="wrk connections, a comma-separated list of runs (default 64,16)")
+    ap.add_argument("--connections", default="64",
+                    help="wrk connections, a comma-separated list of runs (default 64)")
     ap.add_argument("--wrk-threads", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (log, state)")
     args = ap.parse_args()

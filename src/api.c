@@ -20,8 +20,8 @@
 #include "refit/log.h"
 #include "refit/metrics.h"
 
-#define API_CONNECTIONS 64
-#define API_PER_IP 16
+#define API_CONNECTIONS 128
+#define API_PER_IP 64
 #define API_TIMEOUT 15       /* seconds a connection may stay idle */
 #define API_SYNC_TIMEOUT 3600 /* POST /v1/update waits at most this long */
 #define AUTH_SLOTS 64

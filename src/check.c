@@ -382,8 +382,10 @@ json_t *check_result_json(const struct check_result *r)
 			json_object_set_new(o, "update_available", json_boolean(c->update_available));
 		if (c->error)
 			json_object_set_new(o, "error", json_string(c->error));
-		if (c->swap_seconds > 0)
+		if (c->swap_seconds > 0) {
 			json_object_set_new(o, "swap_seconds", json_real(c->swap_seconds));
+			json_object_set_new(o, "overhead_seconds", json_real(c->overhead_seconds > 0 ? c->overhead_seconds : 0));
+		}
 		json_array_append_new(arr, o);
 	}
 	json_object_set_new(root, "containers", arr);

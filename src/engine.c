@@ -6,6 +6,7 @@
 
 #include "refit/engine.h"
 #include "refit/http.h"
+#include "refit/waited.h"
 
 #define ENGINE_MAX_BODY (64u << 20) /* a list of thousands of containers */
 #define ENGINE_TIMEOUT 60L
@@ -127,6 +128,7 @@ static int engine_request(struct engine *en, const char *method, const char *url
 	char url[4096], *payload = NULL;
 	json_error_t jerr;
 	json_t *j = NULL;
+	struct timespec t0;
 	CURLcode rc;
 
 	if (ret)
@@ -151,7 +153,9 @@ static int engine_request(struct engine *en, const char *method, const char *url
 		curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, hdrs);
 	}
 	http_attach(en->h, &r, ENGINE_MAX_BODY);
+	waited_start(&t0);
 	rc = curl_easy_perform(en->h);
+	waited_stop(&t0);
 	/* Leave the handle as a plain GET for the next request. */
 	curl_easy_setopt(en->h, CURLOPT_CUSTOMREQUEST, NULL);
 	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, NULL);
@@ -342,6 +346,7 @@ int engine_pull(struct engine *en, const char *image, const char *tag, const cha
 	struct curl_slist *hdrs = NULL;
 	char url[4096], *auth_hdr = NULL, *ei = engine_escape(en, image), *et = tag ? engine_escape(en, tag) : NULL;
 	long status = 0;
+	struct timespec t0;
 	CURLcode rc;
 	int ret = -1;
 
@@ -368,7 +373,9 @@ int engine_pull(struct engine *en, const char *image, const char *tag, const cha
 	/* Without a header callback curl hands headers to the write callback with HEADERDATA. */
 	curl_easy_setopt(en->h, CURLOPT_HEADERFUNCTION, pull_headers);
 	curl_easy_setopt(en->h, CURLOPT_HEADERDATA, NULL);
+	waited_start(&t0);
 	rc = curl_easy_perform(en->h);
+	waited_stop(&t0);
 	curl_easy_getinfo(en->h, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(en->h, CURLOPT_POSTFIELDS, NULL);

@@ -8,6 +8,7 @@
 
 #include "refit/health.h"
 #include "refit/select.h"
+#include "refit/waited.h"
 
 #define POLL_MS 250
 
@@ -92,6 +93,8 @@ static bool http_probe(json_t *ins, const struct health_opts *o)
 	const char *key, *ip = NULL;
 	char url[512];
 	long status = 0;
+	struct timespec t0;
+	CURLcode rc;
 	CURL *c;
 
 	json_object_foreach(nets, key, n) {
@@ -110,7 +113,10 @@ static bool http_probe(json_t *ins, const struct health_opts *o)
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	if (curl_easy_perform(c) == CURLE_OK)
+	waited_start(&t0);
+	rc = curl_easy_perform(c);
+	waited_stop(&t0);
+	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(c);
 	return status >= 200 && status < 300;
@@ -191,6 +197,6 @@ int health_wait(struct engine *en, const char *id, const struct health_opts *o, 
 			return err_set(e, ERR_FAILED, "health: not %s within %ld s",
 				       mode == HEALTH_DOCKER ? "healthy" : mode == HEALTH_HTTP ? "answering 2xx" : "up",
 				       o->timeout);
-		usleep(POLL_MS * 1000);
+		waited_sleep_ms(POLL_MS);
 	}
 }

@@ -9,6 +9,7 @@
 #include "refit/engine-spec.h"
 #include "refit/log.h"
 #include "refit/select.h"
+#include "refit/waited.h"
 #include "strategy-internal.h"
 
 #define DRAIN_SECONDS 2
@@ -261,7 +262,7 @@ int swap_stop(struct swap *s, const char *id, struct refit_err *e)
 					return 0;
 				}
 				json_decref(ins);
-				usleep(250000);
+				waited_sleep_ms(250);
 			}
 			t = 0;
 		}
@@ -373,7 +374,7 @@ static void drain_old(struct swap *s)
 		int busy = ns_busy(pid);
 
 		if (busy < 0) {
-			usleep(DRAIN_SECONDS * 250000);
+			waited_sleep_ms(DRAIN_SECONDS * 250);
 			return;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -382,7 +383,7 @@ static void drain_old(struct swap *s)
 				  (long)((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000));
 			return;
 		}
-		usleep(2000);
+		waited_sleep_ms(2);
 	}
 }
 

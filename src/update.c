@@ -15,6 +15,7 @@
 #include "refit/select.h"
 #include "refit/strategy.h"
 #include "refit/update.h"
+#include "refit/waited.h"
 
 #define PULL_TIMEOUT (30L * 60)
 
@@ -111,6 +112,7 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 	struct swap_result res;
 	struct swap_request rq = { 0 };
 	struct timespec t0, t1;
+	double waited0;
 	const char *new_id;
 
 	if (imageref_parse(c->image, &ref, &e) < 0) {
@@ -148,10 +150,13 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 		rq.strategy = "blue-green";
 		rq.rename_to = NULL;
 	}
+	waited0 = waited_seconds();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	swap_run(en, j, cfg, &rq, &res);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	c->swap_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	/* Refit's own share: the swap minus what its thread waited for (engine, probes, timers). */
+	c->overhead_seconds = c->swap_seconds - (waited_seconds() - waited0);
 	log_info("%s: %s (%s)%s%s", c->name, res.outcome, res.strategy ? res.strategy : c->strategy,
 		 res.error[0] ? ": " : "", res.error);
 	if (res.strategy)

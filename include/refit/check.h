@@ -23,6 +23,7 @@ struct check_entry {
 	int update_available; /* 1, 0, or -1 unknown */
 	bool no_pull;         /* compared with the local tag only: an update needs no pull */
 	double swap_seconds;  /* wall time of its swap, when one ran */
+	double overhead_seconds; /* of which refit's own work: not waiting on the engine, probes or timers */
 	int err_kind;
 	char *error;
 };

@@ -570,6 +570,42 @@ def serving(name, timeout=20):
     return last[0]
 
 
+def load_loop(alias):
+    """Shell for a client container that asks ALIAS for /version in a loop
+    (nc resolves the name anew for each request) until /tmp/stop exists:
+    /tmp/counts holds "v1 v2 failed longest-gap-seconds", /tmp/fails a line
+    per failure (uptime span, answer, what DNS said), /tmp/done marks the end."""
+    return (
+        "trap 'exit 0' TERM; a=0; b=0; f=0; gap=0; "
+        "req() { printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | nc -w 3 %s 8080; }; "
+        "until req | grep -q ' 200 '; do sleep 0.2; done; last=$(cut -d' ' -f1 /proc/uptime); "
+        "while [ ! -f /tmp/stop ]; do "
+        "t=$(cut -d' ' -f1 /proc/uptime); r=$(req); ok=1; "
+        "case \"$r\" in "
+        "'HTTP/1.'?' 200 '*'good v1'*) a=$((a+1));; "
+        "'HTTP/1.'?' 200 '*'good v2'*) b=$((b+1));; "
+        "*) ok=0; f=$((f+1)); echo \"$t-$(cut -d' ' -f1 /proc/uptime) [$r] now: "
+        "$(nslookup %s 127.0.0.11 2>&1 | grep -A9 '^Name' | grep '^Address' | tr '\\n' ' ')\" "
+        ">> /tmp/fails;; esac; "
+        "if [ $ok = 1 ]; then now=$(cut -d' ' -f1 /proc/uptime); "
+        "gap=$(awk \"BEGIN { g = $now - $last; print (g > $gap) ? g : $gap }\"); last=$now; fi; "
+        "echo \"$a $b $f $gap\" > /tmp/counts.new; mv /tmp/counts.new /tmp/counts; "
+        "done; touch /tmp/done; while :; do sleep 1 & wait $!; done" % (alias, alias))
+
+
+def load_counts(client):
+    """(v1 answers, v2 answers, failures, longest gap between answers in s) of a load_loop client."""
+    out = exec_out(client, "cat /tmp/counts 2>/dev/null", check=False).split()
+    return (int(out[0]), int(out[1]), int(out[2]), float(out[3])) if len(out) == 4 else (0, 0, 0, 0.0)
+
+
+def load_stop(client):
+    exec_out(client, "touch /tmp/stop")
+    wait_for(lambda: exec_out(client, "test -f /tmp/done && echo y", check=False).strip() == "y",
+             10, what="the load client to stop")
+    return load_counts(client)
+
+
 def exec_out(name, script, check=True):
     return docker("exec", name, "sh", "-c", script, check=check)
 

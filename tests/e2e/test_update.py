@@ -12,8 +12,8 @@ import pytest
 
 from harness import docker, free_port, wait_for
 from swaptools import (GOOD, HTTPD_CMD, LOOP_CMD, aliases, container_ip, exec_out, hist_for,
-                       history, http_get, inspect, leftovers, nc_get, pending_ops, read_data,
-                       same_digest, serving, update, write_data)
+                       history, http_get, inspect, leftovers, load_counts, load_loop, load_stop,
+                       nc_get, pending_ops, read_data, same_digest, serving, update, write_data)
 from swaptools import common_pairs, swap_images, swapenv  # noqa: F401 (fixtures)
 
 STRATEGIES = ["recreate", "blue-green", "alias"]
@@ -203,26 +203,12 @@ def test_blue_green_under_load(refit, scope, swapenv, common_pairs, swap_images)
     name = swapenv.run(v1, swapenv.managed({"refit.strategy": "blue-green",
                                             "refit.min-uptime": "3"}),
                        hint="lb", extra=["--network", net, "--network-alias", "loadsvc"])
-    loop = (
-        "trap 'exit 0' TERM; a=0; b=0; f=0; "
-        "req() { printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | nc -w 3 loadsvc 8080; }; "
-        "until req | grep -q ' 200 '; do sleep 0.2; done; "
-        "while [ ! -f /tmp/stop ]; do "
-        "t=$(cut -d' ' -f1 /proc/uptime); r=$(req); "
-        "case \"$r\" in "
-        "'HTTP/1.'?' 200 '*'good v1'*) a=$((a+1));; "
-        "'HTTP/1.'?' 200 '*'good v2'*) b=$((b+1));; "
-        "*) f=$((f+1)); echo \"$t-$(cut -d' ' -f1 /proc/uptime) [$r] now: "
-        "$(nslookup loadsvc 127.0.0.11 2>&1 | grep -A9 '^Name' | grep '^Address' | tr '\\n' ' ')\" "
-        ">> /tmp/fails;; esac; "
-        "echo \"$a $b $f\" > /tmp/counts.new; mv /tmp/counts.new /tmp/counts; "
-        "done; touch /tmp/done; while :; do sleep 1 & wait $!; done")
     client = swapenv.run(v1, swapenv.labels(), hint="loadclient", extra=["--network", net],
-                         cmd=["/bin/sh", "-c", loop])
+                         cmd=["/bin/sh", "-c", load_loop("loadsvc")])
 
     def counts():
-        out = exec_out(client, "cat /tmp/counts 2>/dev/null", check=False).split()
-        return tuple(int(x) for x in out) if len(out) == 3 else (0, 0, 0)
+        return load_counts(client)[:3]
+
     wait_for(lambda: counts()[0] >= 10, 40, interval=0.2, what="the client's first requests")
 
     old_ip = container_ip(inspect(name))
@@ -234,10 +220,7 @@ def test_blue_green_under_load(refit, scope, swapenv, common_pairs, swap_images)
     before = counts()
     wait_for(lambda: counts()[1] >= before[1] + 10, 40, interval=0.2,
              what="requests after the swap")
-    exec_out(client, "touch /tmp/stop")
-    wait_for(lambda: exec_out(client, "test -f /tmp/done && echo y", check=False).strip() == "y",
-             10, what="client done")
-    a, b, f = counts()
+    a, b, f, _ = load_stop(client)
     print("blue-green under load: %d requests (%d to v1, %d to v2), %d failed"
           % (a + b + f, a, b, f))
     steps = [x for x in res.res.stderr.splitlines() if name in x]
