@@ -145,9 +145,14 @@ static bool authorized(struct api *a, struct MHD_Connection *c)
 	char addr[INET6_ADDRSTRLEN];
 	unsigned fails;
 
-	if (h && a->has_token && strncasecmp(h, "Bearer ", 7) == 0) {
+	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+		bool ok;
+
 		token_hash(h + 7, strlen(h + 7), got);
-		if (CRYPTO_memcmp(got, a->token_hash, sizeof(got)) == 0)
+		pthread_mutex_lock(&a->auth_lock); /* a reload may be replacing the token */
+		ok = a->has_token && CRYPTO_memcmp(got, a->token_hash, sizeof(got)) == 0;
+		pthread_mutex_unlock(&a->auth_lock);
+		if (ok)
 			return true;
 	}
 	client_addr(c, addr, sizeof(addr));
@@ -350,9 +355,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!rq)
 			return MHD_NO;
 		*con_cls = rq;
-		/* Refuse an oversized body before reading any of it. */
-		if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
+		/* Refuse an oversized body before reading any of it (no 100 Continue either). */
+		if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) {
 			rq->too_large = true;
+			return reply_error(c, 413, "body larger than 64 KiB");
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -435,32 +442,92 @@ static bool loopback_host(const char *host)
 	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
 }
 
-/* Read the API token from api.token or api.token_file. */
-static int load_token(struct api *a, struct refit_err *e)
+/* The host part of api.listen LISTEN ("HOST:PORT" or "[V6]:PORT") into HOST; -1 when malformed. */
+static int listen_host(const char *listen, char *host, size_t len)
 {
-	const char *t = a->cfg->api_token;
-	char buf[4097];
+	const char *colon = strrchr(listen, ':');
 
-	if (!t && a->cfg->api_token_file) {
-		int fd = open(a->cfg->api_token_file, O_RDONLY | O_CLOEXEC);
+	if (!colon || (size_t)(colon - listen) >= len)
+		return -1;
+	snprintf(host, len, "%.*s", (int)(colon - listen), listen);
+	if (host[0] == '[') { /* [::1]:8010 */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	return 0;
+}
+
+static bool loopback_listen(const char *listen)
+{
+	char host[256];
+
+	return listen_host(listen, host, sizeof(host)) == 0 && loopback_host(host);
+}
+
+/*
+ * The API token of CFG (api.token, else the first line of api.token_file)
+ * hashed into HASH; *HAS says whether there is one. -1 with E set when the
+ * file cannot be read or the token is too short.
+ */
+static int load_token(const struct refit_config *cfg, unsigned char hash[32], bool *has, struct refit_err *e)
+{
+	const char *t = cfg->api_token;
+	char buf[4097];
+	int rc = 0;
+
+	*has = false;
+	if (!t && cfg->api_token_file) {
+		int fd = open(cfg->api_token_file, O_RDONLY | O_CLOEXEC);
 		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
 
 		if (fd >= 0)
 			close(fd);
 		if (n < 0)
-			return err_set(e, ERR_USAGE, "api.token_file %s: %s", a->cfg->api_token_file, strerror(errno));
-		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-			n--;
+			return err_set(e, ERR_USAGE, "api.token_file %s: %s", cfg->api_token_file, strerror(errno));
 		buf[n] = '\0';
+		buf[strcspn(buf, "\r\n")] = '\0'; /* the first line */
+		n = (ssize_t)strlen(buf);
+		while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+			buf[--n] = '\0';
 		t = buf;
 	}
 	if (t && *t) {
 		if (strlen(t) < 16)
-			return err_set(e, ERR_USAGE, "api token: use at least 16 characters");
-		token_hash(t, strlen(t), a->token_hash);
-		a->has_token = true;
+			rc = err_set(e, ERR_USAGE, "api token: use at least 16 characters");
+		else {
+			token_hash(t, strlen(t), hash);
+			*has = true;
+		}
 	}
 	explicit_bzero(buf, sizeof(buf));
+	return rc;
+}
+
+int api_check_token(const struct refit_config *cfg, struct refit_err *e)
+{
+	unsigned char hash[32];
+	bool has;
+	int rc = load_token(cfg, hash, &has, e);
+
+	explicit_bzero(hash, sizeof(hash));
+	if (rc == 0 && !has && !loopback_listen(cfg->api_listen))
+		rc = err_set(e, ERR_USAGE, "api.listen %s is not a loopback address: set api.token (or api.token_file) first",
+			     cfg->api_listen);
+	return rc;
+}
+
+int api_reload_token(struct api *a, const struct refit_config *cfg, struct refit_err *e)
+{
+	unsigned char hash[32];
+	bool has;
+
+	if (api_check_token(cfg, e) < 0 || load_token(cfg, hash, &has, e) < 0)
+		return -1;
+	pthread_mutex_lock(&a->auth_lock);
+	memcpy(a->token_hash, hash, sizeof(hash));
+	a->has_token = has;
+	pthread_mutex_unlock(&a->auth_lock);
+	explicit_bzero(hash, sizeof(hash));
 	return 0;
 }
 
@@ -480,17 +547,12 @@ int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t
 	a->cfg_lock = cfg_lock;
 	a->ops = ops;
 	pthread_mutex_init(&a->auth_lock, NULL);
-	if (!colon || (size_t)(colon - cfg->api_listen) >= sizeof(host)) {
+	if (!colon || listen_host(cfg->api_listen, host, sizeof(host)) < 0) {
 		free(a);
 		return err_set(e, ERR_USAGE, "api.listen %s: expected HOST:PORT", cfg->api_listen);
 	}
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg->api_listen), cfg->api_listen);
-	if (host[0] == '[') { /* [::1]:8010 */
-		memmove(host, host + 1, strlen(host));
-		host[strcspn(host, "]")] = '\0';
-	}
 	port = strtol(colon + 1, NULL, 10);
-	if (load_token(a, e) < 0) {
+	if (load_token(cfg, a->token_hash, &a->has_token, e) < 0) {
 		free(a);
 		return -1;
 	}

@@ -76,7 +76,7 @@ static time_t mono_s(void)
 }
 
 /* Reload the configuration under the write lock; a bad one is logged and the old one kept. */
-static void daemon_reload(struct refit_config *cfg, pthread_rwlock_t *lock,
+static void daemon_reload(struct refit_config *cfg, pthread_rwlock_t *lock, struct api *api,
 			  int (*reload)(struct refit_config *cfg, struct refit_err *e))
 {
 	struct refit_config fresh;
@@ -88,6 +88,9 @@ static void daemon_reload(struct refit_config *cfg, pthread_rwlock_t *lock,
 	} else if (strcmp(fresh.api_listen, cfg->api_listen) != 0 || strcmp(fresh.state_dir, cfg->state_dir) != 0) {
 		log_error("reload: api.listen and state_dir change only with a restart; keeping the running configuration");
 		config_free(&fresh);
+	} else if (api_check_token(&fresh, &e) < 0) {
+		log_error("reload: %s; keeping the running configuration", e.msg);
+		config_free(&fresh);
 	} else {
 		struct refit_config old;
 
@@ -96,6 +99,8 @@ static void daemon_reload(struct refit_config *cfg, pthread_rwlock_t *lock,
 		*cfg = fresh;
 		pthread_rwlock_unlock(lock);
 		config_free(&old);
+		if (api_reload_token(api, cfg, &e) < 0) /* checked above; the file may have changed since */
+			log_error("reload: %s; the API keeps its previous token", e.msg);
 		log_info("configuration reloaded");
 	}
 	sd_notify(0, "READY=1");
@@ -173,7 +178,7 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 		if (sig < 0)
 			continue; /* timeout or EINTR */
 		if (sig == SIGHUP) {
-			daemon_reload(cfg, &cfg_lock, reload);
+			daemon_reload(cfg, &cfg_lock, api, reload);
 			pthread_rwlock_rdlock(&cfg_lock);
 			next = mono_s() + daemon_wait(cfg);
 			pthread_rwlock_unlock(&cfg_lock);

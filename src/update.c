@@ -67,12 +67,12 @@ static int inspect_or_fail(struct engine *en, const char *what, const char *id, 
 	return 0;
 }
 
-/* Pull exactly DIGEST of REF and point REF's tag at it. */
+/* Pull exactly DIGEST of REF's repository. */
 static int pull_digest(struct engine *en, const struct refit_config *cfg, const struct imageref *ref,
 		       const char *digest, struct refit_err *e)
 {
 	struct cred cr = { 0 };
-	char *repo = imageref_repository(ref), *hdr = NULL, *by_digest = NULL, path[2048];
+	char *repo = imageref_repository(ref), *hdr = NULL, *by_digest = NULL;
 	int found, rc = -1;
 
 	if (!repo || asprintf(&by_digest, "%s@%s", repo, digest) < 0) {
@@ -84,14 +84,7 @@ static int pull_digest(struct engine *en, const struct refit_config *cfg, const 
 		goto out;
 	if (found == 1)
 		hdr = auth_engine_header(&cr, strcmp(ref->domain, "docker.io") == 0 ? "https://index.docker.io/v1/" : ref->domain);
-	if (engine_pull(en, by_digest, NULL, hdr, PULL_TIMEOUT, e) < 0)
-		goto out;
-	snprintf(path, sizeof(path), "/images/%s/tag?repo=%s&tag=%s", by_digest, repo, ref->tag ? ref->tag : "latest");
-	if (engine_call(en, "POST", path, NULL, 0, NULL, NULL, e) < 0) {
-		err_prefix(e, "tag %s: ", by_digest);
-		goto out;
-	}
-	rc = 0;
+	rc = engine_pull(en, by_digest, NULL, hdr, PULL_TIMEOUT, e);
 out:
 	if (hdr)
 		explicit_bzero(hdr, strlen(hdr));
@@ -100,6 +93,31 @@ out:
 	free(repo);
 	free(by_digest);
 	return rc;
+}
+
+/* Point REF's tag at the pulled DIGEST of its repository. */
+static int tag_digest(struct engine *en, const struct imageref *ref, const char *digest, struct refit_err *e)
+{
+	char *repo = imageref_repository(ref), *er = NULL, path[2048];
+	int rc = -1;
+
+	if (!repo || !(er = engine_escape(en, repo))) {
+		free(repo);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	snprintf(path, sizeof(path), "/images/%s@%s/tag?repo=%s&tag=%s", repo, digest, er, ref->tag ? ref->tag : "latest");
+	rc = engine_call(en, "POST", path, NULL, 0, NULL, NULL, e);
+	if (rc < 0)
+		err_prefix(e, "tag %s@%s: ", repo, digest);
+	free(er);
+	free(repo);
+	return rc;
+}
+
+/* Key of PULLED for a container: its reference and the digest it moves to. */
+static void pulled_key(const struct check_entry *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s@%s", c->image, c->latest_digest ? c->latest_digest : "");
 }
 
 /* Swap one stale container onto the image its check found. */
@@ -119,9 +137,14 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 		set_outcome(c, "failed", e.msg);
 		return;
 	}
-	if (!c->no_pull && json_is_string(json_object_get(pulled, c->latest_digest))) {
-		set_outcome(c, "failed", json_string_value(json_object_get(pulled, c->latest_digest)));
-		goto out;
+	if (!c->no_pull) {
+		char key[1200];
+
+		pulled_key(c, key, sizeof(key));
+		if (json_is_string(json_object_get(pulled, key))) {
+			set_outcome(c, "failed", json_string_value(json_object_get(pulled, key)));
+			goto out;
+		}
 	}
 	if (inspect_or_fail(en, "containers", c->id, &old, c) < 0 || inspect_or_fail(en, "images", c->image, &new_image, c) < 0)
 		goto out;
@@ -305,7 +328,7 @@ struct pass_work {
 	struct journal *j;
 	struct check_result *res;
 	json_t *all;        /* name -> inspect of every managed container (read only) */
-	json_t *pulled;     /* digest -> true, or the pull's error (read only) */
+	json_t *pulled;     /* "REF@DIGEST" -> true, or the pull's error (read only) */
 	json_t *groups;     /* arrays of names, each in dependency order */
 	size_t next;
 	pthread_mutex_t lock;
@@ -447,22 +470,51 @@ static json_t *dependency_groups(json_t *stale, json_t *all)
 }
 
 /* Pull each distinct digest the stale containers need, once; errors are kept per digest. */
+/*
+ * Pull every digest the stale containers need, once each, and point each of
+ * their references at it (two tags, or two repositories, can move to the
+ * same manifest). PULLED gets "REF@DIGEST" -> true, or the error.
+ */
 static void pull_all(struct engine *en, const struct refit_config *cfg, struct check_result *res, json_t *pulled)
 {
+	json_t *by_digest = json_object();
+
 	for (size_t i = 0; i < res->n; i++) {
 		struct check_entry *c = &res->v[i];
 		struct imageref ref = { 0 };
 		struct refit_err e = { 0 };
+		char key[1200];
+		json_t *got;
 
+		pulled_key(c, key, sizeof(key));
 		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest ||
-		    json_object_get(pulled, c->latest_digest) || atomic_load(&stop_requested))
+		    json_object_get(pulled, key) || atomic_load(&stop_requested))
 			continue;
-		if (imageref_parse(c->image, &ref, &e) < 0 || pull_digest(en, cfg, &ref, c->latest_digest, &e) < 0)
-			json_object_set_new(pulled, c->latest_digest, json_string(e.msg));
+		if (imageref_parse(c->image, &ref, &e) < 0) {
+			json_object_set_new(pulled, key, json_string(e.msg));
+			continue;
+		}
+		/* The same digest of one repository is pulled once. */
+		{
+			char *repo = imageref_repository(&ref), dkey[1200];
+
+			snprintf(dkey, sizeof(dkey), "%s@%s", repo ? repo : "", c->latest_digest);
+			free(repo);
+			got = json_object_get(by_digest, dkey);
+			if (!got) {
+				got = pull_digest(en, cfg, &ref, c->latest_digest, &e) < 0 ? json_string(e.msg) : json_true();
+				json_object_set_new(by_digest, dkey, got);
+			}
+		}
+		if (json_is_string(got))
+			json_object_set(pulled, key, got);
+		else if (tag_digest(en, &ref, c->latest_digest, &e) < 0)
+			json_object_set_new(pulled, key, json_string(e.msg));
 		else
-			json_object_set_new(pulled, c->latest_digest, json_true());
+			json_object_set_new(pulled, key, json_true());
 		imageref_free(&ref);
 	}
+	json_decref(by_digest);
 }
 
 int update_run(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
@@ -564,7 +616,8 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 		goto out;
 	/* The previous image by ID if still here, else pulled by its digest. */
 	if (inspect_or_fail(en, "images", old_image_id, &img, c) < 0) {
-		if (!old_digest || pull_digest(en, cfg, &ref, old_digest, &e) < 0) {
+		if (!old_digest || pull_digest(en, cfg, &ref, old_digest, &e) < 0 ||
+		    tag_digest(en, &ref, old_digest, &e) < 0) {
 			set_outcome(c, "failed", old_digest ? e.msg : "previous image is gone and its digest is unknown");
 			goto out;
 		}

@@ -458,10 +458,6 @@ def test_request_errors(daemons, scope):
     d.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="refit bug: a Content-Length over 64 KiB is not answered "
-                   "413 until the whole body has been read (with Expect: 100-continue the API "
-                   "even answers 100 Continue); without the body no answer comes at all and the "
-                   "connection is closed after the 15 s idle timeout")
 def test_oversized_body_is_refused_before_it_is_sent(daemons, scope):
     """docs/api.md: "a larger Content-Length is answered 413 without reading
     the body": the headers alone get the answer, and a client that asks
@@ -688,10 +684,6 @@ def test_api_update_history_and_rollback(daemons, scope, scoped, containers, pai
     d.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="refit bug: pull_all() (src/update.c) pulls each new "
-                   "digest once and tags only the first reference that needs it; a second "
-                   "container whose reference (another tag or repository) resolves to the same "
-                   "digest is recreated from its still-old tag and reported 'updated'")
 def test_same_new_digest_under_two_tags(daemons, scope, scoped, containers, image_factory,
                                         plain_registry, base_pair):
     """app:latest and app:stable both move to one new release (the same
@@ -858,9 +850,6 @@ def test_sighup_reloads_the_configuration(daemons, scope, scoped, containers, ba
     d.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="refit bug: SIGHUP logs 'configuration reloaded' but the "
-                   "API keeps the token it hashed at start (api_start/load_token run once); "
-                   "the new api.token is refused and the old one still accepted")
 def test_sighup_applies_a_new_api_token(daemons, scope):
     """A rotated api.token is what a reload is for: after SIGHUP the new
     token is accepted and the old one refused (api.listen is the only API
@@ -1068,8 +1057,6 @@ def test_token_sources_and_no_token_on_loopback(daemons, scope, tmp_path):
     d.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="refit bug: api.token_file is read whole (only trailing "
-                   "whitespace is stripped), not its first line as docs/api.md says")
 def test_token_file_first_line(daemons, scope, tmp_path):
     tok = new_token()
     tf = os.path.join(str(tmp_path), "api.token")
