@@ -59,7 +59,7 @@ FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 
-.PHONY: all run check unit e2e fuzz fuzz-run bench bench-update bench-daemon install uninstall clean deps deps-build
+.PHONY: all run check unit valgrind e2e fuzz fuzz-run bench bench-update bench-daemon install uninstall clean deps deps-build
 
 all: $(BIN)
 
@@ -83,10 +83,17 @@ run: deps-build
 	$(MAKE) all
 	./$(BIN) daemon
 
-check: deps unit e2e
+# valgrind cannot run a sanitizer build: that one has LeakSanitizer instead.
+check: deps unit $(if $(SANITIZER),,valgrind) e2e
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# The unit tests under valgrind's memcheck: any error or definite/indirect leak fails.
+valgrind: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+		valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect \
+			--errors-for-leak-kinds=definite,indirect $$t; done
 
 e2e: $(BIN)
 	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -192,6 +193,31 @@ static long long now_ms(void)
 }
 
 /*
+ * write(2) to a pipe whose reader may be gone (a helper that exits without
+ * reading): EPIPE instead of a SIGPIPE that would end the whole process.
+ */
+static ssize_t write_nopipe(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_set, old;
+	ssize_t w;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	w = write(fd, buf, len);
+	if (w < 0 && errno == EPIPE && !sigismember(&old, SIGPIPE)) {
+		const struct timespec zero = { 0, 0 };
+		int saved = errno;
+
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			; /* take the SIGPIPE this write raised, if it is pending */
+		errno = saved;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return w;
+}
+
+/*
  * Run `docker-credential-NAME get` with SERVER on stdin. Returns 1 with
  * *RET filled, 0 when the helper knows no credentials, -1 on failure.
  */
@@ -247,7 +273,7 @@ static int run_helper(const char *name, const char *server, struct cred *ret, st
 		if (poll(pf, (nfds_t)np, (int)left) < 0 && errno != EINTR)
 			break;
 		if (np == 2 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-			ssize_t w = write(in[1], server + sent, slen - sent);
+			ssize_t w = write_nopipe(in[1], server + sent, slen - sent);
 
 			if (w > 0)
 				sent += (size_t)w;

@@ -161,13 +161,19 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, bool 
 		goto out;
 	/* Mark what this operation creates, so an undo never removes anything else. */
 	{
-		json_t *cfgj = json_object_get(out.create, "Config"), *labels = json_object_get(cfgj, "Labels");
+		json_t *labels = json_object_get(out.create, "Labels"); /* the create body is a flat Config */
 
 		if (!json_is_object(labels)) {
 			labels = json_object();
-			json_object_set_new(cfgj, "Labels", labels);
+			if (!labels || json_object_set_new(out.create, "Labels", labels) < 0) {
+				err_set(e, ERR_FAILED, "out of memory");
+				goto out;
+			}
 		}
-		json_object_set_new(labels, "refit.operation", json_string(swap_get(s, "id")));
+		if (json_object_set_new(labels, "refit.operation", json_string(swap_get(s, "id"))) < 0) {
+			err_set(e, ERR_FAILED, "out of memory");
+			goto out;
+		}
 	}
 	esc = engine_escape(s->en, name);
 	snprintf(path, sizeof(path), "/containers/create?name=%s", esc ? esc : "");
