@@ -1,11 +1,14 @@
 /* Management API: routes, bearer auth, bounded bodies, JSON answers. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +36,25 @@ struct auth_slot {
 	time_t last;
 };
 
+/*
+ * One open connection, for the request deadline: a request must be complete
+ * (headers and body) within API_TIMEOUT of the connection opening or of the
+ * previous answer, however slowly its bytes trickle in.
+ */
+struct conn_slot {
+	bool used;
+	bool waiting; /* for a request to be complete */
+	int fd;
+	time_t since;
+};
+
 struct api {
 	struct MHD_Daemon *mhd;
+	pthread_mutex_t conn_lock;
+	struct conn_slot conns[API_CONNECTIONS];
+	pthread_t watchdog;
+	bool watchdog_started;
+	atomic_bool stopping;
 	const struct refit_config *cfg;
 	pthread_rwlock_t *cfg_lock; /* read side held while a request uses CFG */
 	struct ops *ops;
@@ -80,10 +100,118 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_
 	return ret;
 }
 
-/* Answer {"error": MSG}. */
+/* Answer {"error": MSG}; bytes of MSG outside printable ASCII (it may quote the client) become '?'. */
 static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *msg)
 {
-	return reply_json(c, code, json_pack("{s:s}", "error", msg));
+	char safe[512];
+	size_t i;
+
+	for (i = 0; msg[i] && i < sizeof(safe) - 1; i++)
+		safe[i] = (unsigned char)msg[i] >= 0x20 && (unsigned char)msg[i] < 0x7f ? msg[i] : '?';
+	safe[i] = '\0';
+	return reply_json(c, code, json_pack("{s:s}", "error", safe));
+}
+
+/*
+ * Decode %HH escapes in a path or query value, in place, but leave %00 as it
+ * is: a NUL would cut the C string short and change what the request names.
+ */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char *w = s;
+
+	(void)cls;
+	(void)c;
+	for (const char *r = s; *r; r++) {
+		unsigned v;
+
+		if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
+		    sscanf(r + 1, "%2x", &v) == 1 && v != 0) {
+			*w++ = (char)v;
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+static time_t monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* The connection's slot (see conn_slot), or NULL. */
+static struct conn_slot *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Mark C's request complete (WAITING false) or its connection ready for the next one. */
+static void conn_mark(struct api *a, struct MHD_Connection *c, bool waiting)
+{
+	struct conn_slot *slot = conn_of(c);
+
+	if (!slot)
+		return;
+	pthread_mutex_lock(&a->conn_lock);
+	slot->waiting = waiting;
+	slot->since = monotonic_s();
+	pthread_mutex_unlock(&a->conn_lock);
+}
+
+/* libmicrohttpd's connection callback: a slot from open to close. */
+static void connection_event(void *cls, struct MHD_Connection *c, void **socket_context,
+			     enum MHD_ConnectionNotificationCode toe)
+{
+	struct api *a = cls;
+
+	pthread_mutex_lock(&a->conn_lock);
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		for (size_t i = 0; ci && i < API_CONNECTIONS; i++) {
+			if (!a->conns[i].used) {
+				a->conns[i] = (struct conn_slot){ .used = true, .waiting = true, .fd = ci->connect_fd,
+								  .since = monotonic_s() };
+				*socket_context = &a->conns[i];
+				break;
+			}
+		}
+	} else if (*socket_context) {
+		((struct conn_slot *)*socket_context)->used = false;
+		*socket_context = NULL;
+	}
+	pthread_mutex_unlock(&a->conn_lock);
+}
+
+/* Cut connections whose request is not complete within API_TIMEOUT (slow clients holding threads). */
+static void *conn_watchdog(void *arg)
+{
+	struct api *a = arg;
+
+	while (!atomic_load(&a->stopping)) {
+		time_t now = monotonic_s();
+
+		pthread_mutex_lock(&a->conn_lock);
+		for (size_t i = 0; i < API_CONNECTIONS; i++) {
+			struct conn_slot *slot = &a->conns[i];
+
+			if (slot->used && slot->waiting && now - slot->since > API_TIMEOUT) {
+				shutdown(slot->fd, SHUT_RDWR); /* its thread sees the end and closes it */
+				slot->since = now;
+			}
+		}
+		pthread_mutex_unlock(&a->conn_lock);
+		usleep(250000);
+	}
+	return NULL;
 }
 
 /* SHA-256 of S, for constant-time comparison of tokens of any length. */
@@ -378,6 +506,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	conn_mark(a, c, false); /* the request is complete: the deadline stops */
 	if (!want)
 		return reply_error(c, 404, "no such endpoint");
 	if (strcmp(method, want) != 0) {
@@ -426,9 +555,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 {
 	struct req *rq = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
+	conn_mark(cls, c, true); /* the next request on this connection has its own deadline */
 	if (rq) {
 		free(rq->body);
 		free(rq);
@@ -547,6 +675,7 @@ int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t
 	a->cfg_lock = cfg_lock;
 	a->ops = ops;
 	pthread_mutex_init(&a->auth_lock, NULL);
+	pthread_mutex_init(&a->conn_lock, NULL);
 	if (!colon || listen_host(cfg->api_listen, host, sizeof(host)) < 0) {
 		free(a);
 		return err_set(e, ERR_USAGE, "api.listen %s: expected HOST:PORT", cfg->api_listen);
@@ -578,11 +707,16 @@ int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 				  (unsigned)API_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_TIMEOUT,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-				  completed, NULL, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024), MHD_OPTION_END);
+				  completed, a, MHD_OPTION_NOTIFY_CONNECTION, connection_event, a,
+				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_THREAD_STACK_SIZE,
+				  (size_t)(256 * 1024), MHD_OPTION_END);
 	if (!a->mhd) {
 		free(a);
 		return err_set(e, ERR_FAILED, "api: cannot listen on %s: %s", cfg->api_listen, strerror(errno));
 	}
+	a->watchdog_started = pthread_create(&a->watchdog, NULL, conn_watchdog, a) == 0;
+	if (!a->watchdog_started)
+		log_warn("api: no request deadline (cannot start its thread): slow clients are cut only when idle");
 	log_info("api: listening on %s%s", cfg->api_listen, a->has_token ? "" : " (no token: loopback only)");
 	*ret = a;
 	return 0;
@@ -592,8 +726,12 @@ void api_stop(struct api *a)
 {
 	if (!a)
 		return;
+	atomic_store(&a->stopping, true);
+	if (a->watchdog_started)
+		pthread_join(a->watchdog, NULL);
 	MHD_stop_daemon(a->mhd);
 	pthread_mutex_destroy(&a->auth_lock);
+	pthread_mutex_destroy(&a->conn_lock);
 	explicit_bzero(a->token_hash, sizeof(a->token_hash));
 	free(a);
 }
