@@ -306,6 +306,8 @@ static void pull_line(struct pull_stream *ps)
 	msg = json_string_value(json_object_get(j, "error"));
 	if (!msg)
 		msg = json_string_value(json_object_get(json_object_get(j, "errorDetail"), "message"));
+	if (!msg) /* an answer of 400 and up: {"message": ...}, newline-terminated */
+		msg = json_string_value(json_object_get(j, "message"));
 	if (msg)
 		snprintf(ps->error, sizeof(ps->error), "%s", msg);
 	json_decref(j);
@@ -389,11 +391,10 @@ int engine_pull(struct engine *en, const char *image, const char *tag, const cha
 	}
 	pull_line(ps); /* a last line without a newline */
 	if (status >= 400 || ps->error[0]) {
-		json_t *j = status >= 400 ? json_loadb(ps->line, ps->len, 0, NULL) : NULL;
-		const char *m = json_string_value(json_object_get(j, "message"));
-
-		err_set(e, ERR_FAILED, "pull %s: %s", image, ps->error[0] ? ps->error : m ? m : "engine refused");
-		json_decref(j);
+		if (ps->error[0])
+			err_set(e, ERR_FAILED, "pull %s: %s", image, ps->error);
+		else
+			err_set(e, ERR_FAILED, "pull %s: the engine answered HTTP %ld", image, status);
 		goto out;
 	}
 	ret = 0;

@@ -1,15 +1,18 @@
 /* Registry client: ping, challenge, token and manifest requests driven by one curl multi handle. */
 #include <curl/curl.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "refit/auth.h"
 #include "refit/challenge.h"
 #include "refit/http.h"
+#include "refit/log.h"
 #include "refit/registry.h"
 
 #define MANIFEST_ACCEPT                                                                   \
@@ -64,7 +67,12 @@ struct job {
 	enum job_state state;
 	bool want_get;   /* HEAD gave no digest: GET the manifest */
 	int auth_retries;
+	int retries;     /* of a manifest request after a 5xx, 429 or a cut connection */
+	long long not_before; /* monotonic ms before which the next try waits */
 };
+
+#define MANIFEST_RETRIES 2      /* after the first try: waits of 1 s, then 2 s */
+#define MAX_RETRY_AFTER 10      /* seconds of Retry-After refit waits; longer is a failure */
 
 enum xfer_kind { X_PING, X_TOKEN, X_MANIFEST };
 
@@ -542,7 +550,7 @@ static void job_step(struct registry *r, struct job *j)
 {
 	struct host *h = j->host;
 
-	if (j->state != J_WAIT)
+	if (j->state != J_WAIT || (j->not_before && mono_ms() < j->not_before))
 		return;
 	switch (h->state) {
 	case H_NEW:
@@ -684,6 +692,16 @@ static void token_done(struct token *t, CURLcode rc, struct xfer *x, struct host
 	t->state = T_READY;
 }
 
+/* Is BODY what a registry serves as a manifest or index: a JSON object with schemaVersion 1 or 2? */
+static bool manifest_shaped(const char *body, size_t len)
+{
+	json_t *m = json_loadb(body, len, 0, NULL);
+	json_int_t v = json_integer_value(json_object_get(m, "schemaVersion"));
+
+	json_decref(m);
+	return v == 1 || v == 2;
+}
+
 /* SHA-256 of a body as "sha256:<hex>". */
 static void sha256_digest(const char *body, size_t len, char out[72])
 {
@@ -704,6 +722,23 @@ static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct
 	struct host *h = j->host;
 
 	j->state = J_WAIT;
+	j->not_before = 0;
+	/* A cut connection, a 5xx or a 429 may pass: try again after a pause (Retry-After when given). */
+	if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING ||
+	     (rc == CURLE_OK && (st >= 500 || st == 429))) && j->retries < MANIFEST_RETRIES) {
+		const char *ra = rc == CURLE_OK ? http_header(&x->resp, "Retry-After") : NULL;
+		long wait = 1L << j->retries;
+
+		if (ra && *ra >= '0' && *ra <= '9')
+			wait = strtol(ra, NULL, 10);
+		if (wait <= MAX_RETRY_AFTER) {
+			j->retries++;
+			j->not_before = mono_ms() + 1000LL * (wait > 0 ? wait : 0);
+			log_debug("registry %s: %s; trying again in %ld s", h->name,
+				  rc != CURLE_OK ? "connection cut" : st == 429 ? "429 too many requests" : "server error", wait);
+			return;
+		}
+	}
 	if (rc != CURLE_OK) {
 		char m[200];
 		int kind = xfer_error(rc, x, m, sizeof(m));
@@ -733,6 +768,11 @@ static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct
 		if (dcd && strncmp(dcd, "sha256:", 7) == 0 && strcmp(dcd, d) != 0) {
 			job_fail(j, ERR_FAILED, "registry %s: Docker-Content-Digest %.80s does not match the manifest (%s)",
 				 h->name, dcd, d);
+			return;
+		}
+		if (!manifest_shaped(x->resp.body, x->resp.len)) {
+			job_fail(j, ERR_FAILED, "registry %s: the answer is not a manifest (not JSON with a schemaVersion)",
+				 h->name);
 			return;
 		}
 		j->q->digest = strdup(d);
@@ -766,9 +806,10 @@ static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct
 	else if (st == 403)
 		job_fail(j, ERR_FAILED, "registry %s: 403 denied", h->name);
 	else if (st == 429)
-		job_fail(j, ERR_FAILED, "registry %s: 429 too many requests", h->name);
+		job_fail(j, ERR_FAILED, "registry %s: 429 too many requests%s", h->name,
+			 j->retries ? " (after retrying)" : " (Retry-After too long to wait)");
 	else
-		job_fail(j, ERR_FAILED, "registry %s: HTTP %ld", h->name, st);
+		job_fail(j, ERR_FAILED, "registry %s: HTTP %ld%s", h->name, st, j->retries ? " (after retrying)" : "");
 	(void)r;
 }
 
@@ -851,8 +892,18 @@ void registry_resolve(struct registry *r, struct digest_query *q, size_t n)
 		}
 		if (done == n)
 			break;
-		if (r->active == 0)
-			continue; /* a step changed state without a transfer: step again */
+		if (r->active == 0) {
+			/* A step changed state without a transfer: step again, after any retry pause. */
+			long long now = mono_ms(), soon = 0;
+
+			for (size_t i = 0; i < n; i++)
+				if (jobs[i].state == J_WAIT && jobs[i].not_before > now &&
+				    (!soon || jobs[i].not_before < soon))
+					soon = jobs[i].not_before;
+			if (soon)
+				usleep((useconds_t)((soon - now > 1000 ? 1000 : soon - now) * 1000));
+			continue;
+		}
 		curl_multi_perform(r->multi, &running);
 		reap(r);
 		if (r->active > 0 && curl_multi_poll(r->multi, NULL, 0, 1000, NULL) != CURLM_OK)
