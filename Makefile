@@ -96,7 +96,7 @@ valgrind: $(UNIT_BINS)
 			--errors-for-leak-kinds=definite,indirect $$t; done
 
 e2e: $(BIN)
-	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=15 tests/e2e $(PYTEST_ARGS)
 
 # libFuzzer targets: each fuzz/NAME-fuzzer.c links against all library sources.
 build/fuzz/%: fuzz/%.c $(filter-out src/main.c,$(SRCS))
