@@ -552,6 +552,21 @@ static int swap_finish(struct swap *s, int rc, struct refit_err *e, struct swap_
 	json_object_set_new(s->rec, "outcome", json_string(res->outcome));
 	if (rc != 0)
 		json_object_set_new(s->rec, "error", json_string(e->msg));
+	if (rc < 0) {
+		/*
+		 * Neither finished nor undone (the engine failed us midway): the
+		 * record stays in the journal, so the next run of refit finishes or
+		 * undoes the swap before it does anything else.
+		 */
+		json_object_del(s->rec, "finished");
+		json_object_del(s->rec, "outcome");
+		if (journal_write(s->j, s->rec, &je) < 0)
+			log_error("%s: %s", s->name, je.msg);
+		else
+			log_error("%s: the swap is left in the journal; the next run of refit finishes or undoes it",
+				  s->name);
+		return rc;
+	}
 	if (journal_finish(s->j, s->rec, &je) < 0) {
 		log_error("%s: %s", s->name, je.msg);
 		if (rc == 0) {
