@@ -6,6 +6,7 @@ host ports falls back to recreate; a container moved by `alias` can be
 updated again."""
 
 import calendar
+import re
 import time
 
 import pytest
@@ -86,7 +87,10 @@ def test_every_setting_and_volume_survive(refit, scope, swapenv, common_pairs, s
     # Config, field by field
     assert sorted(new["Config"]["Env"]) == sorted(old["Config"]["Env"])
     assert "APP_MODE=prod" in new["Config"]["Env"] and "GREETING=hello world" in new["Config"]["Env"]
-    assert new["Config"]["Labels"] == old["Config"]["Labels"]
+    # the same labels, plus the operation that made the replacement
+    labels = dict(new["Config"]["Labels"])
+    assert re.fullmatch(r"[0-9a-f]{16}", labels.pop("refit.operation", "")), new["Config"]["Labels"]
+    assert labels == old["Config"]["Labels"]
     assert new["Config"]["Hostname"] == "custom-host"
     assert new["Config"]["Cmd"] == HTTPD_CMD
     assert new["Config"].get("Healthcheck") == old["Config"].get("Healthcheck")
