@@ -631,17 +631,15 @@ static int load_token(const struct refit_config *cfg, unsigned char hash[32], bo
 	return rc;
 }
 
-int api_check_token(const struct refit_config *cfg, struct refit_err *e)
+/* CFG's token as load_token gives it, refused when there is none and api.listen is not loopback. */
+static int token_for(const struct refit_config *cfg, unsigned char hash[32], bool *has, struct refit_err *e)
 {
-	unsigned char hash[32];
-	bool has;
-	int rc = load_token(cfg, hash, &has, e);
-
-	explicit_bzero(hash, sizeof(hash));
-	if (rc == 0 && !has && !loopback_listen(cfg->api_listen))
-		rc = err_set(e, ERR_USAGE, "api.listen %s is not a loopback address: set api.token (or api.token_file) first",
-			     cfg->api_listen);
-	return rc;
+	if (load_token(cfg, hash, has, e) < 0)
+		return -1;
+	if (!*has && !loopback_listen(cfg->api_listen))
+		return err_set(e, ERR_USAGE, "api.listen %s is not a loopback address: set api.token (or api.token_file) first",
+			       cfg->api_listen);
+	return 0;
 }
 
 int api_reload_token(struct api *a, const struct refit_config *cfg, struct refit_err *e)
@@ -649,7 +647,7 @@ int api_reload_token(struct api *a, const struct refit_config *cfg, struct refit
 	unsigned char hash[32];
 	bool has;
 
-	if (api_check_token(cfg, e) < 0 || load_token(cfg, hash, &has, e) < 0)
+	if (token_for(cfg, hash, &has, e) < 0)
 		return -1;
 	pthread_mutex_lock(&a->auth_lock);
 	memcpy(a->token_hash, hash, sizeof(hash));
@@ -681,14 +679,9 @@ int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t
 		return err_set(e, ERR_USAGE, "api.listen %s: expected HOST:PORT", cfg->api_listen);
 	}
 	port = strtol(colon + 1, NULL, 10);
-	if (load_token(cfg, a->token_hash, &a->has_token, e) < 0) {
+	if (token_for(cfg, a->token_hash, &a->has_token, e) < 0) {
 		free(a);
 		return -1;
-	}
-	if (!a->has_token && !loopback_host(host)) {
-		free(a);
-		return err_set(e, ERR_USAGE, "api.listen %s is not a loopback address: set api.token (or api.token_file) first",
-			       cfg->api_listen);
 	}
 	if (strcmp(host, "localhost") == 0)
 		snprintf(host, sizeof(host), "127.0.0.1");

@@ -88,7 +88,7 @@ static void daemon_reload(struct refit_config *cfg, pthread_rwlock_t *lock, stru
 	} else if (strcmp(fresh.api_listen, cfg->api_listen) != 0 || strcmp(fresh.state_dir, cfg->state_dir) != 0) {
 		log_error("reload: api.listen and state_dir change only with a restart; keeping the running configuration");
 		config_free(&fresh);
-	} else if (api_check_token(&fresh, &e) < 0) {
+	} else if (api_reload_token(api, &fresh, &e) < 0) { /* the token first: a bad one keeps it all */
 		log_error("reload: %s; keeping the running configuration", e.msg);
 		config_free(&fresh);
 	} else {
@@ -99,8 +99,6 @@ static void daemon_reload(struct refit_config *cfg, pthread_rwlock_t *lock, stru
 		*cfg = fresh;
 		pthread_rwlock_unlock(lock);
 		config_free(&old);
-		if (api_reload_token(api, cfg, &e) < 0) /* checked above; the file may have changed since */
-			log_error("reload: %s; the API keeps its previous token", e.msg);
 		log_info("configuration reloaded");
 	}
 	sd_notify(0, "READY=1");

@@ -312,46 +312,48 @@ int swap_remove(struct swap *s, const char *id, struct refit_err *e)
 /*
  * Does the network namespace of process PID hold a connection on one of its
  * listening TCP ports that is not finished (established, half-open or
- * closing with data in flight)? -1 when its tables cannot be read.
+ * closing with data in flight)? -1 when its tables cannot be read. Each
+ * table is read once; at most 64 listening and 256 open ports are looked at.
  */
 static int ns_busy(long pid)
 {
 	static const char *const tables[] = { "tcp", "tcp6" };
-	unsigned listen[64];
-	size_t nlisten = 0;
-	int busy = 0, read_any = 0;
+	unsigned listen[64], open_ports[256];
+	size_t nlisten = 0, nopen = 0;
+	int read_any = 0;
 
-	for (int pass = 0; pass < 2 && !busy; pass++) {
-		for (size_t t = 0; t < 2 && !busy; t++) {
-			char path[64], line[512];
-			FILE *f;
+	for (size_t t = 0; t < 2; t++) {
+		char path[64], line[512];
+		FILE *f;
 
-			snprintf(path, sizeof(path), "/proc/%ld/net/%s", pid, tables[t]);
-			f = fopen(path, "re");
-			if (!f)
+		snprintf(path, sizeof(path), "/proc/%ld/net/%s", pid, tables[t]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		read_any = 1;
+		/* "sl local_address rem_address st ...": ADDR:PORT in hex, state in hex */
+		while (fgets(line, sizeof(line), f)) {
+			char local[80];
+			unsigned port, st;
+			const char *colon;
+
+			if (sscanf(line, " %*s %79s %*s %x", local, &st) != 2 || !(colon = strrchr(local, ':')) ||
+			    sscanf(colon + 1, "%x", &port) != 1)
 				continue;
-			read_any = 1;
-			/* "sl local_address rem_address st ...": ADDR:PORT in hex, state in hex */
-			while (fgets(line, sizeof(line), f) && !busy) {
-				char local[80];
-				unsigned port, st;
-				const char *colon;
-
-				if (sscanf(line, " %*s %79s %*s %x", local, &st) != 2 || !(colon = strrchr(local, ':')) ||
-				    sscanf(colon + 1, "%x", &port) != 1)
-					continue;
-				if (pass == 0 && st == 0x0A && nlisten < sizeof(listen) / sizeof(listen[0]))
-					listen[nlisten++] = port;
-				/* ESTABLISHED, SYN_RECV, FIN_WAIT1, CLOSE_WAIT, LAST_ACK, CLOSING */
-				if (pass == 1 && (st == 0x01 || st == 0x03 || st == 0x04 || st == 0x08 || st == 0x09 ||
-						  st == 0x0B))
-					for (size_t i = 0; i < nlisten; i++)
-						busy |= listen[i] == port;
-			}
-			fclose(f);
+			if (st == 0x0A && nlisten < sizeof(listen) / sizeof(listen[0]))
+				listen[nlisten++] = port;
+			/* ESTABLISHED, SYN_RECV, FIN_WAIT1, CLOSE_WAIT, LAST_ACK, CLOSING */
+			else if ((st == 0x01 || st == 0x03 || st == 0x04 || st == 0x08 || st == 0x09 || st == 0x0B) &&
+				 nopen < sizeof(open_ports) / sizeof(open_ports[0]))
+				open_ports[nopen++] = port;
 		}
+		fclose(f);
 	}
-	return read_any ? busy : -1;
+	for (size_t i = 0; i < nopen; i++)
+		for (size_t k = 0; k < nlisten; k++)
+			if (open_ports[i] == listen[k])
+				return 1;
+	return read_any ? 0 : -1;
 }
 
 /*

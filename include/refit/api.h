@@ -22,10 +22,11 @@ int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t
 /* Stop listening; requests in progress are finished first. NULL-safe. */
 void api_stop(struct api *a);
 
-/* Can CFG's token settings serve CFG's api.listen? (The file readable, long enough; a token off loopback.) */
-int api_check_token(const struct refit_config *cfg, struct refit_err *e);
-
-/* Take CFG's API token from now on (after a reload); on error the old one stays. */
+/*
+ * Take CFG's API token from now on (after a reload). On error (the file
+ * unreadable, the token too short, none for a non-loopback api.listen) the
+ * old one stays.
+ */
 int api_reload_token(struct api *a, const struct refit_config *cfg, struct refit_err *e);
 
 #endif

@@ -417,6 +417,13 @@ def test_slowloris_from_two_addresses_is_cut_off_after_the_timeout(daemons, scop
     d.stop()
 
 
+def settle(d, base_threads, rnd):
+    """After a flood: the daemon's threads go back to where they were."""
+    n = wait_threads(d, base_threads + 1)
+    assert n <= base_threads + 1, "round %d: %d threads after the flood (%d at start)" % (
+        rnd, n, base_threads)
+
+
 # --------------------------------------------------------------------------
 # 2: connection flood
 
@@ -449,9 +456,7 @@ def test_connection_flood_is_bounded_and_recovers(daemons, scope):
         finally:
             for s in socks:
                 s.close()
-        n = wait_threads(d, base_threads + 1)
-        assert n <= base_threads + 1, "round %d: %d threads after the flood (%d at start)" % (
-            rnd, n, base_threads)
+        settle(d, base_threads, rnd)
         health_from(d, "127.0.0.1")
 
         # over the global limit, from four addresses
@@ -468,9 +473,7 @@ def test_connection_flood_is_bounded_and_recovers(daemons, scope):
         finally:
             for s in socks:
                 s.close()
-        n = wait_threads(d, base_threads + 1)
-        assert n <= base_threads + 1, "round %d: %d threads after the flood (%d at start)" % (
-            rnd, n, base_threads)
+        settle(d, base_threads, rnd)
         health_from(d)
         health_from(d, "127.0.0.3")
         rss_after.append(proc_status(pid)[1])

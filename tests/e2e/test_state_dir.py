@@ -33,10 +33,16 @@ def small_fs(tmp_path):
     subprocess.run(["umount", "-l", path], capture_output=True)
 
 
-def refit_on(refit_bin, tmp_path, state_dir):
-    r = Refit(refit_bin, os.path.join(str(tmp_path), "runner"))
-    r.state_dir = state_dir
-    return r
+def stale_on(fs, refit_bin, tmp_path, swapenv, common_pairs, swap_images, hint):
+    """A stale container, its inspect, v2, and a refit whose state_dir is FS/state."""
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    name = swapenv.run(v1, swapenv.managed(), hint=hint)
+    state = os.path.join(fs, "state")
+    os.makedirs(state)
+    refit = Refit(refit_bin, os.path.join(str(tmp_path), "runner"))
+    refit.state_dir = state
+    return name, inspect(name), v2, refit
 
 
 def unchanged(name, before):
@@ -47,13 +53,8 @@ def unchanged(name, before):
 
 def test_read_only_state_dir_changes_nothing(refit_bin, tmp_path, small_fs, scope, swapenv,
                                              common_pairs, swap_images):
-    v1, v2 = common_pairs["good"]
-    swap_images.back_to(v1)
-    name = swapenv.run(v1, swapenv.managed(), hint="ro")
-    before = inspect(name)
-    state = os.path.join(small_fs, "state")
-    os.makedirs(state)
-    refit = refit_on(refit_bin, tmp_path, state)
+    name, before, v2, refit = stale_on(small_fs, refit_bin, tmp_path, swapenv, common_pairs, swap_images,
+                                       "ro")
     subprocess.run(["mount", "-o", "remount,ro", small_fs], check=True)
     res = update(refit, scope)
     assert res.rc == 1, res.describe()
@@ -69,15 +70,10 @@ def test_read_only_state_dir_changes_nothing(refit_bin, tmp_path, small_fs, scop
 
 def test_full_state_dir_changes_nothing(refit_bin, tmp_path, small_fs, scope, swapenv,
                                        common_pairs, swap_images):
-    v1, v2 = common_pairs["good"]
-    swap_images.back_to(v1)
-    name = swapenv.run(v1, swapenv.managed(), hint="full")
-    before = inspect(name)
-    state = os.path.join(small_fs, "state")
-    os.makedirs(state)
-    refit = refit_on(refit_bin, tmp_path, state)
+    name, before, v2, refit = stale_on(small_fs, refit_bin, tmp_path, swapenv, common_pairs, swap_images,
+                                       "full")
     # the lock exists already (a state dir refit has used); then the disk fills up
-    open(os.path.join(state, "lock"), "w").close()
+    open(os.path.join(refit.state_dir, "lock"), "w").close()
     filler = os.path.join(small_fs, "filler")
     subprocess.run(["dd", "if=/dev/zero", "of=" + filler, "bs=4k"], capture_output=True)
     assert os.statvfs(small_fs).f_bavail == 0
