@@ -146,7 +146,8 @@ DEB_BUILD := build-essential pkg-config libcurl4-openssl-dev libjansson-dev liby
 	libmicrohttpd-dev libssl-dev libsystemd-dev
 DEB_TEST := libcmocka-dev python3 python3-pytest python3-jwt python3-cryptography \
 	docker.io docker-registry docker-compose busybox-static openssl apache2-utils curl \
-	clang libclang-rt-14-dev systemd iptables time valgrind groff-base wrk
+	clang libclang-rt-14-dev systemd iptables time valgrind groff-base wrk jq python3-yaml \
+	python3-pytest-xdist
 deps-build:
 	@$(MAKE) --no-print-directory deps DEB_TEST=
 

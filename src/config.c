@@ -61,6 +61,7 @@ static const struct key keys[] = {
 	{ "update_on_start", K_BOOL, OFF(update_on_start), 0, 0, NULL, NULL },
 	{ "insecure_registries", K_LIST, OFF(insecure_registries), 0, 0, NULL, NULL },
 	{ "registry_ca_file", K_STR, OFF(registry_ca_file), 0, 0, NULL, check_path },
+	{ "registry_timeout", K_SECONDS, OFF(registry_timeout), 1, 600, NULL, NULL },
 	{ "concurrency", K_INT, OFF(concurrency), 1, 64, NULL, NULL },
 	{ "state_dir", K_STR, OFF(state_dir), 0, 0, NULL, check_path },
 	{ "api.listen", K_STR, OFF(api_listen), 0, 0, NULL, check_listen },
@@ -392,6 +393,7 @@ int config_init(struct refit_config *cfg, struct refit_err *e)
 	cfg->stop_timeout = 10;
 	cfg->keep_previous = 1;
 	cfg->concurrency = 8;
+	cfg->registry_timeout = 30;
 	cfg->models_interval = 86400;
 	if (set_string(&cfg->docker_host, "unix:///var/run/docker.sock") < 0 ||
 	    set_string(&cfg->strategy, "recreate") < 0 ||

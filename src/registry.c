@@ -21,7 +21,6 @@
 	"application/vnd.docker.distribution.manifest.list.v2+json, "                     \
 	"application/vnd.docker.distribution.manifest.v2+json"
 #define USER_AGENT "refit/" REFIT_VERSION
-#define REQ_TIMEOUT 30L
 #define CONNECT_TIMEOUT 10L
 #define MAX_SMALL_BODY (64u << 10)
 
@@ -329,8 +328,9 @@ static int xfer_start(struct registry *r, enum xfer_kind kind, void *target, str
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, REQ_TIMEOUT);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, r->cfg->registry_timeout);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
+			 r->cfg->registry_timeout < CONNECT_TIMEOUT ? r->cfg->registry_timeout : CONNECT_TIMEOUT);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);

@@ -43,6 +43,7 @@ struct refit_config {
 	bool update_on_start;
 	struct strv insecure_registries;
 	char *registry_ca_file;
+	long registry_timeout; /* seconds, one registry request */
 	long concurrency;
 	char *state_dir;
 	char *api_listen;
