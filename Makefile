@@ -95,8 +95,14 @@ valgrind: $(UNIT_BINS)
 		valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect \
 			--errors-for-leak-kinds=definite,indirect $$t; done
 
+# E2E_JOBS test files run at once (pytest-xdist; most of a test's time is
+# spent waiting on the engine, health gates and timeouts); 1 runs them in turn.
+E2E_JOBS ?= 3
+E2E_XDIST = $(shell [ "$(E2E_JOBS)" -gt 1 ] 2>/dev/null && $(PYTHON) -c 'import xdist' 2>/dev/null && \
+	echo "-n $(E2E_JOBS) --dist loadfile")
 e2e: $(BIN)
-	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=15 tests/e2e $(PYTEST_ARGS)
+	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=15 $(E2E_XDIST) \
+		tests/e2e $(PYTEST_ARGS)
 
 # libFuzzer targets: each fuzz/NAME-fuzzer.c links against all library sources.
 build/fuzz/%: fuzz/%.c $(filter-out src/main.c,$(SRCS))
@@ -107,13 +113,10 @@ build/fuzz/%: fuzz/%.c $(filter-out src/main.c,$(SRCS))
 
 fuzz: $(FUZZ_BINS)
 
-# Run every fuzz target for FUZZ_SECONDS on its seed corpus.
+# Run every fuzz target for FUZZ_SECONDS on its seed corpus, FUZZ_JOBS at a time.
+FUZZ_JOBS ?= $(shell nproc)
 fuzz-run: fuzz
-	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f -fuzzer); \
-		mkdir -p build/fuzz/corpus-$$n; \
-		echo "== $$n ($(FUZZ_SECONDS)s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n fuzz/corpus/$$n 2>&1 | tail -n 12; \
-	done
+	@fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_BINS)
 
 bench: $(BIN)
 	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) bench/check_bench.py $(BENCH_ARGS)

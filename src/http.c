@@ -93,6 +93,16 @@ void http_attach(CURL *h, struct http_response *r, size_t max_body)
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 }
 
+size_t http_feed_header(struct http_response *r, char *line, size_t n)
+{
+	return http_header_cb(line, 1, n, r);
+}
+
+size_t http_feed_body(struct http_response *r, char *chunk, size_t n)
+{
+	return http_write(chunk, 1, n, r);
+}
+
 const char *http_header(const struct http_response *r, const char *name)
 {
 	for (size_t i = 0; i < r->nhdr; i++)

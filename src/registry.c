@@ -693,7 +693,7 @@ static void token_done(struct token *t, CURLcode rc, struct xfer *x, struct host
 }
 
 /* Is BODY what a registry serves as a manifest or index: a JSON object with schemaVersion 1 or 2? */
-static bool manifest_shaped(const char *body, size_t len)
+bool registry_manifest_shaped(const char *body, size_t len)
 {
 	json_t *m = json_loadb(body, len, 0, NULL);
 	json_int_t v = json_integer_value(json_object_get(m, "schemaVersion"));
@@ -770,7 +770,7 @@ static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct
 				 h->name, dcd, d);
 			return;
 		}
-		if (!manifest_shaped(x->resp.body, x->resp.len)) {
+		if (!registry_manifest_shaped(x->resp.body, x->resp.len)) {
 			job_fail(j, ERR_FAILED, "registry %s: the answer is not a manifest (not JSON with a schemaVersion)",
 				 h->name);
 			return;

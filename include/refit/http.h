@@ -33,6 +33,14 @@ struct http_response {
  */
 void http_attach(CURL *h, struct http_response *r, size_t max_body);
 
+/*
+ * Give R one header line (with its CRLF) or one chunk of body, as libcurl
+ * does during a transfer; returns N when taken, another value to abort.
+ * For tests and fuzzing: transfers use http_attach().
+ */
+size_t http_feed_header(struct http_response *r, char *line, size_t n);
+size_t http_feed_body(struct http_response *r, char *chunk, size_t n);
+
 /* Value of header NAME (case-insensitive) of the last hop, or NULL. */
 const char *http_header(const struct http_response *r, const char *name);
 

@@ -2,6 +2,7 @@
 #ifndef REFIT_REGISTRY_H
 #define REFIT_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "refit/config.h"
@@ -48,5 +49,8 @@ const struct registry_stats *registry_stats(const struct registry *r);
 
 /* True when "sha256:<64 lowercase hex>" (or sha512 with 128). */
 int registry_digest_valid(const char *d);
+
+/* Is BODY (LEN bytes) a manifest or an index: a JSON object with schemaVersion 1 or 2? */
+bool registry_manifest_shaped(const char *body, size_t len);
 
 #endif
