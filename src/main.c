@@ -463,7 +463,7 @@ static int cmd_models(struct refit_config *cfg)
 		char *txt;
 
 		j = models_result_json(&s, &res);
-		txt = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+		txt = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
 		if (txt)
 			printf("%s\n", txt);
 		free(txt);

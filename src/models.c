@@ -252,8 +252,9 @@ static int pull_model(const struct models_settings *s, const char *name, char *e
 		transfer_error(err, errlen, "pull", rc, NULL, hdr_total > HTTP_MAX_HEADER_BYTES ? "headers too large" : errbuf,
 			       s->timeout);
 	} else if (status < 200 || status >= 300) {
-		ollama_stream_end(&pl.stream);
-		snprintf(err, errlen, "pull: HTTP status %ld", status);
+		ollama_stream_end(&pl.stream); /* an error body is one line, perhaps without a newline */
+		snprintf(err, errlen, "pull: HTTP status %ld%s%s", status, pl.stream.remote_error ? ": " : "",
+			 pl.stream.remote_error ? pl.stream.error : "");
 	} else if (ollama_stream_end(&pl.stream) != OLLAMA_STREAM_SUCCESS) {
 		snprintf(err, errlen, "pull: %s", pl.stream.error);
 	} else {

@@ -183,8 +183,10 @@ static void stream_line(struct ollama_stream *s, const char *line, size_t len)
 	}
 	if (s->on_progress)
 		s->on_progress(s->ctx, &p);
-	if (p.is_error)
+	if (p.is_error && s->state == OLLAMA_STREAM_RUNNING) {
 		stream_fail(s, p.error);
+		s->remote_error = true;
+	}
 	else if (strcmp(p.status, "success") == 0)
 		s->state = OLLAMA_STREAM_SUCCESS;
 }

@@ -58,6 +58,7 @@ struct ollama_stream {
 	size_t len, cap;
 	enum ollama_stream_state state;
 	char error[OLLAMA_MAX_ERROR + 1]; /* why it FAILED */
+	bool remote_error;                /* ... in the endpoint's own words (an "error" line) */
 	unsigned long lines;              /* complete lines parsed */
 	void (*on_progress)(void *ctx, const struct ollama_progress *p); /* optional */
 	void *ctx;
