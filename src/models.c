@@ -294,8 +294,8 @@ static void record(const struct models_settings *s, const struct model_result *m
 	char id[17], now[32];
 	json_t *rec;
 
-	if (!s->state_dir || strcmp(m->status, "up-to-date") == 0)
-		return;
+	if (!s->state_dir || strcmp(m->status, "up-to-date") == 0 || atomic_load(&stop_requested))
+		return; /* nothing happened, or refit cut it short: not the model's outcome */
 	journal_new_id(id);
 	iso_now(now);
 	rec = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}", "id", id, "kind", "model", "model", m->name,
@@ -412,9 +412,11 @@ int models_run(const struct models_settings *s, struct models_result *res, struc
 	}
 	ollama_tags_free(&probe);
 	metrics_models(res->n, updated, failed);
-	j = models_result_json(s, res);
-	notify_models(&s->notifications, j);
-	json_decref(j);
+	if (!atomic_load(&stop_requested)) { /* a pass cut short by SIGTERM says nothing about the models */
+		j = models_result_json(s, res);
+		notify_models(&s->notifications, j);
+		json_decref(j);
+	}
 	return 0;
 }
 

@@ -315,16 +315,26 @@ def test_daemon_model_pass_at_start(daemons, ollama, tmp_path):
 
 def test_daemon_stops_during_a_stalled_pull(daemons, ollama):
     """SIGTERM while a pull stalls (long models.timeout): the transfer is
-    abandoned and the daemon exits 0 promptly."""
+    abandoned and the daemon exits 0 promptly; the cut-short pull is neither
+    history nor a notification (it says nothing about the model)."""
     d1 = new_digest()
     srv = ollama(installed={"slow": d1}, library={"slow": new_digest()})
     srv.faults[norm("slow")] = ("stall", 120)
-    d = daemons(config_extra="models:\n  endpoint: %s\n  names: [slow]\n  timeout: 600\n" % srv.url,
-                env={"OLLAMA_MODELS": None, "UPDATE_INTERVAL": None})
-    d.start()
-    wait_for(lambda: srv.pulls(), 30, what="the pull")
-    time.sleep(0.5)
-    t0 = time.monotonic()
-    d.stop(timeout=20)
-    assert time.monotonic() - t0 < 10
-    assert srv.digest("slow") == d1
+    rx = Receiver()
+    try:
+        d = daemons(config_extra="notifications:\n  - generic+http://127.0.0.1:%d/hook\n"
+                    "models:\n  endpoint: %s\n  names: [slow]\n  timeout: 600\n" % (rx.port, srv.url),
+                    env={"OLLAMA_MODELS": None, "UPDATE_INTERVAL": None})
+        d.start()
+        wait_for(lambda: srv.pulls(), 30, what="the pull")
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        d.stop(timeout=20)
+        assert time.monotonic() - t0 < 10
+        assert srv.digest("slow") == d1
+        path = os.path.join(d.state_dir, "history.jsonl")
+        assert not os.path.exists(path) or open(path).read() == ""
+        time.sleep(0.5)
+        assert rx.got("/hook") == []
+    finally:
+        rx.stop()
