@@ -150,13 +150,14 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 		if (!recovered) {
 			/* READY only once the journal is clean: nothing is half swapped. */
 			recovered = daemon_recover(cfg);
-			if (recovered)
+			if (recovered) {
 				sd_notify(0, "READY=1\nSTATUS=running");
-			/* The model job runs beside the container passes, from now on. */
-			if (recovered && models_job_start(&models, cfg, &cfg_lock, ops, &e) < 0)
-				log_error("model updater: %s", e.msg);
-			else
+				/* The model job runs beside the container passes, from now on. */
+				if (models_job_start(&models, cfg, &cfg_lock, ops, &e) < 0)
+					log_error("model updater: %s", e.msg);
+			} else {
 				next = now + ENGINE_RETRY_SECONDS;
+			}
 		}
 		if (recovered && now >= next) {
 			char id[17];

@@ -313,21 +313,30 @@ def test_daemon_model_pass_at_start(daemons, ollama, tmp_path):
         rx.stop()
 
 
-def test_daemon_stops_during_a_stalled_pull(daemons, ollama):
-    """SIGTERM while a pull stalls (long models.timeout): the transfer is
-    abandoned and the daemon exits 0 promptly; the cut-short pull is neither
-    history nor a notification (it says nothing about the model)."""
+def test_daemon_stalled_pull_blocks_nothing_and_sigterm_ends_it(daemons, ollama, run_id):
+    """While a model pull stalls (long models.timeout), the container passes
+    go on every poll_interval (the model job is a thread of its own).
+    SIGTERM then abandons the transfer and the daemon exits 0 promptly; the
+    cut-short pull is neither history nor a notification (it says nothing
+    about the model)."""
     d1 = new_digest()
     srv = ollama(installed={"slow": d1}, library={"slow": new_digest()})
     srv.faults[norm("slow")] = ("stall", 120)
     rx = Receiver()
     try:
-        d = daemons(config_extra="notifications:\n  - generic+http://127.0.0.1:%d/hook\n"
+        d = daemons(scope="e2e-models-%s" % run_id, schedule=None,
+                    config_extra="poll_interval: 1\n"
+                    "notifications:\n  - generic+http://127.0.0.1:%d/hook\n"
                     "models:\n  endpoint: %s\n  names: [slow]\n  timeout: 600\n" % (rx.port, srv.url),
                     env={"OLLAMA_MODELS": None, "UPDATE_INTERVAL": None})
         d.start()
         wait_for(lambda: srv.pulls(), 30, what="the pull")
-        time.sleep(0.5)
+        passes = Metrics(d.metrics_text()).value("refit_passes_total")
+        wait_for(lambda: Metrics(d.metrics_text()).value("refit_passes_total") >= passes + 2, 20,
+                 interval=0.3, what="container passes during the stalled pull")
+        m = Metrics(d.metrics_text())
+        assert m.value("refit_model_passes_total") == 0     # still pulling
+        assert srv.digest("slow") == d1
         t0 = time.monotonic()
         d.stop(timeout=20)
         assert time.monotonic() - t0 < 10
