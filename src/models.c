@@ -294,7 +294,7 @@ static void record(const struct models_settings *s, const struct model_result *m
 	char id[17], now[32];
 	json_t *rec;
 
-	if (!s->state_dir || strcmp(m->status, "up-to-date") == 0 || atomic_load(&stop_requested))
+	if (!s->state_dir || strcmp(m->status, "up-to-date") == 0 || m->abandoned)
 		return; /* nothing happened, or refit cut it short: not the model's outcome */
 	journal_new_id(id);
 	iso_now(now);
@@ -360,6 +360,7 @@ static void run_one(const struct models_settings *s, const char *name, const str
 		m->error[0] = '\0';
 out:
 	m->seconds = since(&t0);
+	m->abandoned = strcmp(m->status, "failed") == 0 && atomic_load(&stop_requested);
 	if (strcmp(m->status, "failed") == 0)
 		log_error("model %s: failed: %s", name, m->error);
 	else
@@ -403,6 +404,7 @@ int models_run(const struct models_settings *s, struct models_result *res, struc
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			iso_now(started);
 			m->status = "failed";
+			m->abandoned = atomic_load(&stop_requested);
 			snprintf(m->error, sizeof(m->error), "%s", probe_err);
 			log_error("model %s: failed: %s", m->name, m->error);
 			record(s, m, started);
@@ -412,11 +414,13 @@ int models_run(const struct models_settings *s, struct models_result *res, struc
 	}
 	ollama_tags_free(&probe);
 	metrics_models(res->n, updated, failed);
-	if (!atomic_load(&stop_requested)) { /* a pass cut short by SIGTERM says nothing about the models */
-		j = models_result_json(s, res);
-		notify_models(&s->notifications, j);
-		json_decref(j);
-	}
+	/* Models cut short by SIGTERM say nothing about themselves: not notified. */
+	j = models_result_json(s, res);
+	for (size_t i = res->n; j && i-- > 0;)
+		if (res->v[i].abandoned)
+			json_array_remove(json_object_get(j, "models"), i);
+	notify_models(&s->notifications, j);
+	json_decref(j);
 	return 0;
 }
 
@@ -521,8 +525,11 @@ static void *job_main(void *arg)
 				up += strcmp(res.v[i].status, "updated") == 0;
 				failed += strcmp(res.v[i].status, "failed") == 0;
 			}
-			log_info("model pass: %zu model%s, %zu updated, %zu failed; next in %ld s", res.n,
-				 res.n == 1 ? "" : "s", up, failed, interval);
+			if (atomic_load(&stop_requested))
+				log_info("model pass cut short: refit is stopping");
+			else
+				log_info("model pass: %zu model%s, %zu updated, %zu failed; next in %ld s", res.n,
+					 res.n == 1 ? "" : "s", up, failed, interval);
 			models_result_free(&res);
 		}
 		if (copied == 0)

@@ -34,6 +34,7 @@ struct model_result {
 	const char *status; /* "updated", "up-to-date", "failed" */
 	char error[512];
 	double seconds;
+	bool abandoned; /* cut short by SIGTERM: failed, but says nothing about the model */
 };
 
 struct models_result {
