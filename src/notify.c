@@ -529,7 +529,7 @@ static const char *parse_generic(struct parse_ctx *c, const struct url_parts *u,
 		return "generic: invalid host";
 	if (strcmp(u->scheme, "generic") == 0) {
 		/* shoutrrr's form: its own disabletls parameter is taken out, the rest passed on. */
-		const char *p = u->query.p, *end = u->query.p + u->query.n;
+		const char *p = u->query.p, *end = u->has_query ? u->query.p + u->query.n : p; /* p is NULL without a query */
 		size_t n;
 
 		if (u->has_query && (why = each_param(u->query, c, generic_param)) != NULL)
