@@ -506,7 +506,9 @@ static const struct command {
 } commands[] = {
 	{ "daemon", cmd_daemon, false, "refit daemon",
 	  "Run as a service: check the managed containers every poll_interval and log\n"
-	  "what has an update. SIGTERM or SIGINT stops it; SIGHUP reloads the configuration.\n" },
+	  "what has an update. SIGTERM or SIGINT stops it; SIGHUP reloads the configuration.\n"
+	  "With models.names set it also pulls those Ollama models at start and every\n"
+	  "models.interval (see refit models).\n" },
 	{ "check", cmd_check, true, "refit check [--json] [NAME...]",
 	  "Say which managed containers have a newer image in their registry. Changes\n"
 	  "nothing and pulls nothing. --json prints {\"containers\":[...]}.\n" },
