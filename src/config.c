@@ -15,6 +15,7 @@
 #include "refit/config.h"
 #include "refit/cron.h"
 #include "refit/notify.h"
+#include "refit/ollama.h"
 
 enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
 
@@ -41,6 +42,8 @@ static int check_scope(const char *v, const char **why);
 static int check_schedule(const char *v, const char **why);
 static int check_path(const char *v, const char **why);
 static int check_notification(const char *v, const char **why);
+static int check_model(const char *v, const char **why);
+static int check_endpoint(const char *v, const char **why);
 
 static const struct key keys[] = {
 	{ "docker_host", K_STR, OFF(docker_host), 0, 0, NULL, check_docker_host },
@@ -71,9 +74,10 @@ static const struct key keys[] = {
 	{ "log_format", K_ENUM, OFF(log_format), 0, 0, log_formats, NULL },
 	{ "log_level", K_ENUM, OFF(log_level), 0, 0, log_levels, NULL },
 	{ "swarm", K_ENUM, OFF(swarm), 0, 0, swarm_modes, NULL },
-	{ "models.endpoint", K_STR, OFF(models_endpoint), 0, 0, NULL, NULL },
-	{ "models.names", K_LIST, OFF(models_names), 0, 0, NULL, NULL },
+	{ "models.endpoint", K_STR, OFF(models_endpoint), 0, 0, NULL, check_endpoint },
+	{ "models.names", K_LIST, OFF(models_names), 0, 0, NULL, check_model },
 	{ "models.interval", K_SECONDS, OFF(models_interval), 60, YEAR, NULL, NULL },
+	{ "models.timeout", K_SECONDS, OFF(models_timeout), 1, 3600, NULL, NULL },
 };
 
 /* Sections whose keys are written nested in YAML ("api: {listen: ...}"). */
@@ -171,6 +175,26 @@ static int check_notification(const char *v, const char **why)
 
 	notify_target_clear(&t);
 	return rc;
+}
+
+/* An Ollama model name (see ollama_name_valid). */
+static int check_model(const char *v, const char **why)
+{
+	return ollama_name_valid(v, why);
+}
+
+/* The Ollama endpoint: http(s)://HOST[:PORT][/PATH], no query, fragment, spaces or control characters. */
+static int check_endpoint(const char *v, const char **why)
+{
+	const char *host = strncmp(v, "http://", 7) == 0 ? v + 7 : strncmp(v, "https://", 8) == 0 ? v + 8 : NULL;
+
+	*why = "expected http://HOST:PORT or https://HOST:PORT[/PATH], e.g. http://127.0.0.1:11434";
+	if (!host || !*host || *host == '/' || strlen(v) > 2048)
+		return -1;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("?#\\\"", *p))
+			return -1;
+	return 0;
 }
 
 /*
@@ -395,6 +419,7 @@ int config_init(struct refit_config *cfg, struct refit_err *e)
 	cfg->concurrency = 8;
 	cfg->registry_timeout = 30;
 	cfg->models_interval = 86400;
+	cfg->models_timeout = 300;
 	if (set_string(&cfg->docker_host, "unix:///var/run/docker.sock") < 0 ||
 	    set_string(&cfg->strategy, "recreate") < 0 ||
 	    set_string(&cfg->state_dir, "/var/lib/refit") < 0 ||

@@ -13,6 +13,7 @@
 #include "refit/engine.h"
 #include "refit/journal.h"
 #include "refit/log.h"
+#include "refit/models.h"
 #include "refit/ops.h"
 #include "refit/update.h"
 
@@ -109,6 +110,7 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 	pthread_rwlock_t cfg_lock = PTHREAD_RWLOCK_INITIALIZER;
 	struct ops *ops = NULL;
 	struct api *api = NULL;
+	struct models_job *models = NULL;
 	struct refit_err e = { 0 };
 	uint64_t wd_usec = 0;
 	sigset_t set;
@@ -148,10 +150,14 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 		if (!recovered) {
 			/* READY only once the journal is clean: nothing is half swapped. */
 			recovered = daemon_recover(cfg);
-			if (recovered)
+			if (recovered) {
 				sd_notify(0, "READY=1\nSTATUS=running");
-			else
+				/* The model job runs beside the container passes, from now on. */
+				if (models_job_start(&models, cfg, &cfg_lock, ops, &e) < 0)
+					log_error("model updater: %s", e.msg);
+			} else {
 				next = now + ENGINE_RETRY_SECONDS;
+			}
 		}
 		if (recovered && now >= next) {
 			char id[17];
@@ -184,9 +190,11 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 		}
 		log_info("signal %s: finishing the swaps in progress, then stopping", strsignal(sig));
 		update_request_stop();
+		models_request_stop();
 		break;
 	}
 	sd_notify(0, "STOPPING=1");
+	models_job_stop(models); /* a model transfer in progress is abandoned */
 	ops_stop(ops);   /* the running operation ends after its swaps in progress; queued ones are dropped */
 	api_stop(api);   /* requests in progress answer */
 	ops_free(ops);

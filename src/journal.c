@@ -214,32 +214,83 @@ static void history_trim(const char *path)
 	free(buf);
 }
 
+/*
+ * Take STATE_DIR/history.lock: records also come from model passes, which do
+ * not hold the state directory's lock; -1 when it cannot be opened (then the
+ * in-process mutex alone orders the appends).
+ */
+static int history_flock(const char *state_dir)
+{
+	char path[4300];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/history.lock", state_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Append TEXT and a newline to STATE_DIR's history (fsync'd), then trim it. */
+static int history_append(const char *state_dir, const char *text, struct refit_err *e)
+{
+	char path[4300];
+	int fd, saved, lock = history_flock(state_dir);
+
+	snprintf(path, sizeof(path), "%s/history.jsonl", state_dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+		saved = errno;
+		if (fd >= 0)
+			close(fd);
+		if (lock >= 0)
+			close(lock);
+		return err_set(e, ERR_FAILED, "history %s: %s", path, strerror(saved));
+	}
+	close(fd);
+	history_trim(path);
+	if (lock >= 0)
+		close(lock);
+	return 0;
+}
+
+int journal_append(const char *state_dir, json_t *rec, struct refit_err *e)
+{
+	static pthread_mutex_t append_lock = PTHREAD_MUTEX_INITIALIZER;
+	char *text;
+	int rc;
+
+	if (mkdirs(state_dir) < 0)
+		return err_set(e, ERR_FAILED, "state_dir %s: cannot create: %s", state_dir, strerror(errno));
+	text = json_dumps(rec, JSON_COMPACT);
+	if (!text)
+		return err_set(e, ERR_FAILED, "out of memory");
+	pthread_mutex_lock(&append_lock);
+	rc = history_append(state_dir, text, e);
+	pthread_mutex_unlock(&append_lock);
+	free(text);
+	return rc;
+}
+
 int journal_finish(struct journal *j, json_t *rec, struct refit_err *e)
 {
 	const char *id = rec_id(rec);
 	char path[4300], *text;
-	int fd, saved;
+	int rc;
 
 	if (!id)
 		return err_set(e, ERR_FAILED, "journal: record without a valid id");
 	text = json_dumps(rec, JSON_COMPACT);
 	if (!text)
 		return err_set(e, ERR_FAILED, "out of memory");
-	snprintf(path, sizeof(path), "%s/history.jsonl", j->dir);
 	pthread_mutex_lock(&j->history_lock);
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-		saved = errno;
-		if (fd >= 0)
-			close(fd);
-		pthread_mutex_unlock(&j->history_lock);
-		free(text);
-		return err_set(e, ERR_FAILED, "history %s: %s", path, strerror(saved));
-	}
-	close(fd);
-	free(text);
-	history_trim(path);
+	rc = history_append(j->dir, text, e);
 	pthread_mutex_unlock(&j->history_lock);
+	free(text);
+	if (rc < 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/%s.json", j->opsdir, id);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return err_set(e, ERR_FAILED, "journal %s: %s", path, strerror(errno));
@@ -295,9 +346,11 @@ json_t *journal_history(const char *state_dir, const char *name)
 		json_t *rec = (size_t)n <= JOURNAL_MAX_RECORD ? json_loadb(line, (size_t)n, 0, NULL) : NULL;
 		const char *c = json_string_value(json_object_get(rec, "container"));
 		const char *nn = json_string_value(json_object_get(rec, "new_name"));
+		const char *model = json_string_value(json_object_get(rec, "model"));
 
-		/* An alias migration belongs to the old name and to the new one. */
-		if (rec && (!name || (c && strcmp(c, name) == 0) || (nn && strcmp(nn, name) == 0)))
+		/* An alias migration belongs to the old name and to the new one; a model pull to the model. */
+		if (rec && (!name || (c && strcmp(c, name) == 0) || (nn && strcmp(nn, name) == 0) ||
+			    (model && !c && strcmp(model, name) == 0)))
 			json_array_append_new(arr, rec);
 		else
 			json_decref(rec);

@@ -10,6 +10,7 @@
 #include "refit/daemon.h"
 #include "refit/engine.h"
 #include "refit/log.h"
+#include "refit/models.h"
 #include "refit/journal.h"
 #include "refit/notify.h"
 #include "refit/registry.h"
@@ -266,7 +267,7 @@ static int cmd_history(struct refit_config *cfg)
 	size_t i;
 
 	if (opts.nargs > 1) {
-		fprintf(stderr, "refit history: at most one container name\n");
+		fprintf(stderr, "refit history: at most one container or model name\n");
 		json_decref(out);
 		return ERR_USAGE;
 	}
@@ -285,7 +286,8 @@ static int cmd_history(struct refit_config *cfg)
 
 			printf("%-20s  %-20s  %-8s  %-11s  %-10s  %-12s  %s\n",
 			       json_string_value(json_object_get(r, "finished")) ? json_string_value(json_object_get(r, "finished")) : "-",
-			       json_string_value(json_object_get(r, "container")) ? json_string_value(json_object_get(r, "container")) : "-",
+			       json_string_value(json_object_get(r, "container")) ? json_string_value(json_object_get(r, "container")) :
+			       json_string_value(json_object_get(r, "model")) ? json_string_value(json_object_get(r, "model")) : "-",
 			       json_string_value(json_object_get(r, "kind")) ? json_string_value(json_object_get(r, "kind")) : "-",
 			       json_string_value(json_object_get(r, "outcome")) ? json_string_value(json_object_get(r, "outcome")) : "-",
 			       json_string_value(json_object_get(r, "strategy")) ? json_string_value(json_object_get(r, "strategy")) : "-",
@@ -437,6 +439,58 @@ static int cmd_version(struct refit_config *cfg)
 	return 0;
 }
 
+/* `refit models`: one model pass now. */
+static int cmd_models(struct refit_config *cfg)
+{
+	struct models_settings s;
+	struct models_result res;
+	struct refit_err e = { 0 };
+	json_t *j;
+	int code;
+
+	if (models_settings_copy(&s, cfg) < 0) {
+		fprintf(stderr, "refit: out of memory\n");
+		return ERR_FAILED;
+	}
+	if (s.names.n == 0)
+		fprintf(stderr, "refit: no models configured (models.names, REFIT_MODELS_NAMES or OLLAMA_MODELS)\n");
+	if (models_run(&s, &res, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		models_settings_free(&s);
+		return ERR_FAILED;
+	}
+	if (opts.json) {
+		char *txt;
+
+		j = models_result_json(&s, &res);
+		txt = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
+		if (txt)
+			printf("%s\n", txt);
+		free(txt);
+		json_decref(j);
+	} else {
+		int wn = 5;
+
+		for (size_t i = 0; i < res.n; i++)
+			wn = (int)strlen(res.v[i].name) > wn ? (int)strlen(res.v[i].name) : wn;
+		printf("%-*s  %-10s  %-12s  %s\n", wn, "MODEL", "STATUS", "OLD", "NEW");
+		for (size_t i = 0; i < res.n; i++) {
+			const struct model_result *m = &res.v[i];
+			char a[24], b[24];
+
+			printf("%-*s  %-10s  %-12s  %s\n", wn, m->name, m->status, short_digest(m->old_digest, a),
+			       short_digest(m->new_digest, b));
+			if (m->error[0])
+				printf("%-*s  error: %s\n", wn, "", m->error);
+		}
+	}
+	fflush(stdout);
+	code = models_exit_code(&res);
+	models_result_free(&res);
+	models_settings_free(&s);
+	return code;
+}
+
 /* `refit daemon`: the service. */
 static int cmd_daemon(struct refit_config *cfg)
 {
@@ -452,7 +506,9 @@ static const struct command {
 } commands[] = {
 	{ "daemon", cmd_daemon, false, "refit daemon",
 	  "Run as a service: check the managed containers every poll_interval and log\n"
-	  "what has an update. SIGTERM or SIGINT stops it; SIGHUP reloads the configuration.\n" },
+	  "what has an update. SIGTERM or SIGINT stops it; SIGHUP reloads the configuration.\n"
+	  "With models.names set it also pulls those Ollama models at start and every\n"
+	  "models.interval (see refit models).\n" },
 	{ "check", cmd_check, true, "refit check [--json] [NAME...]",
 	  "Say which managed containers have a newer image in their registry. Changes\n"
 	  "nothing and pulls nothing. --json prints {\"containers\":[...]}.\n" },
@@ -470,7 +526,14 @@ static const struct command {
 	  "The managed containers: image, digest, strategy, last change and whether an\n"
 	  "update is pending (asks the registries, like check).\n" },
 	{ "history", cmd_history, true, "refit history [--json] [NAME]",
-	  "What refit changed, when, from which digest to which, and how it ended.\n" },
+	  "What refit changed, when, from which digest to which, and how it ended.\n"
+	  "Model pulls that updated a model or failed are listed with kind \"model\".\n" },
+	{ "models", cmd_models, false, "refit models [--json]",
+	  "One model pass now: each Ollama model in models.names (OLLAMA_MODELS) is\n"
+	  "pulled from models.endpoint and reported updated (its digest changed),\n"
+	  "up-to-date or failed; updated and failed ones go to the history and the\n"
+	  "notifications. --json prints {\"endpoint\",\"models\":[...]}. Exit code 1 when\n"
+	  "a model failed, 3 when the endpoint cannot be reached.\n" },
 	{ "version", cmd_version, false, "refit version",
 	  "Print refit's version and the Docker API version negotiated with the engine.\n" },
 };

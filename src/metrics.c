@@ -21,6 +21,7 @@ static struct {
 	unsigned long scanned, updated, failed, rolled_back, passes, skipped;
 	unsigned long last_scanned, last_updated, last_failed;
 	unsigned long ping, token, manifest;
+	unsigned long models_checked, models_updated, models_failed, model_passes, model_skipped;
 	struct histogram pass, swap;
 } m;
 
@@ -76,6 +77,23 @@ void metrics_skipped(void)
 {
 	pthread_mutex_lock(&lock);
 	m.skipped++;
+	pthread_mutex_unlock(&lock);
+}
+
+void metrics_models(unsigned long checked, unsigned long updated, unsigned long failed)
+{
+	pthread_mutex_lock(&lock);
+	m.model_passes++;
+	m.models_checked += checked;
+	m.models_updated += updated;
+	m.models_failed += failed;
+	pthread_mutex_unlock(&lock);
+}
+
+void metrics_models_skipped(void)
+{
+	pthread_mutex_lock(&lock);
+	m.model_skipped++;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -160,6 +178,14 @@ char *metrics_render(bool paused)
 	    "refit_registry_requests_total{kind=\"token\"} %lu\n"
 	    "refit_registry_requests_total{kind=\"manifest\"} %lu\n",
 	    m.ping, m.token, m.manifest);
+	metric(&b, &len, &cap, "refit_models_checked_total", "counter", "Models pulled by model passes.", m.models_checked);
+	metric(&b, &len, &cap, "refit_models_updated_total", "counter", "Models whose digest changed with a pull.",
+	       m.models_updated);
+	metric(&b, &len, &cap, "refit_models_failed_total", "counter",
+	       "Models whose pull failed (error, endpoint unreachable, timeout).", m.models_failed);
+	metric(&b, &len, &cap, "refit_model_passes_total", "counter", "Model passes run.", m.model_passes);
+	metric(&b, &len, &cap, "refit_model_passes_skipped_total", "counter",
+	       "Scheduled model passes not run because updates are paused.", m.model_skipped);
 	metric(&b, &len, &cap, "refit_paused", "gauge", "1 while updates are paused.", paused ? 1 : 0);
 	hist(&b, &len, &cap, "refit_pass_duration_seconds", "Wall time of a pass.", &m.pass);
 	hist(&b, &len, &cap, "refit_swap_duration_seconds", "Wall time of one container's swap.", &m.swap);

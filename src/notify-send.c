@@ -218,19 +218,10 @@ static bool start_delivery(struct delivery *d)
 	return ok;
 }
 
-void notify_pass(const struct refit_config *cfg, const char *kind, const char *op_id, json_t *result)
+/* Send PAYLOAD (borrowed) to every URL in URLS, each on a thread of its own. */
+static void send_payload(const struct strv *urls, json_t *payload)
 {
-	char host[256] = "";
-	json_t *payload;
-
-	if (!cfg->notifications.n || !result)
-		return;
-	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
-		snprintf(host, sizeof(host), "unknown");
-	payload = notify_payload(host, kind, op_id, result);
-	if (!payload)
-		return; /* nothing changed or failed */
-	for (size_t i = 0; i < cfg->notifications.n; i++) {
+	for (size_t i = 0; i < urls->n; i++) {
 		struct delivery *d = calloc(1, sizeof(*d));
 		const char *why = NULL;
 
@@ -238,7 +229,7 @@ void notify_pass(const struct refit_config *cfg, const char *kind, const char *o
 			log_warn("notifications: out of memory");
 			break;
 		}
-		if (notify_url_parse(cfg->notifications.v[i], &d->t, &why) < 0) {
+		if (notify_url_parse(urls->v[i], &d->t, &why) < 0) {
 			log_warn("notifications: item %zu: %s", i + 1, why); /* checked at load: not reached */
 			free(d);
 			continue;
@@ -252,6 +243,44 @@ void notify_pass(const struct refit_config *cfg, const char *kind, const char *o
 		notify_message_free(&d->m);
 		free(d);
 	}
+}
+
+/* This host's name into HOST (CAP bytes), "unknown" when it has none. */
+static void host_name(char *host, size_t cap)
+{
+	host[0] = '\0';
+	if (gethostname(host, cap - 1) < 0 || !host[0])
+		snprintf(host, cap, "unknown");
+	host[cap - 1] = '\0';
+}
+
+void notify_pass(const struct refit_config *cfg, const char *kind, const char *op_id, json_t *result)
+{
+	char host[256];
+	json_t *payload;
+
+	if (!cfg->notifications.n || !result)
+		return;
+	host_name(host, sizeof(host));
+	payload = notify_payload(host, kind, op_id, result);
+	if (!payload)
+		return; /* nothing changed or failed */
+	send_payload(&cfg->notifications, payload);
+	json_decref(payload);
+}
+
+void notify_models(const struct strv *urls, json_t *result)
+{
+	char host[256];
+	json_t *payload;
+
+	if (!urls->n || !result)
+		return;
+	host_name(host, sizeof(host));
+	payload = notify_models_payload(host, result);
+	if (!payload)
+		return; /* every model up to date */
+	send_payload(urls, payload);
 	json_decref(payload);
 }
 

@@ -529,7 +529,7 @@ static const char *parse_generic(struct parse_ctx *c, const struct url_parts *u,
 		return "generic: invalid host";
 	if (strcmp(u->scheme, "generic") == 0) {
 		/* shoutrrr's form: its own disabletls parameter is taken out, the rest passed on. */
-		const char *p = u->query.p, *end = u->query.p + u->query.n;
+		const char *p = u->query.p, *end = u->has_query ? u->query.p + u->query.n : p; /* p is NULL without a query */
 		size_t n;
 
 		if (u->has_query && (why = each_param(u->query, c, generic_param)) != NULL)
@@ -672,6 +672,51 @@ json_t *notify_payload(const char *host, const char *kind, const char *op_id, js
 	return out;
 }
 
+json_t *notify_models_payload(const char *host, json_t *result)
+{
+	json_t *list = json_array(), *m, *out;
+	size_t i, updated = 0, failed = 0;
+	char summary[320], when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (!list)
+		return NULL;
+	json_array_foreach(json_object_get(result, "models"), i, m) {
+		const char *status = json_string_value(json_object_get(m, "status"));
+		const char *error = json_string_value(json_object_get(m, "error"));
+		json_t *o;
+
+		if (!status || (strcmp(status, "updated") != 0 && strcmp(status, "failed") != 0))
+			continue; /* up to date: nothing happened to it */
+		if (!strcmp(status, "updated"))
+			updated++;
+		else
+			failed++;
+		o = json_pack("{s:s?, s:s?, s:s?, s:s}", "name", json_string_value(json_object_get(m, "name")),
+			      "old_digest", json_string_value(json_object_get(m, "old_digest")), "new_digest",
+			      json_string_value(json_object_get(m, "new_digest")), "outcome", status);
+		if (o && error)
+			json_object_set_new(o, "error", json_string(error));
+		if (o)
+			json_array_append_new(list, o);
+	}
+	if (json_array_size(list) == 0) {
+		json_decref(list);
+		return NULL;
+	}
+	if (updated && failed)
+		snprintf(summary, sizeof(summary), "refit on %s: models: %zu updated, %zu failed", host, updated, failed);
+	else
+		snprintf(summary, sizeof(summary), "refit on %s: models: %zu %s", host, updated ? updated : failed,
+			 updated ? "updated" : "failed");
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	out = json_pack("{s:s, s:s, s:s, s:o, s:s}", "host", host, "kind", "models", "time", when, "models", list,
+			"summary", summary);
+	return out;
+}
+
 /* A growing text buffer bounded by CAP bytes; past it lines are counted, not kept. */
 struct text {
 	char *buf;
@@ -724,7 +769,7 @@ static char *text_message(json_t *payload, const char *heading, size_t cap)
 	if (heading && *heading)
 		text_line(&t, heading);
 	text_line(&t, summary ? summary : "refit");
-	json_array_foreach(json_object_get(payload, "containers"), i, c) {
+	json_array_foreach(json_object_get(payload, json_object_get(payload, "models") ? "models" : "containers"), i, c) {
 		const char *name = json_string_value(json_object_get(c, "name"));
 		const char *outcome = json_string_value(json_object_get(c, "outcome"));
 		const char *err = json_string_value(json_object_get(c, "error"));

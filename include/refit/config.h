@@ -56,6 +56,7 @@ struct refit_config {
 	char *models_endpoint;
 	struct strv models_names;
 	long models_interval;
+	long models_timeout; /* seconds without data before a model transfer is abandoned */
 	struct registry_cred *creds;
 	size_t ncreds;
 };

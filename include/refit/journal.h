@@ -33,13 +33,21 @@ int journal_write(struct journal *j, json_t *rec, struct refit_err *e);
 /* Append REC to the history (fsync'd), then drop its in-flight record. */
 int journal_finish(struct journal *j, json_t *rec, struct refit_err *e);
 
+/*
+ * Append REC to STATE_DIR's history without the state directory's lock (a
+ * record of something that changed no container: a model pull). Appends are
+ * ordered by STATE_DIR/history.lock.
+ */
+int journal_append(const char *state_dir, json_t *rec, struct refit_err *e);
+
 /* The in-flight records left by interrupted runs (new reference; an array). */
 json_t *journal_pending(struct journal *j);
 
 /*
  * History records, oldest first (new reference; an array), of container NAME
- * (under its name or as an alias migration's new name) or of all when NAME
- * is NULL. Read without the lock by `history` and `status`.
+ * (under its name or as an alias migration's new name), or of model NAME
+ * (records with "kind":"model"), or of all when NAME is NULL. Read without
+ * the lock by `history` and `status`.
  */
 json_t *journal_history(const char *state_dir, const char *name);
 

@@ -16,6 +16,12 @@ void metrics_swap(double seconds);
 /* A scheduled pass not run (paused). */
 void metrics_skipped(void);
 
+/* Count one model pass: models pulled, updated (digest changed), failed. */
+void metrics_models(unsigned long checked, unsigned long updated, unsigned long failed);
+
+/* A scheduled model pass not run (paused). */
+void metrics_models_skipped(void);
+
 /* Registry requests sent by a client, as totals since its start. */
 void metrics_registry(const struct registry_stats *now);
 

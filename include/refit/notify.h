@@ -59,6 +59,14 @@ void notify_target_clear(struct notify_target *t);
  */
 json_t *notify_payload(const char *host, const char *kind, const char *op_id, json_t *result);
 
+/*
+ * The payload for a model pass whose result is RESULT ({"models":[...]} as
+ * `refit models --json` prints it; borrowed): {"host", "kind":"models",
+ * "time", "models":[{"name","old_digest","new_digest","outcome","error"?}],
+ * "summary"} with only the models updated or failed; NULL when there is none.
+ */
+json_t *notify_models_payload(const char *host, json_t *result);
+
 /* What to POST for one target. */
 struct notify_message {
 	char *body;
@@ -81,6 +89,9 @@ void notify_message_free(struct notify_message *m);
  * are borrowed for the call.
  */
 void notify_pass(const struct refit_config *cfg, const char *kind, const char *op_id, json_t *result);
+
+/* After a model pass: as notify_pass, to URLS, for RESULT ({"models":[...]}; borrowed). */
+void notify_models(const struct strv *urls, json_t *result);
 
 /*
  * Wait until every delivery has ended, at most TIMEOUT seconds; those still

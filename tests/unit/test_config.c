@@ -177,6 +177,74 @@ static void test_file_missing(void **state)
 	assert_non_null(strstr(e.msg, "/nonexistent/refit.yml"));
 }
 
+/* The model updater's keys: YAML, OLLAMA_MODELS / UPDATE_INTERVAL as the seed set them, REFIT_MODELS_*. */
+static void test_models(void **state)
+{
+	struct refit_config cfg;
+	struct refit_err e = { 0 };
+	char *seed[] = { (char *)"OLLAMA_MODELS=llama3.2:3b,mistral, codellama", (char *)"UPDATE_INTERVAL=3600", NULL };
+	char *mine[] = { (char *)"OLLAMA_MODELS=llama3.2:3b,mistral", (char *)"UPDATE_INTERVAL=3600",
+			 (char *)"REFIT_MODELS_NAMES=phi3", (char *)"REFIT_MODELS_INTERVAL=2h",
+			 (char *)"REFIT_MODELS_ENDPOINT=http://ollama:11434", (char *)"REFIT_MODELS_TIMEOUT=30", NULL };
+	char *bad_name[] = { (char *)"OLLAMA_MODELS=mistral,bad;name", NULL };
+	char *bad_interval[] = { (char *)"UPDATE_INTERVAL=hourly", NULL };
+	char *short_interval[] = { (char *)"UPDATE_INTERVAL=10", NULL };
+	static const struct {
+		const char *yaml;
+		const char *want;
+	} errors[] = {
+		{ "models:\n  names: [mistral, \"rm -rf\"]\n", "refit.yml:2: models.names: item 2: expected a model name" },
+		{ "models:\n  names:\n    - ok\n    - -bad\n", "refit.yml:4: models.names: item 2" },
+		{ "models:\n  endpoint: ftp://x\n", "refit.yml:2: models.endpoint: expected http://HOST:PORT" },
+		{ "models:\n  endpoint: http://x/?q=1\n", "models.endpoint: expected" },
+		{ "models:\n  timeout: 0\n", "refit.yml:2: models.timeout: expected a duration of 1 to 3600" },
+		{ "models:\n  interval: 5\n", "models.interval: expected a duration of 60" },
+		{ "models:\n  nmes: [a]\n", "refit.yml:2: models.nmes: unknown key" },
+	};
+
+	(void)state;
+	assert_int_equal(config_init(&cfg, &e), 0);
+	assert_string_equal(cfg.models_endpoint, "http://127.0.0.1:11434");
+	assert_int_equal(cfg.models_names.n, 0);
+	assert_int_equal(cfg.models_interval, 86400);
+	assert_int_equal(cfg.models_timeout, 300);
+	assert_int_equal(config_load_env(&cfg, seed, &e), 0);
+	assert_int_equal(cfg.models_names.n, 3);
+	assert_string_equal(cfg.models_names.v[0], "llama3.2:3b");
+	assert_string_equal(cfg.models_names.v[2], "codellama");
+	assert_int_equal(cfg.models_interval, 3600);
+	config_free(&cfg);
+
+	assert_int_equal(config_init(&cfg, &e), 0);
+	assert_int_equal(config_load_env(&cfg, mine, &e), 0);
+	assert_int_equal(cfg.models_names.n, 1); /* refit's variables win */
+	assert_string_equal(cfg.models_names.v[0], "phi3");
+	assert_int_equal(cfg.models_interval, 7200);
+	assert_string_equal(cfg.models_endpoint, "http://ollama:11434");
+	assert_int_equal(cfg.models_timeout, 30);
+	config_free(&cfg);
+
+	assert_int_equal(load(&cfg, "models:\n  names: [llama3.2:3b, library/mistral:7b]\n  timeout: 2\n", &e), 0);
+	assert_int_equal(cfg.models_names.n, 2);
+	assert_int_equal(cfg.models_timeout, 2);
+	assert_int_equal(config_load_env(&cfg, bad_name, &e), -1);
+	assert_non_null(strstr(e.msg, "OLLAMA_MODELS: item 2: expected a model name"));
+	assert_int_equal(cfg.models_names.n, 2); /* unchanged */
+	assert_int_equal(config_load_env(&cfg, bad_interval, &e), -1);
+	assert_non_null(strstr(e.msg, "UPDATE_INTERVAL: expected a duration"));
+	assert_int_equal(config_load_env(&cfg, short_interval, &e), -1);
+	assert_non_null(strstr(e.msg, "UPDATE_INTERVAL"));
+	config_free(&cfg);
+
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		assert_int_equal(load(&cfg, errors[i].yaml, &e), -1);
+		assert_int_equal(e.kind, ERR_USAGE);
+		if (!strstr(e.msg, errors[i].want))
+			fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, e.msg, errors[i].want);
+		config_free(&cfg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_yaml_errors), cmocka_unit_test(test_env),
 		cmocka_unit_test(test_env_errors), cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_file_missing),
+		cmocka_unit_test(test_models),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

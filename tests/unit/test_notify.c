@@ -464,6 +464,54 @@ static void test_pass_quiet(void **state)
 	json_decref(res);
 }
 
+/* A model pass's payload: only updated and failed models, and their text lines. */
+static void test_models_payload(void **state)
+{
+	json_t *res = json_loads("{\"endpoint\":\"http://127.0.0.1:11434\",\"models\":["
+				 "{\"name\":\"llama3.2:3b\",\"status\":\"updated\",\"old_digest\":\"sha256:aaaaaaaaaaaa1111\","
+				 "\"new_digest\":\"sha256:bbbbbbbbbbbb2222\",\"seconds\":1.5},"
+				 "{\"name\":\"mistral\",\"status\":\"up-to-date\",\"old_digest\":\"sha256:cc\","
+				 "\"new_digest\":\"sha256:cc\"},"
+				 "{\"name\":\"codellama\",\"status\":\"failed\",\"old_digest\":null,\"new_digest\":null,"
+				 "\"error\":\"pull: file does not exist\"}]}", 0, NULL);
+	json_t *quiet = json_loads("{\"models\":[{\"name\":\"m\",\"status\":\"up-to-date\"}]}", 0, NULL);
+	json_t *p, *m, *body;
+	struct notify_message msg;
+
+	(void)state;
+	assert_non_null(res);
+	p = notify_models_payload("host1", res);
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "kind")), "models");
+	assert_string_equal(json_string_value(json_object_get(p, "summary")), "refit on host1: models: 1 updated, 1 failed");
+	assert_null(json_object_get(p, "containers"));
+	assert_int_equal(json_array_size(json_object_get(p, "models")), 2);
+	m = json_array_get(json_object_get(p, "models"), 0);
+	assert_string_equal(json_string_value(json_object_get(m, "name")), "llama3.2:3b");
+	assert_string_equal(json_string_value(json_object_get(m, "outcome")), "updated");
+	assert_string_equal(json_string_value(json_object_get(m, "old_digest")), "sha256:aaaaaaaaaaaa1111");
+	assert_string_equal(json_string_value(json_object_get(m, "new_digest")), "sha256:bbbbbbbbbbbb2222");
+	m = json_array_get(json_object_get(p, "models"), 1);
+	assert_string_equal(json_string_value(json_object_get(m, "outcome")), "failed");
+	assert_string_equal(json_string_value(json_object_get(m, "error")), "pull: file does not exist");
+
+	body = render("slack://T0000/B0000/XXXXsecretXXXX", p, &msg);
+	assert_non_null(body);
+	assert_non_null(strstr(json_string_value(json_object_get(body, "text")),
+			       "- llama3.2:3b: updated aaaaaaaaaaaa -> bbbbbbbbbbbb"));
+	assert_non_null(strstr(json_string_value(json_object_get(body, "text")),
+			       "- codellama: failed (? -> ?): pull: file does not exist"));
+	assert_null(strstr(json_string_value(json_object_get(body, "text")), "mistral"));
+	json_decref(body);
+	notify_message_free(&msg);
+
+	assert_null(notify_models_payload("h", quiet)); /* all up to date: nothing to send */
+	assert_null(notify_models_payload("h", NULL));
+	json_decref(p);
+	json_decref(res);
+	json_decref(quiet);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -475,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_render),
 		cmocka_unit_test(test_render_limits),
 		cmocka_unit_test(test_pass_quiet),
+		cmocka_unit_test(test_models_payload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
