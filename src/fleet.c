@@ -355,8 +355,9 @@ static void *rollout_host(void *arg)
 		json_object_set_new(body, "target_version", json_string(r->ctx->o.target_version));
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
-	progress(r, false, "%s: triggering an update%s%s", r->canary ? "canary" : "batch",
-		 r->ctx->o.target_version ? " to " : "", r->ctx->o.target_version ? r->ctx->o.target_version : "");
+	progress(r, false, "triggering an update%s%s (%s %zu)", r->ctx->o.target_version ? " to " : "",
+		 r->ctx->o.target_version ? r->ctx->o.target_version : "", r->canary ? "canary" : "batch",
+		 r->canary ? r->stage + 1 : r->stage + 1 - (size_t)r->ctx->o.canary);
 	if (!text) {
 		snprintf(r->error, sizeof(r->error), "out of memory");
 		goto out;
@@ -499,7 +500,7 @@ static void rollout_report(struct fleet_ctx *c, bool all_ok, bool rolled)
 					      r->h->url, "role", r->canary ? "canary" : "batch", "stage",
 					      (json_int_t)r->stage + 1, "result", r->result, "error",
 					      r->error[0] ? r->error : NULL, "operation", r->op_id[0] ? r->op_id : NULL,
-					      "seconds", r->seconds, "changed", (json_int_t)r->op.changed, "containers",
+					      "seconds", (double)(long)(r->seconds * 10 + 0.5) / 10, "changed", (json_int_t)r->op.changed, "containers",
 					      changes_json(&r->op));
 
 			if (o)
