@@ -16,6 +16,9 @@ import random
 import re
 import shutil
 import signal
+import socket
+import ssl
+import threading
 import subprocess
 import time
 import uuid
@@ -307,6 +310,67 @@ def row(out, host):
     raise AssertionError("no table row for %s in\n%s" % (host, out))
 
 
+class TLSProxy:
+    """HTTPS on 127.0.0.1 in front of a daemon's HTTP API (refit's API has no
+    TLS of its own; a reverse proxy gives it one): the test CA's certificate
+    for 127.0.0.1, every connection forwarded byte for byte."""
+
+    def __init__(self, tls, upstream_port):
+        self.upstream = upstream_port
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(tls.server_crt, tls.server_key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.handshakes = 0
+        self.failed = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            c.settimeout(30)
+            t = self.ctx.wrap_socket(c, server_side=True)
+            self.handshakes += 1
+        except (OSError, ssl.SSLError):
+            self.failed += 1
+            c.close()
+            return
+        u = socket.create_connection(("127.0.0.1", self.upstream), timeout=30)
+
+        def pump(a, b):
+            try:
+                while True:
+                    d = a.recv(65536)
+                    if not d:
+                        break
+                    b.sendall(d)
+            except OSError:
+                pass
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        th = threading.Thread(target=pump, args=(u, t), daemon=True)
+        th.start()
+        pump(t, u)
+        th.join(30)
+        t.close()
+        u.close()
+
+    def close(self):
+        self.sock.close()
+
+
 # --------------------------------------------------------------------------
 # tests
 
@@ -484,6 +548,36 @@ def test_status_table_and_json(refit_bin, tmp_path, fleet, engine2):
     r = fleet_cmd(refit_bin, "status", "--hosts", hf2)
     assert r.rc == 1
     assert re.search(r"^gone\s+unreachable: ", r.out, re.M), r.out
+
+
+def test_https_with_ca_file(refit_bin, tmp_path, fleet, tls_material):
+    """An https URL is verified: with the CA in ca_file the host answers
+    (status and a rollout through TLS); without it, the host is unreachable
+    for a certificate problem and nothing changes."""
+    host = fleet(1)[0]
+    proxy = TLSProxy(tls_material, host.daemon.port)
+    try:
+        url = "https://127.0.0.1:%d" % proxy.port
+        bare = write_hosts(os.path.join(str(tmp_path), "bare.yml"), [("tls", url, host.daemon.token)])
+        r = fleet_cmd(refit_bin, "rollout", "--hosts", bare)
+        assert r.rc == 1, r.describe()
+        assert re.search(r"^tls: update: unreachable: .*(certificate|SSL)", r.out, re.M | re.I), r.out
+        assert proxy.handshakes == 0 and proxy.failed >= 1
+        assert host.inspect()["Image"] == host.v1.id and host.history() == []
+
+        good = write_hosts(os.path.join(str(tmp_path), "tls.yml"), [("tls", url, host.daemon.token)],
+                           extra={"tls": ["ca_file: %s" % tls_material.ca_pem]})
+        r = fleet_cmd(refit_bin, "status", "--hosts", good)
+        assert r.rc == 0, r.describe()
+        assert row(r.out, "tls")[:5] == ["tls", "ok", "0.1.0", "no", host.container], r.out
+        r = fleet_cmd(refit_bin, "rollout", "--hosts", good)
+        assert r.rc == 0, r.describe()
+        no_tokens(r, [host])
+        assert row(r.out, "tls")[1:3] == ["succeeded", "1"], r.out
+        assert host.inspect()["Image"] == host.v2.id
+        assert proxy.handshakes >= 4
+    finally:
+        proxy.close()
 
 
 def test_hosts_file_errors(refit_bin, tmp_path):
