@@ -2,6 +2,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -756,10 +757,15 @@ int fleet_main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(sub, "rollout") != 0 && strcmp(sub, "status") != 0) {
-		fprintf(stderr, "refit fleet: unknown subcommand '%.64s' (rollout or status; see refit fleet --help)\n", sub);
+		if (sub[0] == '-')
+			fprintf(stderr, "refit fleet: name rollout or status before the options (see refit fleet --help)\n");
+		else
+			fprintf(stderr, "refit fleet: unknown subcommand '%.64s' (rollout or status; see refit fleet --help)\n",
+				sub);
 		return ERR_USAGE;
 	}
 	is_rollout = strcmp(sub, "rollout") == 0;
+	signal(SIGPIPE, SIG_IGN); /* a peer closing a TLS connection must not end the rollout */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL;
 		char name[32];

@@ -503,14 +503,15 @@ static int parse_args(int argc, char **argv)
 		size_t n;
 		bool known = false;
 
+		if (opts.cmd && strcmp(opts.cmd, "fleet") == 0) { /* the rest is fleet_main's */
+			opts.fleet_argv = argv + i;
+			opts.fleet_argc = argc - i;
+			return 0;
+		}
 		if (no_more || a[0] != '-' || strcmp(a, "-") == 0) {
 			if (!opts.cmd)
 				opts.cmd = a;
-			else if (strcmp(opts.cmd, "fleet") == 0 && !opts.fleet_argv) {
-				opts.fleet_argv = argv + i;
-				opts.fleet_argc = argc - i;
-				return 0;
-			} else
+			else
 				opts.args[opts.nargs++] = argv[i];
 			continue;
 		}
