@@ -31,6 +31,7 @@ from harness import RUN_LABEL, HarnessError, Image, docker, docker_inspect, free
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 DOCKER = shutil.which("docker") or "/usr/bin/docker"
+SLOW_STOP_CMD = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 
 
 # --------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def fleet(refit_bin, tmp_path, engine, image_factory, plain_registry, builds, ru
     made = []
     v1, v2, bad = builds
 
-    def make(n, bad_hosts=(), private=(), engine2=None):
+    def make(n, bad_hosts=(), private=(), engine2=None, slow_stop=()):
         def one(i):
             name = "host%d" % (i + 1)
             pair = stale_pair(image_factory, plain_registry, v1, bad if i in bad_hosts else v2, name)
@@ -221,7 +222,8 @@ def fleet(refit_bin, tmp_path, engine, image_factory, plain_registry, builds, ru
                 e2.docker("pull", pair[0].pinned_ref)
                 e2.docker("tag", pair[0].pinned_ref, pair[0].ref)
                 run += ["--network", "none"]
-            h.docker(*(run + [pair[0].ref]))
+            # slow_stop: PID 1 without a TERM trap, so every stop waits the whole stop_timeout
+            h.docker(*(run + [pair[0].ref] + (SLOW_STOP_CMD if i in slow_stop else [])))
             made.append(h)
             d.start()
             return h
@@ -548,6 +550,24 @@ def test_status_table_and_json(refit_bin, tmp_path, fleet, engine2):
     r = fleet_cmd(refit_bin, "status", "--hosts", hf2)
     assert r.rc == 1
     assert re.search(r"^gone\s+unreachable: ", r.out, re.M), r.out
+
+
+def test_host_timeout(refit_bin, tmp_path, fleet):
+    """A host's operation that outlasts its timeout (hosts file) fails the
+    host, saying so, and halts the rollout; the daemon is left to finish."""
+    hosts = fleet(2, slow_stop=(0,))
+    hf = write_hosts(os.path.join(str(tmp_path), "hosts.yml"), hosts, extra={"host1": ["timeout: 1"]})
+    t0 = time.monotonic()
+    r = fleet_cmd(refit_bin, "rollout", "--hosts", hf, "--timeout", "120")
+    took = time.monotonic() - t0
+    assert r.rc == 1, r.describe()
+    assert re.search(r"^host1: update: operation [0-9a-f]{16} did not finish within 1 s", r.out, re.M), r.out
+    assert row(r.out, "host2")[1] == "not-started" and hosts[1].history() == []
+    assert took < 3 + 5, took   # the stop alone takes stop_timeout (3 s) on that host
+    # the operation goes on there: it ends with the container updated
+    wait_for(lambda: [x["outcome"] for x in hosts[0].history()] == ["updated"], 60, interval=0.3,
+             what="host1's update to finish")
+    assert hosts[0].inspect()["Image"] == hosts[0].v2.id
 
 
 def test_https_with_ca_file(refit_bin, tmp_path, fleet, tls_material):
