@@ -285,7 +285,7 @@ class Run:
             raise AssertionError("not JSON (%s)\n%s" % (e, self.describe()))
 
 
-def fleet_cmd(refit_bin, *args, timeout=180):
+def fleet_cmd(refit_bin, *args, timeout=600):
     cmd = [refit_bin, "fleet"] + [str(a) for a in args]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REFIT_", "WATCHTOWER_"))}
     t0 = time.monotonic()
