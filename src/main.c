@@ -9,6 +9,7 @@
 #include "refit/config.h"
 #include "refit/daemon.h"
 #include "refit/engine.h"
+#include "refit/fleet.h"
 #include "refit/log.h"
 #include "refit/models.h"
 #include "refit/journal.h"
@@ -29,6 +30,8 @@ struct opts {
 	const char *cmd;
 	char **args;
 	size_t nargs;
+	char **fleet_argv; /* `refit fleet ...`: the words after fleet, parsed by fleet_main */
+	int fleet_argc;
 };
 
 /* Global options that set a configuration key. */
@@ -534,6 +537,7 @@ static const struct command {
 	  "up-to-date or failed; updated and failed ones go to the history and the\n"
 	  "notifications. --json prints {\"endpoint\",\"models\":[...]}. Exit code 1 when\n"
 	  "a model failed, 3 when the endpoint cannot be reached.\n" },
+	{ "fleet", NULL, false, fleet_usage, fleet_help },
 	{ "version", cmd_version, false, "refit version",
 	  "Print refit's version and the Docker API version negotiated with the engine.\n" },
 };
@@ -562,6 +566,11 @@ static int parse_args(int argc, char **argv)
 		size_t n;
 		bool known = false;
 
+		if (opts.cmd && strcmp(opts.cmd, "fleet") == 0) { /* the rest is fleet_main's */
+			opts.fleet_argv = argv + i;
+			opts.fleet_argc = argc - i;
+			return 0;
+		}
 		if (no_more || a[0] != '-' || strcmp(a, "-") == 0) {
 			if (!opts.cmd)
 				opts.cmd = a;
@@ -651,7 +660,7 @@ int main(int argc, char **argv)
 		if (strcmp(commands[i].name, opts.cmd) == 0)
 			cmd = &commands[i];
 	if (!cmd) {
-		static const char *const planned[] = { "migrate", "fleet", NULL };
+		static const char *const planned[] = { "migrate", NULL };
 
 		for (int i = 0; planned[i]; i++)
 			if (strcmp(opts.cmd, planned[i]) == 0) {
@@ -662,6 +671,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "refit: unknown command '%s' (see refit --help)\n", opts.cmd);
 		free(opts.args);
 		return ERR_USAGE;
+	}
+	if (!cmd->run) { /* fleet: its own options; needs no configuration, engine or state */
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		if (opts.help && !opts.fleet_argv)
+			code = printf("usage: %s\n\n%s", fleet_usage, fleet_help) < 0;
+		else
+			code = fleet_main(opts.fleet_argc, opts.fleet_argv);
+		curl_global_cleanup();
+		free(opts.args);
+		return code;
 	}
 	if (opts.help) {
 		printf("usage: %s\n\n%s\n%s", cmd->usage, cmd->help, global_help);

@@ -1,0 +1,245 @@
+/* What the fleet reads from a host's API answers: bounded, validated, cleaned for printing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refit/fleet.h"
+
+#define FIELD_MAX 512 /* bytes kept of any string from an answer */
+
+/* A copy of S cut to FIELD_MAX bytes with anything but printable ASCII as '?', or NULL. */
+static char *clean(const char *s)
+{
+	size_t n;
+	char *out;
+
+	if (!s)
+		return NULL;
+	n = strnlen(s, FIELD_MAX);
+	if (!(out = malloc(n + 1)))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		out[i] = s[i] >= ' ' && s[i] <= '~' ? s[i] : '?';
+	out[n] = '\0';
+	return out;
+}
+
+static void clean_into(const char *s, char *out, size_t outlen)
+{
+	char *c = clean(s);
+
+	snprintf(out, outlen, "%s", c ? c : "");
+	free(c);
+}
+
+/* A JSON object from BODY, or NULL with ERR. */
+static json_t *load_object(const char *body, size_t len, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j;
+
+	if (len > FLEET_MAX_ANSWER) {
+		snprintf(err, errlen, "answer larger than %u bytes", FLEET_MAX_ANSWER);
+		return NULL;
+	}
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (!j) {
+		snprintf(err, errlen, "answer is not JSON (line %d)", je.line);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		snprintf(err, errlen, "answer is not a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+void fleet_op_free(struct fleet_op *op)
+{
+	if (!op)
+		return;
+	for (size_t i = 0; i < op->n; i++) {
+		free(op->v[i].name);
+		free(op->v[i].image);
+		free(op->v[i].status);
+		free(op->v[i].old_digest);
+		free(op->v[i].new_digest);
+		free(op->v[i].error);
+	}
+	free(op->v);
+	free(op->error);
+	memset(op, 0, sizeof(*op));
+}
+
+/* An optional string member: NULL when absent or null; *BAD set when of another type. */
+static const char *opt_string(json_t *o, const char *key, bool *bad)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v)) {
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+/* The entries of LIST (an array of containers as `refit check --json` has them) into OP. */
+static int parse_list(json_t *list, bool rollback, struct fleet_op *op, char *err, size_t errlen)
+{
+	bool bad = false;
+	json_t *c;
+	size_t i;
+
+	if (json_array_size(list) > FLEET_MAX_CONTAINERS) {
+		snprintf(err, errlen, "operation result with more than %d containers", FLEET_MAX_CONTAINERS);
+		return -1;
+	}
+	if (json_array_size(list) && !(op->v = calloc(json_array_size(list), sizeof(*op->v)))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	json_array_foreach(list, i, c) {
+		struct fleet_change *ch = &op->v[op->n];
+		const char *name = json_is_object(c) ? opt_string(c, "name", &bad) : NULL;
+		const char *status = json_is_object(c) ? opt_string(c, "status", &bad) : NULL;
+
+		if (!name || !status || bad) {
+			snprintf(err, errlen, "operation result: container %zu has no name or status", i + 1);
+			return -1;
+		}
+		op->n++;
+		ch->name = clean(name);
+		ch->status = clean(status);
+		ch->image = clean(opt_string(c, "image", &bad));
+		ch->old_digest = clean(opt_string(c, "current_digest", &bad));
+		ch->new_digest = clean(opt_string(c, "latest_digest", &bad));
+		ch->error = clean(opt_string(c, "error", &bad));
+		if (bad || !ch->name || !ch->status) {
+			snprintf(err, errlen, "operation result: container %zu is malformed", i + 1);
+			return -1;
+		}
+		if (strcmp(status, rollback ? "rolled-back" : "updated") == 0)
+			op->changed++;
+		else if (strcmp(status, "failed") == 0 || (!rollback && strcmp(status, "rolled-back") == 0))
+			op->failed++;
+	}
+	return 0;
+}
+
+int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op *op, char *err, size_t errlen)
+{
+	static const char *const states[] = { "queued", "running", "succeeded", "failed", NULL };
+	json_t *j, *result, *list;
+	const char *st;
+	bool bad = false, known = false;
+
+	memset(op, 0, sizeof(*op));
+	if (!(j = load_object(body, len, err, errlen)))
+		return -1;
+	st = opt_string(j, "state", &bad);
+	for (int k = 0; st && states[k]; k++)
+		known |= strcmp(st, states[k]) == 0;
+	if (!known) {
+		snprintf(err, errlen, "operation record without a known state");
+		goto bad;
+	}
+	snprintf(op->state, sizeof(op->state), "%s", st);
+	if (opt_string(j, "error", &bad))
+		op->error = clean(opt_string(j, "error", &bad));
+	result = json_object_get(j, "result");
+	list = json_object_get(result, "containers");
+	if (bad || (result && !json_is_null(result) && (!json_is_object(result) || !json_is_array(list)))) {
+		snprintf(err, errlen, "operation record with a malformed result");
+		goto bad;
+	}
+	if (parse_list(list, rollback, op, err, errlen) < 0)
+		goto bad;
+	json_decref(j);
+	return 0;
+bad:
+	json_decref(j);
+	fleet_op_free(op);
+	return -1;
+}
+
+int fleet_parse_accepted(const char *body, size_t len, char id[17])
+{
+	char err[64];
+	json_t *j = load_object(body, len, err, sizeof(err));
+	const char *s = json_string_value(json_object_get(j, "operation"));
+	int rc = -1;
+
+	if (s && strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16) {
+		memcpy(id, s, 17);
+		rc = 0;
+	}
+	json_decref(j);
+	return rc;
+}
+
+int fleet_parse_health(const char *body, size_t len, char *version, size_t vlen, bool *paused, char *err,
+		       size_t errlen)
+{
+	json_t *j = load_object(body, len, err, errlen), *p;
+	const char *st, *v;
+	int rc = 0;
+
+	if (vlen)
+		version[0] = '\0';
+	*paused = false;
+	if (!j)
+		return -1;
+	st = json_string_value(json_object_get(j, "status"));
+	v = json_string_value(json_object_get(j, "version"));
+	p = json_object_get(j, "paused");
+	if (v && vlen)
+		clean_into(v, version, vlen < 64 ? vlen : 64);
+	if (json_is_boolean(p))
+		*paused = json_is_true(p);
+	if (!st || strcmp(st, "ok") != 0) {
+		char s[64];
+
+		clean_into(st ? st : "(none)", s, sizeof(s));
+		snprintf(err, errlen, "health status is %s, not ok", s);
+		rc = -1;
+	}
+	json_decref(j);
+	return rc;
+}
+
+void fleet_parse_error(const char *body, size_t len, char *out, size_t outlen)
+{
+	json_error_t je;
+	json_t *j = len <= FLEET_MAX_ANSWER ? json_loadb(body, len, 0, &je) : NULL;
+
+	if (outlen)
+		out[0] = '\0';
+	if (json_is_string(json_object_get(j, "error")))
+		clean_into(json_string_value(json_object_get(j, "error")), out, outlen);
+	json_decref(j);
+}
+
+int fleet_parse_containers(const char *body, size_t len, struct fleet_op *op, char *err, size_t errlen)
+{
+	json_t *j;
+
+	memset(op, 0, sizeof(*op));
+	if (!(j = load_object(body, len, err, errlen)))
+		return -1;
+	if (!json_is_array(json_object_get(j, "containers"))) {
+		snprintf(err, errlen, "answer without a list of containers");
+		json_decref(j);
+		return -1;
+	}
+	snprintf(op->state, sizeof(op->state), "succeeded");
+	if (parse_list(json_object_get(j, "containers"), false, op, err, errlen) < 0) {
+		json_decref(j);
+		fleet_op_free(op);
+		return -1;
+	}
+	json_decref(j);
+	return 0;
+}
