@@ -73,6 +73,8 @@ static const struct key keys[] = {
 	{ "models.endpoint", K_STR, OFF(models_endpoint), 0, 0, NULL, NULL },
 	{ "models.names", K_LIST, OFF(models_names), 0, 0, NULL, NULL },
 	{ "models.interval", K_SECONDS, OFF(models_interval), 60, YEAR, NULL, NULL },
+	{ "backup_max_bytes", K_INT, OFF(backup_max_bytes), 1024, 1L << 40, NULL, NULL },
+	{ "backup_retention", K_INT, OFF(backup_retention), 1, 100, NULL, NULL },
 };
 
 /* Sections whose keys are written nested in YAML ("api: {listen: ...}"). */
@@ -393,6 +395,8 @@ int config_init(struct refit_config *cfg, struct refit_err *e)
 	cfg->keep_previous = 1;
 	cfg->concurrency = 8;
 	cfg->models_interval = 86400;
+	cfg->backup_max_bytes = 1L << 30;
+	cfg->backup_retention = 3;
 	if (set_string(&cfg->docker_host, "unix:///var/run/docker.sock") < 0 ||
 	    set_string(&cfg->strategy, "recreate") < 0 ||
 	    set_string(&cfg->state_dir, "/var/lib/refit") < 0 ||

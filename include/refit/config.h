@@ -55,6 +55,8 @@ struct refit_config {
 	char *models_endpoint;
 	struct strv models_names;
 	long models_interval;
+	long backup_max_bytes; /* a migration's volume backup, all its tars together */
+	long backup_retention; /* backups kept per container */
 	struct registry_cred *creds;
 	size_t ncreds;
 };
