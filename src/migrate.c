@@ -337,7 +337,7 @@ int migrate_from_json(json_t *mc, struct migration_plan *plan, struct refit_err 
 		return 0; /* nothing to migrate */
 	}
 	if (json_object_size(map) == 0)
-		return err_set(e, ERR_USAGE, "migration_config.rename_map: expected at least one old: new pair");
+		return err_set(e, ERR_USAGE, "migration_config: rename_containers needs a rename_map with at least one old: new pair");
 	if (json_object_size(map) > MIGRATE_MAX_ENTRIES)
 		return err_set(e, ERR_USAGE, "migration_config.rename_map: at most %d pairs", MIGRATE_MAX_ENTRIES);
 	json_object_foreach(map, key, v) {
