@@ -325,9 +325,10 @@ int backup_verify(const char *dir, json_t **manifest, struct refit_err *e)
 		EVP_MD_CTX_free(md);
 		hex(d, dlen, got);
 		if (r < 0 || n != (long long)size || strcmp(got, want) != 0) {
-			json_decref(m);
-			return err_set(e, ERR_FAILED, "backup %s: %s does not match its manifest (%lld bytes, sha256 %.16s..., expected %lld bytes, %.16s...)",
-				       dir, f, n, got, (long long)size, want);
+			err_set(e, ERR_FAILED, "backup %s: %s does not match its manifest (%lld bytes, sha256 %.16s..., expected %lld bytes, %.16s...)",
+				dir, f, n, got, (long long)size, want);
+			json_decref(m); /* F and WANT live in M */
+			return -1;
 		}
 	}
 	*manifest = m;

@@ -680,7 +680,6 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	if (manifest && strcmp(res.outcome, "updated") == 0) {
 		if (backup_restore(en, backup, manifest, res.new_id, &e) < 0) {
 			log_error("%s: rolled back, but the data was not restored: %s", old_name, e.msg);
-			set_outcome(c, "failed", e.msg);
 			err_prefix(&e, "rolled back, but the data was not restored: ");
 			set_outcome(c, "failed", e.msg);
 		} else {
