@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/fsutil.h"
 #include "refit/hooks.h"
 #include "refit/log.h"
 #include "refit/migrate.h"
@@ -31,37 +32,6 @@ static void hex(const unsigned char *d, unsigned n, char *out)
 {
 	for (unsigned i = 0; i < n; i++)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
-/* Make DIR and its parents (0700 for the last one). */
-static int mkdirs(const char *dir)
-{
-	char tmp[4096];
-	size_t n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, dir, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-static int fsync_path(const char *path, int flags)
-{
-	int fd = open(path, flags | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
 }
 
 /* Remove DIR and the plain files in it (a backup that could not be made). */
@@ -207,7 +177,7 @@ int backup_take(struct engine *en, const struct refit_config *cfg, json_t *ins, 
 		return err_set(e, ERR_FAILED, "the container's inspect has no Id or Name");
 	snprintf(root, sizeof(root), "%s/backups", cfg->state_dir);
 	snprintf(dir, dirlen, "%s/%s", root, opid);
-	if (mkdirs(root) < 0 || mkdir(dir, 0700) < 0) {
+	if (fs_mkdirs(root) < 0 || mkdir(dir, 0700) < 0) {
 		json_decref(vols);
 		return err_set(e, ERR_FAILED, "%s: %s", dir, strerror(errno));
 	}
@@ -247,8 +217,8 @@ int backup_take(struct engine *en, const struct refit_config *cfg, json_t *ins, 
 		err_set(e, ERR_FAILED, "out of memory");
 		goto out;
 	}
-	if (write_file_atomic(file, text, e) < 0 || fsync_path(dir, O_RDONLY | O_DIRECTORY) < 0 ||
-	    fsync_path(root, O_RDONLY | O_DIRECTORY) < 0) {
+	if (write_file_atomic(file, text, e) < 0 || fs_fsync_dir(dir) < 0 ||
+	    fs_fsync_dir(root) < 0) {
 		if (!e->msg[0])
 			err_set(e, ERR_FAILED, "%s: %s", dir, strerror(errno));
 		goto out;

@@ -14,6 +14,7 @@
 
 #include "refit/config.h"
 #include "refit/cron.h"
+#include "refit/fsutil.h"
 #include "refit/notify.h"
 
 enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
@@ -673,27 +674,12 @@ int config_load_buffer(struct refit_config *cfg, const char *buf, size_t len, co
 
 int config_load_file(struct refit_config *cfg, const char *path, struct refit_err *e)
 {
-	struct stat st;
 	char *buf;
-	ssize_t n;
-	size_t got = 0;
-	int fd, rc;
+	size_t got;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, ERR_USAGE, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX_FILE) {
-		close(fd);
-		return err_set(e, ERR_USAGE, "%s: not a regular file of at most %u bytes", path, CONFIG_MAX_FILE);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return err_set(e, ERR_FAILED, "out of memory");
-	}
-	while (got < (size_t)st.st_size && (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
-		got += (size_t)n;
-	close(fd);
+	if (fs_read_file(path, CONFIG_MAX_FILE, &buf, &got, e) < 0)
+		return -1;
 	rc = config_load_buffer(cfg, buf, got, path, e);
 	free(buf);
 	return rc;

@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "refit/auth.h"
+#include "refit/fsutil.h"
 #include "refit/imageref.h"
 #include "refit/log.h"
 #include "refit/migrate.h"
@@ -275,28 +276,13 @@ out:
 
 int migrate_load_file(const char *path, struct migration_plan *plan, struct refit_err *e)
 {
-	struct stat st;
 	char *buf;
-	size_t got = 0;
-	ssize_t n;
-	int fd, rc;
+	size_t got;
+	int rc;
 
 	memset(plan, 0, sizeof(*plan));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, ERR_USAGE, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)MIGRATE_MAX_FILE) {
-		close(fd);
-		return err_set(e, ERR_USAGE, "%s: not a regular file of at most %u bytes", path, MIGRATE_MAX_FILE);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return err_set(e, ERR_FAILED, "out of memory");
-	}
-	while (got < (size_t)st.st_size && (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
-		got += (size_t)n;
-	close(fd);
+	if (fs_read_file(path, MIGRATE_MAX_FILE, &buf, &got, e) < 0)
+		return -1;
 	rc = migrate_parse(buf, got, path, plan, e);
 	free(buf);
 	return rc;
