@@ -412,6 +412,11 @@ int migrate_check(struct engine *en, const struct refit_config *cfg, const struc
 			json_decref(from);
 			return -1;
 		}
+		if (t == 1 && strcmp(bare_name(to) ? bare_name(to) : "", m->to) != 0) {
+			json_decref(to); /* an ID that starts with the new name: not a name taken */
+			to = NULL;
+			t = 0;
+		}
 		if (f == 0 && t == 0) {
 			err_set(e, ERR_USAGE, "%s: from: no container named \"%s\"", where, m->from);
 		} else if (f == 1 && t == 1) {

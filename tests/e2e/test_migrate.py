@@ -452,3 +452,40 @@ def test_seed_revamp_with_compose(refit, compose, scope, swapenv, swap_images, p
                        ("autogen_agent", "agent-coordinator"), (old_a, "agent-coordinator")]:
         assert nc_get(client, host) == ("HTTP/1.1 200 OK", body), host
     assert all(m.get("backup") for m in out["migrations"])
+
+
+@pytest.mark.parametrize("step", ["health", "cutover"])
+def test_crash_mid_migration_is_recovered(step, refit, scope, swapenv, common_pairs, swap_images,
+                                          tmp_path):
+    """Killed (SIGKILL) once STEP is journaled: the next run finishes the
+    migration past the gate, or puts the old container back before it."""
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    net, _ = swapenv.network()
+    name, _ = start_app(swapenv, v1, "crash-" + step, net)
+    target = swapenv.name("crash-%s-new" % step)
+    old = inspect(name)
+    data = write_data(name, PATHS)
+    plan = write_plan(tmp_path, [{"from": name, "to": target, "image": v2.ref}])
+    res = run_refit(refit, "migrate", "--json", "--scope", scope, plan,
+                    config=config_text(refit), env={"REFIT_TEST_CRASH_AT": step})
+    assert res.rc == -9, res.describe()
+    assert len(pending_ops(refit)) == 1
+    # any refit command that changes containers recovers first; a dry run of
+    # the same file then shows the state it left
+    res = run_refit(refit, "rollback", "--scope", scope, "nosuch-" + uuid.uuid4().hex[:6],
+                    config=config_text(refit))
+    assert pending_ops(refit) == [], res.describe()
+    if step == "cutover":
+        assert inspect(name) is None
+        new = inspect(target)
+        assert new["State"]["Running"] and new["Image"] == v2.id
+        assert read_data(target, PATHS) == data
+    else:
+        cur = inspect(name)
+        assert cur["Id"] == old["Id"] and cur["State"]["Running"] and inspect(target) is None
+        assert read_data(name, PATHS) == data
+    assert leftovers(name) == [] and leftovers(target) == []
+    [rec] = history(refit)
+    assert rec["kind"] == "migrate" and rec.get("recovered") is True
+    assert rec["outcome"] == ("updated" if step == "cutover" else "rolled-back")
