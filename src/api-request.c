@@ -4,6 +4,7 @@
 
 #include "refit/api-request.h"
 #include "refit/imageref.h"
+#include "refit/migrate.h"
 
 /* Report a problem. */
 static int bad(char *err, size_t errlen, const char *fmt, const char *what) __attribute__((format(printf, 3, 0)));
@@ -44,35 +45,17 @@ static int check_names(json_t *v, char *err, size_t errlen)
 	return 0;
 }
 
-/* The fleet command's migration_config: what refit can honour in this build. */
-static int check_migration(json_t *mc, char *err, size_t errlen)
+/* The fleet command's migration_config: checked as a migration file is; PARAMS gets "migrations". */
+static int check_migration(json_t *mc, json_t *params, char *err, size_t errlen)
 {
-	const char *key;
-	json_t *v;
+	struct migration_plan plan;
+	struct refit_err e = { 0 };
 
-	if (!json_is_object(mc))
-		return bad(err, errlen, "%s: expected an object", "migration_config");
-	json_object_foreach(mc, key, v) {
-		if (strcmp(key, "rollback_on_failure") == 0) {
-			if (!json_is_boolean(v))
-				return bad(err, errlen, "migration_config.%s: expected true or false", key);
-			if (json_is_false(v))
-				return bad(err, errlen, "migration_config.%s: refit always restores the old container when a swap fails; false is not supported",
-					   key);
-		} else if (strcmp(key, "preserve_data") == 0 || strcmp(key, "rename_containers") == 0) {
-			if (!json_is_boolean(v))
-				return bad(err, errlen, "migration_config.%s: expected true or false", key);
-			if (json_is_true(v))
-				return bad(err, errlen, "migration_config.%s: migrations are not in this build of refit", key);
-		} else if (strcmp(key, "rename_map") == 0) {
-			if (!json_is_object(v))
-				return bad(err, errlen, "migration_config.%s: expected an object of old: new names", key);
-			if (json_object_size(v) > 0)
-				return bad(err, errlen, "migration_config.%s: migrations are not in this build of refit", key);
-		} else {
-			return bad(err, errlen, "migration_config: unknown field \"%.64s\"", key);
-		}
-	}
+	if (migrate_from_json(mc, &plan, &e) < 0)
+		return bad(err, errlen, "%s", e.msg);
+	if (plan.n > 0)
+		json_object_set_new(params, "migrations", migrate_plan_json(&plan));
+	migrate_plan_free(&plan);
 	return 0;
 }
 
@@ -130,7 +113,7 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 			else
 				rc = bad(err, errlen, "%s: moving to a tag is not in this build of refit", key);
 		} else if (kind == BODY_COMMAND && strcmp(key, "migration_config") == 0) {
-			rc = check_migration(v, err, errlen);
+			rc = check_migration(v, ret->params, err, errlen);
 		} else {
 			rc = bad(err, errlen, "unknown field \"%.64s\"", key);
 		}
@@ -146,6 +129,13 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 		json_decref(ret->params);
 		ret->params = NULL;
 		return bad(err, errlen, "%s: missing (trigger, rollback, pause, resume or status)", "action");
+	}
+	if (json_object_get(ret->params, "migrations") &&
+	    (ret->action != ACT_TRIGGER || json_object_get(ret->params, "containers"))) {
+		json_decref(j);
+		json_decref(ret->params);
+		ret->params = NULL;
+		return bad(err, errlen, "%s", "migration_config: only with \"action\": \"trigger\" and without \"containers\" (the rename_map names them)");
 	}
 	if (ret->action == ACT_ROLLBACK && !json_object_get(ret->params, "containers") &&
 	    !json_is_true(json_object_get(ret->params, "all"))) {

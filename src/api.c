@@ -388,7 +388,7 @@ static enum MHD_Result route_post(struct api *a, struct MHD_Connection *c, const
 			return reply_error(c, 400, err);
 		switch (ar.action) {
 		case ACT_TRIGGER:
-			ret = submit(a, c, "update", ar.params);
+			ret = submit(a, c, json_object_get(ar.params, "migrations") ? "migrate" : "update", ar.params);
 			break;
 		case ACT_ROLLBACK:
 			ret = submit(a, c, "rollback", ar.params);

@@ -14,6 +14,7 @@
 
 #include "refit/config.h"
 #include "refit/cron.h"
+#include "refit/fsutil.h"
 #include "refit/notify.h"
 #include "refit/ollama.h"
 
@@ -78,6 +79,8 @@ static const struct key keys[] = {
 	{ "models.names", K_LIST, OFF(models_names), 0, 0, NULL, check_model },
 	{ "models.interval", K_SECONDS, OFF(models_interval), 60, YEAR, NULL, NULL },
 	{ "models.timeout", K_SECONDS, OFF(models_timeout), 1, 3600, NULL, NULL },
+	{ "backup_max_bytes", K_INT, OFF(backup_max_bytes), 1024, 1L << 40, NULL, NULL },
+	{ "backup_retention", K_INT, OFF(backup_retention), 1, 100, NULL, NULL },
 };
 
 /* Sections whose keys are written nested in YAML ("api: {listen: ...}"). */
@@ -420,6 +423,8 @@ int config_init(struct refit_config *cfg, struct refit_err *e)
 	cfg->registry_timeout = 30;
 	cfg->models_interval = 86400;
 	cfg->models_timeout = 300;
+	cfg->backup_max_bytes = 1L << 30;
+	cfg->backup_retention = 3;
 	if (set_string(&cfg->docker_host, "unix:///var/run/docker.sock") < 0 ||
 	    set_string(&cfg->strategy, "recreate") < 0 ||
 	    set_string(&cfg->state_dir, "/var/lib/refit") < 0 ||
@@ -696,27 +701,12 @@ int config_load_buffer(struct refit_config *cfg, const char *buf, size_t len, co
 
 int config_load_file(struct refit_config *cfg, const char *path, struct refit_err *e)
 {
-	struct stat st;
 	char *buf;
-	ssize_t n;
-	size_t got = 0;
-	int fd, rc;
+	size_t got;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, ERR_USAGE, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX_FILE) {
-		close(fd);
-		return err_set(e, ERR_USAGE, "%s: not a regular file of at most %u bytes", path, CONFIG_MAX_FILE);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return err_set(e, ERR_FAILED, "out of memory");
-	}
-	while (got < (size_t)st.st_size && (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
-		got += (size_t)n;
-	close(fd);
+	if (fs_read_file(path, CONFIG_MAX_FILE, &buf, &got, e) < 0)
+		return -1;
 	rc = config_load_buffer(cfg, buf, got, path, e);
 	free(buf);
 	return rc;

@@ -1,8 +1,10 @@
 /* Docker Engine API: connection, version negotiation and JSON requests. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "refit/engine.h"
 #include "refit/http.h"
@@ -416,4 +418,141 @@ char *engine_escape(struct engine *en, const char *s)
 
 	curl_free(c);
 	return r;
+}
+
+/* A streamed transfer: the caller's sink, or the error body of a refused request. */
+struct stream_state {
+	struct engine *en;
+	engine_sink sink;
+	void *arg;
+	bool aborted;
+	char errbody[1024];
+	size_t errlen;
+};
+
+/* Hand the body to the sink, or keep the start of an error answer. */
+static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct stream_state *st = userdata;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	curl_easy_getinfo(st->en->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status >= 400 || !st->sink) {
+		size_t room = sizeof(st->errbody) - 1 - st->errlen;
+
+		memcpy(st->errbody + st->errlen, ptr, n < room ? n : room);
+		st->errlen += n < room ? n : room;
+		st->errbody[st->errlen] = '\0';
+		return n;
+	}
+	if (st->sink(ptr, n, st->arg) != 0) {
+		st->aborted = true;
+		return 0;
+	}
+	return n;
+}
+
+/* Read the upload's body from the file descriptor. */
+static size_t stream_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	int fd = *(int *)userdata;
+	ssize_t n;
+
+	do
+		n = read(fd, buf, size * nitems);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
+}
+
+/* The status and message of a finished streamed transfer. */
+static int stream_finish(struct engine *en, CURLcode rc, struct stream_state *st, const char *what,
+			 struct refit_err *e)
+{
+	long status = 0;
+
+	curl_easy_getinfo(en->h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(en->h, CURLOPT_UPLOAD, 0L);
+	curl_easy_setopt(en->h, CURLOPT_CUSTOMREQUEST, NULL);
+	curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(en->h, CURLOPT_READDATA, NULL);
+	if (st->aborted)
+		return err_set(e, ERR_FAILED, "%s: aborted", what);
+	if (rc != CURLE_OK) {
+		struct http_response none = { 0 };
+
+		return engine_fail(en, rc, &none, e);
+	}
+	if (status >= 400) {
+		json_t *j = json_loadb(st->errbody, st->errlen, 0, NULL);
+		const char *m = json_string_value(json_object_get(j, "message"));
+
+		err_set(e, ERR_FAILED, "%s: engine: %ld %.300s", what, status, m ? m : "error");
+		json_decref(j);
+		return -1;
+	}
+	return 0;
+}
+
+int engine_get_stream(struct engine *en, const char *path, long timeout, engine_sink sink, void *arg,
+		      struct refit_err *e)
+{
+	struct stream_state st = { .en = en, .sink = sink, .arg = arg };
+	char url[4096];
+	struct timespec t0;
+	CURLcode rc;
+
+	if ((size_t)snprintf(url, sizeof(url), "%s/v%s%s", en->base, en->api, path) >= sizeof(url))
+		return err_set(e, ERR_FAILED, "engine request path too long");
+	en->errbuf[0] = '\0';
+	curl_easy_setopt(en->h, CURLOPT_URL, url);
+	curl_easy_setopt(en->h, CURLOPT_TIMEOUT, timeout > 0 ? timeout : ENGINE_TIMEOUT);
+	curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(en->h, CURLOPT_WRITEFUNCTION, stream_write);
+	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, &st);
+	curl_easy_setopt(en->h, CURLOPT_HEADERFUNCTION, pull_headers);
+	curl_easy_setopt(en->h, CURLOPT_HEADERDATA, NULL);
+	waited_start(&t0);
+	rc = curl_easy_perform(en->h);
+	waited_stop(&t0);
+	return stream_finish(en, rc, &st, "GET archive", e);
+}
+
+int engine_put_fd(struct engine *en, const char *path, int fd, long long size, const char *content_type,
+		  long timeout, struct refit_err *e)
+{
+	struct stream_state st = { .en = en };
+	struct curl_slist *hdrs = NULL;
+	char url[4096], ct[128];
+	struct timespec t0;
+	CURLcode rc;
+	int ret;
+
+	if ((size_t)snprintf(url, sizeof(url), "%s/v%s%s", en->base, en->api, path) >= sizeof(url))
+		return err_set(e, ERR_FAILED, "engine request path too long");
+	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+	if (!(hdrs = curl_slist_append(NULL, ct)) || !curl_slist_append(hdrs, "Expect:")) {
+		curl_slist_free_all(hdrs);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	en->errbuf[0] = '\0';
+	curl_easy_setopt(en->h, CURLOPT_URL, url);
+	curl_easy_setopt(en->h, CURLOPT_TIMEOUT, timeout > 0 ? timeout : ENGINE_TIMEOUT);
+	curl_easy_setopt(en->h, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(en->h, CURLOPT_READFUNCTION, stream_read);
+	curl_easy_setopt(en->h, CURLOPT_READDATA, &fd);
+	curl_easy_setopt(en->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
+	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(en->h, CURLOPT_WRITEFUNCTION, stream_write);
+	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, &st);
+	curl_easy_setopt(en->h, CURLOPT_HEADERFUNCTION, pull_headers);
+	curl_easy_setopt(en->h, CURLOPT_HEADERDATA, NULL);
+	waited_start(&t0);
+	rc = curl_easy_perform(en->h);
+	waited_stop(&t0);
+	ret = stream_finish(en, rc, &st, "PUT archive", e);
+	curl_slist_free_all(hdrs);
+	return ret;
 }

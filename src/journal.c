@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/fsutil.h"
 #include "refit/journal.h"
 
 struct journal {
@@ -20,38 +21,6 @@ struct journal {
 	int lock_fd;
 	pthread_mutex_t history_lock; /* swaps finish from several threads */
 };
-
-/* Make DIR (and its parents) with mode 0700. */
-static int mkdirs(const char *dir)
-{
-	char tmp[4096];
-	size_t n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, dir, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* fsync a directory so a rename in it is durable. */
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
 
 int journal_open(struct journal **ret, const char *state_dir, int wait_seconds, struct refit_err *e)
 {
@@ -67,7 +36,7 @@ int journal_open(struct journal **ret, const char *state_dir, int wait_seconds, 
 		journal_close(j);
 		return err_set(e, ERR_FAILED, "out of memory");
 	}
-	if (mkdirs(j->opsdir) < 0) {
+	if (fs_mkdirs(j->opsdir) < 0) {
 		err_set(e, ERR_FAILED, "state_dir %s: cannot create: %s", state_dir, strerror(errno));
 		journal_close(j);
 		return -1;
@@ -168,7 +137,7 @@ int journal_write(struct journal *j, json_t *rec, struct refit_err *e)
 		return err_set(e, ERR_FAILED, "journal %s: %s", tmp, strerror(saved));
 	}
 	free(text);
-	if (close(fd) < 0 || rename(tmp, path) < 0 || fsync_dir(j->opsdir) < 0) {
+	if (close(fd) < 0 || rename(tmp, path) < 0 || fs_fsync_dir(j->opsdir) < 0) {
 		saved = errno;
 		unlink(tmp);
 		return err_set(e, ERR_FAILED, "journal %s: %s", path, strerror(saved));
@@ -294,7 +263,7 @@ int journal_finish(struct journal *j, json_t *rec, struct refit_err *e)
 	snprintf(path, sizeof(path), "%s/%s.json", j->opsdir, id);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return err_set(e, ERR_FAILED, "journal %s: %s", path, strerror(errno));
-	fsync_dir(j->opsdir);
+	fs_fsync_dir(j->opsdir);
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "refit/engine.h"
 #include "refit/fleet.h"
 #include "refit/log.h"
+#include "refit/migrate.h"
 #include "refit/models.h"
 #include "refit/journal.h"
 #include "refit/notify.h"
@@ -27,6 +28,7 @@ struct opts {
 	bool help;
 	bool dry_run;
 	bool all;
+	bool restore_data;
 	const char *cmd;
 	char **args;
 	size_t nargs;
@@ -248,7 +250,7 @@ static int cmd_rollback(struct refit_config *cfg)
 		return code;
 	if ((code = open_journal(cfg, en, &j)) != 0)
 		goto out;
-	if (update_rollback(en, j, cfg, opts.args, opts.nargs, opts.all, &res, &e) < 0) {
+	if (update_rollback_data(en, j, cfg, opts.args, opts.nargs, opts.all, opts.restore_data, &res, &e) < 0) {
 		fprintf(stderr, "refit: %s\n", e.msg);
 		code = e.kind ? e.kind : ERR_FAILED;
 		goto out;
@@ -258,6 +260,69 @@ static int cmd_rollback(struct refit_config *cfg)
 	code = update_exit_code(&res, NULL);
 	check_result_free(&res);
 out:
+	journal_close(j);
+	engine_close(en);
+	return code;
+}
+
+/* `refit migrate FILE`: rename (and move to a new image) the containers FILE names, through the alias strategy. */
+static int cmd_migrate(struct refit_config *cfg)
+{
+	struct migration_plan plan;
+	struct engine *en = NULL;
+	struct journal *j = NULL;
+	struct refit_err e = { 0 };
+	json_t *result = NULL;
+	int code;
+
+	if (opts.nargs != 1) {
+		fprintf(stderr, "refit migrate: expected one migration file (see refit help migrate)\n");
+		return ERR_USAGE;
+	}
+	if (migrate_load_file(opts.args[0], &plan, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		return e.kind ? e.kind : ERR_USAGE;
+	}
+	if ((code = open_clients(cfg, &en, NULL)) != 0)
+		goto out;
+	if (!opts.dry_run && (code = open_journal(cfg, en, &j)) != 0)
+		goto out;
+	if (migrate_check(en, cfg, &plan, opts.args[0], &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		code = e.kind ? e.kind : ERR_USAGE;
+		goto out;
+	}
+	code = migrate_run(en, j, cfg, &plan, opts.dry_run, &result);
+	if (opts.json) {
+		char *txt = result ? json_dumps(result, JSON_INDENT(2)) : NULL;
+
+		if (txt)
+			printf("%s\n", txt);
+		free(txt);
+	} else {
+		size_t i;
+		json_t *m;
+
+		printf("%-24s  %-24s  %-11s  %s\n", "FROM", "TO", "STATUS", "IMAGE");
+		json_array_foreach(json_object_get(result, "migrations"), i, m) {
+			const char *err = json_string_value(json_object_get(m, "error"));
+			const char *bk = json_string_value(json_object_get(m, "backup"));
+
+			printf("%-24s  %-24s  %-11s  %s%s\n", json_string_value(json_object_get(m, "from")),
+			       json_string_value(json_object_get(m, "to")), json_string_value(json_object_get(m, "status")),
+			       json_string_value(json_object_get(m, "image")) ? json_string_value(json_object_get(m, "image")) : "-",
+			       json_is_true(json_object_get(m, "preserve_data")) && opts.dry_run ? " (volumes backed up first)" : "");
+			if (bk)
+				printf("%26s backup: %s\n", "", bk);
+			if (err)
+				printf("%26s error: %s\n", "", err);
+		}
+		if (opts.dry_run)
+			printf("(dry run: nothing was changed)\n");
+	}
+out:
+	json_decref(result);
+	migrate_plan_free(&plan);
 	journal_close(j);
 	engine_close(en);
 	return code;
@@ -521,10 +586,21 @@ static const struct command {
 	  "until the new one passes the health gate and is restored when it does not.\n"
 	  "--dry-run only says what would be updated. Exit code 1 when a container could\n"
 	  "not be updated (it is left on its working version).\n" },
-	{ "rollback", cmd_rollback, true, "refit rollback NAME... | --all",
+	{ "rollback", cmd_rollback, true, "refit rollback NAME... | --all [--restore-data]",
 	  "Put containers back on the image and configuration they had before their last\n"
 	  "update (the image by ID while it is here, else pulled by digest), through the\n"
-	  "same strategy and health gate.\n" },
+	  "same strategy and health gate. A migrated container (named by its new or its\n"
+	  "old name) goes back to its old name and image. --restore-data also puts back\n"
+	  "the volume backup its migration took (preserve_data), each tar checked against\n"
+	  "its SHA-256 first.\n" },
+	{ "migrate", cmd_migrate, true, "refit migrate FILE [--dry-run] [--json]",
+	  "Rename containers, optionally onto a new image, as FILE says\n"
+	  "(migrations: [{from, to, image, preserve_data, rollback_on_failure}]); each\n"
+	  "through the alias strategy: the new container keeps the old one's settings,\n"
+	  "volumes and networks, answers to the old name as a network alias, passes the\n"
+	  "health gate, then the old one is removed. A failure leaves the old container\n"
+	  "running as it was. preserve_data backs up every volume first (see\n"
+	  "docs/migrations.md). --dry-run prints the plan and changes nothing.\n" },
 	{ "status", cmd_status, true, "refit status [--json] [NAME...]",
 	  "The managed containers: image, digest, strategy, last change and whether an\n"
 	  "update is pending (asks the registries, like check).\n" },
@@ -598,6 +674,10 @@ static int parse_args(int argc, char **argv)
 			opts.all = true;
 			continue;
 		}
+		if (strcmp(a, "--restore-data") == 0) {
+			opts.restore_data = true;
+			continue;
+		}
 		if (strncmp(a, "--", 2) != 0)
 			goto bad;
 		n = strcspn(a + 2, "=");
@@ -660,14 +740,6 @@ int main(int argc, char **argv)
 		if (strcmp(commands[i].name, opts.cmd) == 0)
 			cmd = &commands[i];
 	if (!cmd) {
-		static const char *const planned[] = { "migrate", NULL };
-
-		for (int i = 0; planned[i]; i++)
-			if (strcmp(opts.cmd, planned[i]) == 0) {
-				fprintf(stderr, "refit: '%s' is not in this build yet (see README.md)\n", opts.cmd);
-				free(opts.args);
-				return ERR_USAGE;
-			}
 		fprintf(stderr, "refit: unknown command '%s' (see refit --help)\n", opts.cmd);
 		free(opts.args);
 		return ERR_USAGE;

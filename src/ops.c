@@ -13,6 +13,7 @@
 #include "refit/journal.h"
 #include "refit/log.h"
 #include "refit/metrics.h"
+#include "refit/migrate.h"
 #include "refit/notify.h"
 #include "refit/ops.h"
 #include "refit/registry.h"
@@ -108,6 +109,43 @@ static json_t *names_for_images(struct engine *en, json_t *images)
 	return names;
 }
 
+/* A migration from the API's rename map (PARAMS "migrations", checked by api_parse); its result. */
+static json_t *run_migrate(struct engine *en, struct journal *j, const struct refit_config *cfg, json_t *params,
+			   char *err, size_t errlen)
+{
+	struct migration_plan plan = { 0 };
+	struct refit_err e = { 0 };
+	json_t *out = NULL, *m;
+	size_t i;
+	int code;
+
+	plan.v = calloc(json_array_size(json_object_get(params, "migrations")) + 1, sizeof(*plan.v));
+	if (!plan.v) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	json_array_foreach(json_object_get(params, "migrations"), i, m) {
+		const char *from = json_string_value(json_object_get(m, "from"));
+		const char *to = json_string_value(json_object_get(m, "to"));
+
+		if (!from || !to)
+			continue;
+		plan.v[plan.n].from = strdup(from);
+		plan.v[plan.n].to = strdup(to);
+		plan.v[plan.n].preserve_data = json_is_true(json_object_get(m, "preserve_data"));
+		plan.n++;
+	}
+	if (migrate_check(en, cfg, &plan, NULL, &e) < 0) {
+		snprintf(err, errlen, "%s", e.msg);
+	} else {
+		code = migrate_run(en, j, cfg, &plan, false, &out);
+		if (code != 0)
+			snprintf(err, errlen, "some containers could not be migrated");
+	}
+	migrate_plan_free(&plan);
+	return out;
+}
+
 /* Run operation ID; returns its result, or NULL with ERR set. */
 static json_t *run(struct ops *o, struct registry **reg, const char *id, const char *kind, json_t *params, char *err,
 		   size_t errlen)
@@ -145,6 +183,10 @@ static json_t *run(struct ops *o, struct registry **reg, const char *id, const c
 			out = json_pack("{s:[]}", "containers");
 			goto out;
 		}
+	}
+	if (strcmp(kind, "migrate") == 0) {
+		out = run_migrate(en, j, cfg, params, err, errlen);
+		goto out;
 	}
 	if (strcmp(kind, "rollback") == 0)
 		rc = update_rollback(en, j, cfg, names, n, json_is_true(json_object_get(params, "all")), &res, &e);
@@ -216,8 +258,8 @@ static void *worker(void *arg)
 			snprintf(err, sizeof(err), "skipped: updates are paused");
 		} else {
 			pthread_rwlock_rdlock(o->cfg_lock);
-			result = run(o, &reg, id, strcmp(kind, "rollback") == 0 ? "rollback" : "update", params, err,
-				     sizeof(err));
+			result = run(o, &reg, id, strcmp(kind, "rollback") == 0 ? "rollback" :
+						  strcmp(kind, "migrate") == 0 ? "migrate" : "update", params, err, sizeof(err));
 			pthread_rwlock_unlock(o->cfg_lock);
 		}
 		json_decref(params);
@@ -272,7 +314,7 @@ int ops_submit(struct ops *o, const char *kind, json_t *params, char id[17], str
 		pthread_mutex_unlock(&o->lock);
 		return err_set(e, ERR_FAILED, "stopping");
 	}
-	if (strcmp(kind, "update") == 0 && o->paused) {
+	if ((strcmp(kind, "update") == 0 || strcmp(kind, "migrate") == 0) && o->paused) {
 		pthread_mutex_unlock(&o->lock);
 		return err_set(e, ERR_FAILED, "paused");
 	}

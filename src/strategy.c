@@ -630,6 +630,8 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 			old_id, "old_inspect", rq->old, "old_image_inspect", rq->old_image, "old_digest",
 			rq->old_digest, "image", rq->image, "new_image_id", rq->new_image_id, "new_digest",
 			rq->new_digest, "new_name", rq->rename_to, "started", now);
+	if (rec && rq->backup)
+		json_object_set_new(rec, "backup", json_string(rq->backup));
 	if (rec && rq->spec) {
 		json_object_set(rec, "spec_inspect", rq->spec);
 		json_object_set(rec, "spec_image_inspect", rq->spec_image ? rq->spec_image : json_null());

@@ -12,6 +12,7 @@
 #include "refit/hooks.h"
 #include "refit/imageref.h"
 #include "refit/log.h"
+#include "refit/migrate.h"
 #include "refit/select.h"
 #include "refit/strategy.h"
 #include "refit/update.h"
@@ -587,15 +588,17 @@ static json_t *last_update(json_t *hist, const char *name)
 			continue;
 		if (!(c && strcmp(c, name) == 0) && !(nn && strcmp(nn, name) == 0))
 			continue;
-		return strcmp(kind, "update") == 0 ? r : NULL;
+		return strcmp(kind, "update") == 0 || strcmp(kind, "migrate") == 0 ? r : NULL;
 	}
 	return NULL;
 }
 
-/* Roll one container back to the state recorded in REC. */
+/* Roll one container back to the state recorded in REC (and, with RESTORE_DATA, its migration's backup). */
 static void rollback_one(struct engine *en, struct journal *j, const struct refit_config *cfg, json_t *rec,
-			 struct check_entry *c)
+			 struct check_entry *c, bool restore_data)
 {
+	const char *backup = json_string_value(json_object_get(rec, "backup"));
+	json_t *manifest = NULL;
 	json_t *spec = json_object_get(rec, "old_inspect"), *spec_image = json_object_get(rec, "old_image_inspect");
 	const char *old_image_id = json_string_value(json_object_get(spec, "Image"));
 	const char *image = json_string_value(json_object_get(json_object_get(spec, "Config"), "Image"));
@@ -611,6 +614,17 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	if (!old_image_id || !image || !old_name || imageref_parse(image, &ref, &e) < 0) {
 		set_outcome(c, "failed", e.msg[0] ? e.msg : "history record is incomplete");
 		return;
+	}
+	if (restore_data) {
+		/* The backup is checked before anything changes. */
+		if (!backup) {
+			set_outcome(c, "failed", "--restore-data: its last change has no volume backup (preserve_data)");
+			goto out;
+		}
+		if (backup_verify(backup, &manifest, &e) < 0) {
+			set_outcome(c, "failed", e.msg);
+			goto out;
+		}
 	}
 	if (inspect_or_fail(en, "containers", c->name, &cur, c) < 0)
 		goto out;
@@ -663,7 +677,17 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	c->strategy = res.strategy;
 	free(c->id);
 	c->id = strdup(res.new_id[0] ? res.new_id : json_string_value(json_object_get(cur, "Id")) ? json_string_value(json_object_get(cur, "Id")) : "");
+	if (manifest && strcmp(res.outcome, "updated") == 0) {
+		if (backup_restore(en, backup, manifest, res.new_id, &e) < 0) {
+			log_error("%s: rolled back, but the data was not restored: %s", old_name, e.msg);
+			err_prefix(&e, "rolled back, but the data was not restored: ");
+			set_outcome(c, "failed", e.msg);
+		} else {
+			log_info("%s: volumes restored from %s", old_name, backup);
+		}
+	}
 out:
+	json_decref(manifest);
 	json_decref(cur);
 	json_decref(cur_image);
 	json_decref(img);
@@ -690,6 +714,12 @@ static bool managed_here(struct engine *en, const struct refit_config *cfg, cons
 
 int update_rollback(struct engine *en, struct journal *j, const struct refit_config *cfg, char *const *names,
 		    size_t nnames, bool all, struct check_result *res, struct refit_err *e)
+{
+	return update_rollback_data(en, j, cfg, names, nnames, all, false, res, e);
+}
+
+int update_rollback_data(struct engine *en, struct journal *j, const struct refit_config *cfg, char *const *names,
+			 size_t nnames, bool all, bool restore_data, struct check_result *res, struct refit_err *e)
 {
 	json_t *hist = journal_history(cfg->state_dir, NULL), *targets = json_array();
 	size_t i;
@@ -719,14 +749,21 @@ int update_rollback(struct engine *en, struct journal *j, const struct refit_con
 	}
 	json_array_foreach(targets, i, r) {
 		json_t *rec = last_update(hist, json_string_value(r)), *ins = NULL;
-		bool managed = managed_here(en, cfg, json_string_value(r), &ins);
+		const char *target = json_string_value(r), *kind = json_string_value(json_object_get(rec, "kind"));
+		const char *from = json_string_value(json_object_get(rec, "container"));
+		const char *to = json_string_value(json_object_get(rec, "new_name"));
+		bool managed;
 		struct check_entry *c;
 
+		/* A migrated container is named by its old name or its new one. */
+		if (kind && strcmp(kind, "migrate") == 0 && from && to && strcmp(from, target) == 0)
+			target = to;
+		managed = managed_here(en, cfg, target, &ins);
 		json_decref(ins);
 		if (all && !managed)
 			continue; /* --all: only what this refit manages and still exists */
 		c = &res->v[res->n++];
-		c->name = strdup(json_string_value(r));
+		c->name = strdup(target);
 		c->update_available = -1;
 		if (!managed) {
 			set_outcome(c, "failed", "no such container managed here (check its labels, scope and state)");
@@ -742,7 +779,7 @@ int update_rollback(struct engine *en, struct journal *j, const struct refit_con
 					    strdup(json_string_value(json_object_get(rec, "new_digest"))) : NULL;
 		c->latest_digest = json_string_value(json_object_get(rec, "old_digest")) ?
 					   strdup(json_string_value(json_object_get(rec, "old_digest"))) : NULL;
-		rollback_one(en, j, cfg, rec, c);
+		rollback_one(en, j, cfg, rec, c, restore_data);
 	}
 	json_decref(hist);
 	json_decref(targets);

@@ -57,6 +57,8 @@ struct refit_config {
 	struct strv models_names;
 	long models_interval;
 	long models_timeout; /* seconds without data before a model transfer is abandoned */
+	long backup_max_bytes; /* a migration's volume backup, all its tars together */
+	long backup_retention; /* backups kept per container */
 	struct registry_cred *creds;
 	size_t ncreds;
 };

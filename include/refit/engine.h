@@ -3,6 +3,7 @@
 #define REFIT_ENGINE_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 #include "refit/error.h"
 
@@ -53,6 +54,22 @@ int engine_call(struct engine *en, const char *method, const char *path, json_t 
  */
 int engine_pull(struct engine *en, const char *image, const char *tag, const char *registry_auth,
 		long timeout, struct refit_err *e);
+
+/* Receives a streamed body in pieces; a nonzero return aborts the transfer. */
+typedef int (*engine_sink)(const void *data, size_t len, void *arg);
+
+/*
+ * GET PATH (below the version prefix) and hand the body to SINK as it
+ * arrives, never holding it in memory (a tar from /containers/ID/archive).
+ * Answers of 400 and up are ERR_FAILED with the engine's message; a transfer
+ * SINK aborted is ERR_FAILED "aborted" (SINK's caller says why).
+ */
+int engine_get_stream(struct engine *en, const char *path, long timeout, engine_sink sink, void *arg,
+		      struct refit_err *e);
+
+/* PUT PATH with SIZE bytes read from FD as CONTENT_TYPE (a tar into /containers/ID/archive). */
+int engine_put_fd(struct engine *en, const char *path, int fd, long long size, const char *content_type,
+		  long timeout, struct refit_err *e);
 
 /* Percent-encode S for a path segment or query value; malloc'd. */
 char *engine_escape(struct engine *en, const char *s);

@@ -22,6 +22,7 @@ struct swap_request {
 	const char *rename_to;    /* alias: the new name */
 	json_t *spec;             /* build the replacement from this inspect instead of OLD (rollback), or NULL */
 	json_t *spec_image;       /* the image inspect that goes with SPEC, or NULL */
+	const char *backup;       /* migrate: the directory of the volume backup taken first, or NULL */
 };
 
 struct swap_result {

@@ -35,6 +35,15 @@ int update_rollback(struct engine *en, struct journal *j, const struct refit_con
 		    size_t nnames, bool all, struct check_result *res, struct refit_err *e);
 
 /*
+ * update_rollback; with RESTORE_DATA also the volume backup its migration
+ * took (preserve_data): every tar is checked against its SHA-256 in the
+ * manifest before anything changes, and put back into the volumes after
+ * the container is back (the entry fails when there is no backup).
+ */
+int update_rollback_data(struct engine *en, struct journal *j, const struct refit_config *cfg, char *const *names,
+			 size_t nnames, bool all, bool restore_data, struct check_result *res, struct refit_err *e);
+
+/*
  * From now on, passes start no new swap or pull: swaps in progress finish
  * (or are undone) as usual, containers not yet begun are "skipped". For a
  * daemon that was asked to stop. Safe from any thread.
