@@ -62,6 +62,7 @@ static const struct key keys[] = {
 	{ "insecure_registries", K_LIST, OFF(insecure_registries), 0, 0, NULL, NULL },
 	{ "registry_ca_file", K_STR, OFF(registry_ca_file), 0, 0, NULL, check_path },
 	{ "concurrency", K_INT, OFF(concurrency), 1, 64, NULL, NULL },
+	{ "registry_page_size", K_INT, OFF(registry_page_size), 1, 1000, NULL, NULL },
 	{ "state_dir", K_STR, OFF(state_dir), 0, 0, NULL, check_path },
 	{ "api.listen", K_STR, OFF(api_listen), 0, 0, NULL, check_listen },
 	{ "api.token", K_STR, OFF(api_token), 0, 0, NULL, NULL },
@@ -392,6 +393,7 @@ int config_init(struct refit_config *cfg, struct refit_err *e)
 	cfg->stop_timeout = 10;
 	cfg->keep_previous = 1;
 	cfg->concurrency = 8;
+	cfg->registry_page_size = 100;
 	cfg->models_interval = 86400;
 	if (set_string(&cfg->docker_host, "unix:///var/run/docker.sock") < 0 ||
 	    set_string(&cfg->strategy, "recreate") < 0 ||

@@ -310,7 +310,10 @@ json_t *journal_history(const char *state_dir, const char *name)
 json_t *journal_public(json_t *rec)
 {
 	json_t *o = json_deep_copy(rec);
+	json_t *old_image = json_object_get(json_object_get(json_object_get(rec, "old_inspect"), "Config"), "Image");
 
+	if (json_is_string(old_image) && !json_object_get(o, "old_image"))
+		json_object_set(o, "old_image", old_image); /* the reference it left: differs from "image" after a tag move */
 	json_object_del(o, "old_inspect");
 	json_object_del(o, "old_image_inspect");
 	json_object_del(o, "spec_inspect");

@@ -44,6 +44,7 @@ struct refit_config {
 	struct strv insecure_registries;
 	char *registry_ca_file;
 	long concurrency;
+	long registry_page_size; /* tags asked for per tags/list page */
 	char *state_dir;
 	char *api_listen;
 	char *api_token;
