@@ -5,6 +5,7 @@
 #include "refit/api-request.h"
 #include "refit/imageref.h"
 #include "refit/migrate.h"
+#include "refit/semver.h"
 
 /* Report a problem. */
 static int bad(char *err, size_t errlen, const char *fmt, const char *what) __attribute__((format(printf, 3, 0)));
@@ -107,11 +108,12 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 				rc = bad(err, errlen, "%s: expected trigger, rollback, pause, resume or status", key);
 			else
 				ret->action = (enum api_action)a;
-		} else if (kind == BODY_COMMAND && strcmp(key, "target_version") == 0) {
-			if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128)
-				rc = bad(err, errlen, "%s: expected a tag", key);
+		} else if ((kind == BODY_COMMAND || kind == BODY_UPDATE) && strcmp(key, "target_version") == 0) {
+			if (!json_is_string(v) || !tag_valid(json_string_value(v)) ||
+			    strlen(json_string_value(v)) != json_string_length(v))
+				rc = bad(err, errlen, "%s: expected a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})", key);
 			else
-				rc = bad(err, errlen, "%s: moving to a tag is not in this build of refit", key);
+				json_object_set(ret->params, "target_version", v);
 		} else if (kind == BODY_COMMAND && strcmp(key, "migration_config") == 0) {
 			rc = check_migration(v, ret->params, err, errlen);
 		} else {
@@ -131,11 +133,18 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 		return bad(err, errlen, "%s: missing (trigger, rollback, pause, resume or status)", "action");
 	}
 	if (json_object_get(ret->params, "migrations") &&
-	    (ret->action != ACT_TRIGGER || json_object_get(ret->params, "containers"))) {
+	    (ret->action != ACT_TRIGGER || json_object_get(ret->params, "containers") ||
+	     json_object_get(ret->params, "target_version"))) {
 		json_decref(j);
 		json_decref(ret->params);
 		ret->params = NULL;
-		return bad(err, errlen, "%s", "migration_config: only with \"action\": \"trigger\" and without \"containers\" (the rename_map names them)");
+		return bad(err, errlen, "%s", "migration_config: only with \"action\": \"trigger\" and without \"containers\" or \"target_version\" (the rename_map names them)");
+	}
+	if (ret->action != ACT_TRIGGER && json_object_get(ret->params, "target_version")) {
+		json_decref(j);
+		json_decref(ret->params);
+		ret->params = NULL;
+		return bad(err, errlen, "%s: goes with the action trigger only", "target_version");
 	}
 	if (ret->action == ACT_ROLLBACK && !json_object_get(ret->params, "containers") &&
 	    !json_is_true(json_object_get(ret->params, "all"))) {

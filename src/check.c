@@ -5,7 +5,9 @@
 
 #include "refit/check.h"
 #include "refit/imageref.h"
+#include "refit/log.h"
 #include "refit/select.h"
+#include "refit/semver.h"
 
 #define MAX_CONTAINERS 10000
 
@@ -26,6 +28,9 @@ struct pass {
 	struct imageref *refs; /* parallel to res->v */
 	bool *parsed;
 	bool *no_pull;
+	char **track;          /* each entry's refit.track label, or NULL */
+	struct imageref *trefs; /* where an entry moves, when MOVED */
+	bool *moved;
 	struct image_info **images; /* separately allocated: pointers stay valid as it grows */
 	size_t nimages;
 };
@@ -132,7 +137,10 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 	p->refs = calloc(n ? n : 1, sizeof(*p->refs));
 	p->parsed = calloc(n ? n : 1, sizeof(*p->parsed));
 	p->no_pull = calloc(n ? n : 1, sizeof(*p->no_pull));
-	if (!res->v || !p->refs || !p->parsed || !p->no_pull) {
+	p->track = calloc(n ? n : 1, sizeof(*p->track));
+	p->trefs = calloc(n ? n : 1, sizeof(*p->trefs));
+	p->moved = calloc(n ? n : 1, sizeof(*p->moved));
+	if (!res->v || !p->refs || !p->parsed || !p->no_pull || !p->track || !p->trefs || !p->moved) {
 		json_decref(list);
 		return err_set(e, ERR_FAILED, "out of memory");
 	}
@@ -189,6 +197,8 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		if (!ce->status && select_monitor_only(cfg, labels))
 			ce->status = "monitor-only";
 		p->no_pull[res->n - 1] = ce->no_pull = select_no_pull(cfg, labels);
+		if (json_string_value(json_object_get(labels, "refit.track")))
+			p->track[res->n - 1] = strdup(json_string_value(json_object_get(labels, "refit.track")));
 	}
 	json_decref(list);
 	return 0;
@@ -217,8 +227,153 @@ static void compare_local(struct pass *p, struct check_entry *ce, const struct i
 		ce->status = ce->update_available ? "update-available" : "up-to-date";
 }
 
+/*
+ * Entry I goes to TAG: when that is not where it is (or, with FORCE, it is
+ * pinned to a digest), its target is IMAGE with TAG in place of its tag and
+ * digest, and the check asks for that reference instead.
+ */
+static void set_target(struct pass *p, size_t i, const char *tag, bool force)
+{
+	struct check_entry *ce = &p->res->v[i];
+	const struct imageref *ref = &p->refs[i];
+	struct refit_err e = { 0 };
+	char buf[IMAGEREF_MAX + 160], *at, *slash, *colon;
+
+	if (!tag)
+		return;
+	set_str(&ce->target_tag, tag);
+	if (strcmp(tag, ref->tag ? ref->tag : "") == 0 && !(force && ref->digest))
+		return;
+	if (ce->no_pull) {
+		entry_error(ce, ERR_FAILED, "moving to another tag needs a pull: not with no-pull");
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s", ce->image);
+	if ((at = strchr(buf, '@')))
+		*at = '\0';
+	slash = strrchr(buf, '/');
+	colon = strrchr(slash ? slash : buf, ':');
+	if (colon)
+		*colon = '\0';
+	if (strlen(buf) + strlen(tag) + 2 > IMAGEREF_MAX) {
+		entry_error(ce, ERR_FAILED, "the target reference is too long");
+		return;
+	}
+	snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ":%s", tag);
+	if (imageref_parse(buf, &p->trefs[i], &e) < 0) {
+		entry_error(ce, ERR_FAILED, e.msg);
+		return;
+	}
+	set_str(&ce->target_image, buf);
+	p->moved[i] = true;
+}
+
+/*
+ * Decide each entry's target tag: TO_TAG when given (the containers named
+ * move there), else by its refit.track rule over its repository's tags
+ * (one listing per repository). A bad rule is the entry's error.
+ */
+static void plan_targets(struct pass *p, struct registry *reg, const char *to_tag)
+{
+	struct check_result *res = p->res;
+	struct track_rule *rules = calloc(res->n ? res->n : 1, sizeof(*rules));
+	struct tags_query *tq = calloc(res->n ? res->n : 1, sizeof(*tq));
+	size_t *which = calloc(res->n ? res->n : 1, sizeof(*which)), nt = 0;
+	char **keys = calloc(res->n ? res->n : 1, sizeof(*keys));
+	char err[400];
+
+	if (!rules || !tq || !which || !keys) {
+		for (size_t i = 0; i < res->n; i++)
+			if (p->parsed[i] && (to_tag || p->track[i]))
+				entry_error(&res->v[i], ERR_FAILED, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < res->n; i++) {
+		struct check_entry *ce = &res->v[i];
+		char *key;
+		size_t k;
+
+		if (!p->parsed[i] || (ce->status && strcmp(ce->status, "monitor-only") != 0))
+			continue;
+		if (to_tag) {
+			set_target(p, i, to_tag, true);
+			continue;
+		}
+		if (!p->track[i])
+			continue;
+		if (track_parse(p->track[i], &rules[i], err, sizeof(err)) < 0) {
+			entry_error(ce, ERR_FAILED, err);
+			continue;
+		}
+		if (rules[i].kind == TRACK_DIGEST)
+			continue;
+		if (ce->no_pull) {
+			entry_error(ce, ERR_FAILED, "label refit.track: following tags needs the registry: not with no-pull");
+			continue;
+		}
+		if (!(key = imageref_repository(&p->refs[i]))) {
+			entry_error(ce, ERR_FAILED, "out of memory");
+			continue;
+		}
+		for (k = 0; k < nt && strcmp(keys[k], key) != 0; k++)
+			;
+		if (k == nt) {
+			keys[nt] = key;
+			tq[nt++].dq.ref = &p->refs[i];
+		} else {
+			free(key);
+		}
+		which[i] = k + 1;
+	}
+	if (nt)
+		registry_list_tags(reg, tq, nt);
+	for (size_t i = 0; i < res->n; i++) {
+		struct check_entry *ce = &res->v[i];
+		struct tags_query *q;
+		long idx;
+
+		if (!which[i])
+			continue;
+		q = &tq[which[i] - 1];
+		if (q->dq.err_kind) {
+			entry_error(ce, q->dq.err_kind, q->dq.error);
+			continue;
+		}
+		idx = track_pick(&rules[i], p->refs[i].tag, q->tags.v, q->tags.n, err, sizeof(err));
+		if (idx == -2) {
+			entry_error(ce, ERR_FAILED, err);
+			continue;
+		}
+		log_debug("%s: refit.track=%s over %zu tags (%zu pages): %s", ce->name, p->track[i], q->tags.n, q->pages,
+			  idx >= 0 ? q->tags.v[idx] : "no higher tag");
+		set_target(p, i, idx >= 0 ? q->tags.v[idx] : p->refs[i].tag, false);
+	}
+out:
+	for (size_t i = 0; rules && i < res->n; i++)
+		track_free(&rules[i]);
+	for (size_t i = 0; tq && i < nt; i++)
+		tag_list_free(&tq[i].tags);
+	for (size_t i = 0; keys && i < nt; i++)
+		free(keys[i]);
+	free(rules);
+	free(tq);
+	free(which);
+	free(keys);
+}
+
 int check_run(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
 	      size_t nnames, struct check_result *ret, struct refit_err *e)
+{
+	return check_run_to(en, reg, cfg, names, nnames, NULL, ret, e);
+}
+
+const char *check_entry_image(const struct check_entry *c)
+{
+	return c->target_image ? c->target_image : c->image;
+}
+
+int check_run_to(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
+		 size_t nnames, const char *to_tag, struct check_result *ret, struct refit_err *e)
 {
 	struct pass p = { .en = en, .cfg = cfg, .res = ret };
 	struct digest_query *q = NULL;
@@ -238,18 +393,20 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 		err_set(e, ERR_FAILED, "out of memory");
 		goto out;
 	}
+	plan_targets(&p, reg, to_tag);
 
 	/* Local digests, then one query per distinct reference. */
 	for (size_t i = 0; i < ret->n; i++) {
 		struct check_entry *ce = &ret->v[i];
 		const struct imageref *ref = &p.refs[i];
+		const struct imageref *qref = p.moved[i] ? &p.trefs[i] : ref; /* what the registry is asked */
 		struct image_info *ii;
 		char *key;
 		size_t k;
 
 		if (!p.parsed[i] || (ce->status && strcmp(ce->status, "monitor-only") != 0))
 			continue;
-		if (ref->digest) {
+		if (ref->digest && !p.moved[i]) {
 			ce->status = "pinned";
 			set_str(&ce->current_digest, ref->digest);
 			continue;
@@ -269,7 +426,7 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 		}
 		set_str(&ce->current_digest, repo_digest_for(ii->repo_digests, ref, NULL));
 		rdigests[i] = json_incref(ii->repo_digests);
-		key = imageref_string(ref);
+		key = imageref_string(qref);
 		if (!key) {
 			entry_error(ce, ERR_FAILED, "out of memory");
 			continue;
@@ -278,7 +435,7 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 			;
 		if (k == nq) {
 			keys[nq] = key;
-			q[nq++].ref = ref;
+			q[nq++].ref = qref;
 		} else {
 			free(key);
 		}
@@ -294,8 +451,27 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 		if (!which[i])
 			continue;
 		dq = &q[which[i] - 1];
+		if (dq->err_kind && p.moved[i]) {
+			char msg[700];
+
+			snprintf(msg, sizeof(msg), "tag %s for container %s (%s): %s", ce->target_tag, ce->name,
+				 ce->target_image, dq->error);
+			entry_error(ce, dq->err_kind, msg);
+			continue;
+		}
 		if (dq->err_kind) {
 			entry_error(ce, dq->err_kind, dq->error);
+			continue;
+		}
+		if (p.moved[i]) {
+			/* Another tag: an update whatever the digests, so the container follows the new tag. */
+			set_str(&ce->latest_digest, dq->digest);
+			set_str(&ce->current_digest, repo_digest_for(rdigests[i], &p.refs[i], NULL));
+			if (!ce->current_digest)
+				set_str(&ce->current_digest, p.refs[i].digest);
+			ce->update_available = 1;
+			if (!ce->status)
+				ce->status = "update-available";
 			continue;
 		}
 		set_str(&ce->latest_digest, dq->digest);
@@ -327,7 +503,14 @@ out:
 	free(rdigests);
 	for (size_t i = 0; p.refs && i < ret->n; i++)
 		imageref_free(&p.refs[i]);
+	for (size_t i = 0; p.trefs && i < ret->n; i++)
+		imageref_free(&p.trefs[i]);
+	for (size_t i = 0; p.track && i < ret->n; i++)
+		free(p.track[i]);
 	free(p.refs);
+	free(p.trefs);
+	free(p.track);
+	free(p.moved);
 	free(p.parsed);
 	free(p.no_pull);
 	for (size_t i = 0; i < p.nimages; i++) {
@@ -355,6 +538,8 @@ void check_result_free(struct check_result *r)
 		free(c->current_digest);
 		free(c->latest_digest);
 		free(c->error);
+		free(c->target_tag);
+		free(c->target_image);
 	}
 	free(r->v);
 	memset(r, 0, sizeof(*r));
@@ -382,6 +567,10 @@ json_t *check_result_json(const struct check_result *r)
 			json_object_set_new(o, "update_available", json_boolean(c->update_available));
 		if (c->error)
 			json_object_set_new(o, "error", json_string(c->error));
+		if (c->target_tag)
+			json_object_set_new(o, "target_tag", json_string(c->target_tag));
+		if (c->target_image)
+			json_object_set_new(o, "target_image", json_string(c->target_image));
 		if (c->swap_seconds > 0) {
 			json_object_set_new(o, "swap_seconds", json_real(c->swap_seconds));
 			json_object_set_new(o, "overhead_seconds", json_real(c->overhead_seconds > 0 ? c->overhead_seconds : 0));

@@ -67,6 +67,7 @@ static const struct key keys[] = {
 	{ "registry_ca_file", K_STR, OFF(registry_ca_file), 0, 0, NULL, check_path },
 	{ "registry_timeout", K_SECONDS, OFF(registry_timeout), 1, 600, NULL, NULL },
 	{ "concurrency", K_INT, OFF(concurrency), 1, 64, NULL, NULL },
+	{ "registry_page_size", K_INT, OFF(registry_page_size), 1, 1000, NULL, NULL },
 	{ "state_dir", K_STR, OFF(state_dir), 0, 0, NULL, check_path },
 	{ "api.listen", K_STR, OFF(api_listen), 0, 0, NULL, check_listen },
 	{ "api.token", K_STR, OFF(api_token), 0, 0, NULL, NULL },
@@ -421,6 +422,7 @@ int config_init(struct refit_config *cfg, struct refit_err *e)
 	cfg->keep_previous = 1;
 	cfg->concurrency = 8;
 	cfg->registry_timeout = 30;
+	cfg->registry_page_size = 100;
 	cfg->models_interval = 86400;
 	cfg->models_timeout = 300;
 	cfg->backup_max_bytes = 1L << 30;

@@ -231,7 +231,7 @@ int journal_append(const char *state_dir, json_t *rec, struct refit_err *e)
 	char *text;
 	int rc;
 
-	if (mkdirs(state_dir) < 0)
+	if (fs_mkdirs(state_dir) < 0)
 		return err_set(e, ERR_FAILED, "state_dir %s: cannot create: %s", state_dir, strerror(errno));
 	text = json_dumps(rec, JSON_COMPACT);
 	if (!text)
@@ -332,7 +332,10 @@ json_t *journal_history(const char *state_dir, const char *name)
 json_t *journal_public(json_t *rec)
 {
 	json_t *o = json_deep_copy(rec);
+	json_t *old_image = json_object_get(json_object_get(json_object_get(rec, "old_inspect"), "Config"), "Image");
 
+	if (json_is_string(old_image) && !json_object_get(o, "old_image"))
+		json_object_set(o, "old_image", old_image); /* the reference it left: differs from "image" after a tag move */
 	json_object_del(o, "old_inspect");
 	json_object_del(o, "old_image_inspect");
 	json_object_del(o, "spec_inspect");

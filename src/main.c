@@ -16,6 +16,7 @@
 #include "refit/journal.h"
 #include "refit/notify.h"
 #include "refit/registry.h"
+#include "refit/semver.h"
 #include "refit/update.h"
 
 extern char **environ;
@@ -29,6 +30,7 @@ struct opts {
 	bool dry_run;
 	bool all;
 	bool restore_data;
+	const char *to; /* update --to TAG */
 	const char *cmd;
 	char **args;
 	size_t nargs;
@@ -117,6 +119,10 @@ static void print_check_table(const struct check_result *r)
 		       short_digest(c->current_digest, a), short_digest(c->latest_digest, b));
 		if (c->error)
 			printf("%-*s  error: %s\n", wn, "", c->error);
+		if (c->target_image)
+			printf("%-*s  moves to tag %s (%s)\n", wn, "", c->target_tag, c->target_image);
+		else if (c->target_tag)
+			printf("%-*s  stays on tag %s (no higher tag to move to)\n", wn, "", c->target_tag);
 	}
 	if (r->n == 0)
 		printf("(no managed containers)\n");
@@ -206,13 +212,18 @@ static int cmd_update(struct refit_config *cfg)
 	struct journal *j = NULL;
 	struct check_result res;
 	struct refit_err e = { 0 };
-	int code = open_clients(cfg, &en, &reg);
+	int code;
 
-	if (code)
+	if (opts.to && (opts.nargs == 0 || !tag_valid(opts.to))) {
+		fprintf(stderr, "refit update: %s\n", opts.nargs == 0 ? "--to TAG needs the names of the containers to move"
+								    : "--to: not a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})");
+		return ERR_USAGE;
+	}
+	if ((code = open_clients(cfg, &en, &reg)) != 0)
 		return code;
 	if (!opts.dry_run && (code = open_journal(cfg, en, &j)) != 0)
 		goto out;
-	if (update_run(en, reg, j, cfg, opts.args, opts.nargs, opts.dry_run, &res, &e) < 0) {
+	if (update_run_to(en, reg, j, cfg, opts.args, opts.nargs, opts.to, opts.dry_run, &res, &e) < 0) {
 		fprintf(stderr, "refit: %s\n", e.msg);
 		code = e.kind ? e.kind : ERR_FAILED;
 		goto out;
@@ -580,10 +591,13 @@ static const struct command {
 	{ "check", cmd_check, true, "refit check [--json] [NAME...]",
 	  "Say which managed containers have a newer image in their registry. Changes\n"
 	  "nothing and pulls nothing. --json prints {\"containers\":[...]}.\n" },
-	{ "update", cmd_update, true, "refit update [--dry-run] [--json] [NAME...]",
+	{ "update", cmd_update, true, "refit update [--dry-run] [--json] [--to TAG] [NAME...]",
 	  "One update pass now: every managed container with a newer image is pulled\n"
 	  "(exactly the digest found) and swapped with its strategy; the old one is kept\n"
 	  "until the new one passes the health gate and is restored when it does not.\n"
+	  "Containers labelled refit.track=semver[:CONSTRAINT] or regex:PATTERN move to\n"
+	  "the highest matching tag. --to TAG moves the named containers to TAG of their\n"
+	  "repository (checked to exist first; if it is missing for any, none moves).\n"
 	  "--dry-run only says what would be updated. Exit code 1 when a container could\n"
 	  "not be updated (it is left on its working version).\n" },
 	{ "rollback", cmd_rollback, true, "refit rollback NAME... | --all [--restore-data]",
@@ -697,6 +711,10 @@ static int parse_args(int argc, char **argv)
 			opts.config = val;
 			known = true;
 		}
+		if (strcmp(name, "to") == 0) {
+			opts.to = val;
+			known = true;
+		}
 		for (size_t k = 0; k < 5; k++) {
 			if (strcmp(name, flag_keys[k].flag) == 0) {
 				opts.flag_value[k] = val;
@@ -758,6 +776,11 @@ int main(int argc, char **argv)
 		printf("usage: %s\n\n%s\n%s", cmd->usage, cmd->help, global_help);
 		free(opts.args);
 		return 0;
+	}
+	if (opts.to && strcmp(cmd->name, "update") != 0) {
+		fprintf(stderr, "refit %s: --to belongs to refit update\n", cmd->name);
+		free(opts.args);
+		return ERR_USAGE;
 	}
 	if (!cmd->takes_names && opts.nargs > 0) {
 		fprintf(stderr, "refit %s: unexpected argument '%s'\n", cmd->name, opts.args[0]);

@@ -191,7 +191,8 @@ static json_t *run(struct ops *o, struct registry **reg, const char *id, const c
 	if (strcmp(kind, "rollback") == 0)
 		rc = update_rollback(en, j, cfg, names, n, json_is_true(json_object_get(params, "all")), &res, &e);
 	else
-		rc = update_run(en, *reg, j, cfg, names, n, dry, &res, &e);
+		rc = update_run_to(en, *reg, j, cfg, names, n,
+				   json_string_value(json_object_get(params, "target_version")), dry, &res, &e);
 	if (rc < 0)
 		goto fail;
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -14,6 +14,7 @@
 #include "refit/http.h"
 #include "refit/log.h"
 #include "refit/registry.h"
+#include "refit/tags.h"
 
 #define MANIFEST_ACCEPT                                                                   \
 	"Accept: application/vnd.oci.image.index.v1+json, "                               \
@@ -68,12 +69,14 @@ struct job {
 	int auth_retries;
 	int retries;     /* of a manifest request after a 5xx, 429 or a cut connection */
 	long long not_before; /* monotonic ms before which the next try waits */
+	struct tags_query *tq; /* a tag listing, not a manifest lookup */
+	char *next;            /* the next page of a tag listing: a path or a URL on the host */
 };
 
 #define MANIFEST_RETRIES 2      /* after the first try: waits of 1 s, then 2 s */
 #define MAX_RETRY_AFTER 10      /* seconds of Retry-After refit waits; longer is a failure */
 
-enum xfer_kind { X_PING, X_TOKEN, X_MANIFEST };
+enum xfer_kind { X_PING, X_TOKEN, X_MANIFEST, X_TAGS };
 
 /* One transfer in the multi handle. */
 struct xfer {
@@ -506,6 +509,29 @@ out:
 		curl_easy_cleanup(esc);
 }
 
+/* The Authorization header line JOB's requests carry (or a harmless one), malloc'd; NULL when out of memory. */
+static char *job_auth(const struct job *j)
+{
+	const struct host *h = j->host;
+	char *auth = NULL;
+
+	if (h->ch.scheme == CHALLENGE_BEARER && j->tok && j->tok->value) {
+		if (asprintf(&auth, "Authorization: Bearer %s", j->tok->value) < 0)
+			auth = NULL;
+	} else if (h->ch.scheme == CHALLENGE_BASIC && h->cred_state == 1 && h->cred.password) {
+		char *b = auth_basic(h->cred.username, h->cred.password);
+
+		if (!b || asprintf(&auth, "Authorization: Basic %s", b) < 0)
+			auth = NULL;
+		if (b)
+			explicit_bzero(b, strlen(b));
+		free(b);
+	} else {
+		auth = strdup("X-Refit: anonymous");
+	}
+	return auth;
+}
+
 /* HEAD (or GET) the manifest of JOB's reference. */
 static void manifest_start(struct registry *r, struct job *j)
 {
@@ -516,20 +542,8 @@ static void manifest_start(struct registry *r, struct job *j)
 
 	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", ref->path, ref->digest ? ref->digest : ref->tag);
 	host_url(h, url, sizeof(url), path);
-	if (hdrs && h->ch.scheme == CHALLENGE_BEARER && j->tok && j->tok->value) {
-		if (asprintf(&auth, "Authorization: Bearer %s", j->tok->value) < 0)
-			auth = NULL;
-	} else if (hdrs && h->ch.scheme == CHALLENGE_BASIC && h->cred_state == 1 && h->cred.password) {
-		char *b = auth_basic(h->cred.username, h->cred.password);
-
-		if (!b || asprintf(&auth, "Authorization: Basic %s", b) < 0)
-			auth = NULL;
-		if (b)
-			explicit_bzero(b, strlen(b));
-		free(b);
-	} else if (hdrs) {
-		auth = strdup("X-Refit: anonymous");
-	}
+	if (hdrs)
+		auth = job_auth(j);
 	if (!auth || !(nh = curl_slist_append(hdrs, auth)) ||
 	    xfer_start(r, X_MANIFEST, j, h, url, !j->want_get, nh, NULL,
 		       j->want_get ? REGISTRY_MAX_MANIFEST : MAX_SMALL_BODY) < 0) {
@@ -538,6 +552,45 @@ static void manifest_start(struct registry *r, struct job *j)
 		job_fail(j, ERR_FAILED, "out of memory");
 	} else {
 		r->stats.manifest++;
+		j->state = J_ACTIVE;
+	}
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	free(auth);
+}
+
+/* GET the next page of JOB's tag listing: the first, or where the last page's Link pointed. */
+static void tags_start(struct registry *r, struct job *j)
+{
+	struct host *h = j->host;
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json"), *nh = NULL;
+	char url[2600], base[600], *auth = NULL;
+
+	host_url(h, base, sizeof(base), "/");
+	if (!j->next) {
+		char path[1200];
+
+		snprintf(path, sizeof(path), "/v2/%s/tags/list?n=%ld", j->q->ref->path, r->cfg->registry_page_size);
+		host_url(h, url, sizeof(url), path);
+	} else if (j->next[0] == '/') {
+		host_url(h, url, sizeof(url), j->next);
+	} else if (strncasecmp(j->next, base, strlen(base)) == 0) {
+		snprintf(url, sizeof(url), "%s", j->next);
+	} else {
+		curl_slist_free_all(hdrs);
+		job_fail(j, ERR_FAILED, "registry %s: the tag list's next page is on another host (%.100s)", h->name,
+			 j->next);
+		return;
+	}
+	if (hdrs)
+		auth = job_auth(j);
+	if (!auth || !(nh = curl_slist_append(hdrs, auth)) ||
+	    xfer_start(r, X_TAGS, j, h, url, false, nh, NULL, TAGS_MAX_BODY) < 0) {
+		if (auth && !nh)
+			curl_slist_free_all(hdrs);
+		job_fail(j, ERR_FAILED, "out of memory");
+	} else {
+		r->stats.tags++;
 		j->state = J_ACTIVE;
 	}
 	if (auth)
@@ -602,7 +655,10 @@ static void job_step(struct registry *r, struct job *j)
 			break;
 		}
 	}
-	manifest_start(r, j);
+	if (j->tq)
+		tags_start(r, j);
+	else
+		manifest_start(r, j);
 }
 
 /* Describe a curl failure and classify it. */
@@ -813,6 +869,67 @@ static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct
 	(void)r;
 }
 
+/* A page of a tag listing arrived. */
+static void tags_done(struct registry *r, struct job *j, CURLcode rc, struct xfer *x)
+{
+	long st = x->resp.status;
+	struct host *h = j->host;
+	char err[300], *next = NULL;
+
+	j->state = J_WAIT;
+	j->not_before = 0;
+	if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING ||
+	     (rc == CURLE_OK && (st >= 500 || st == 429))) && j->retries < MANIFEST_RETRIES) {
+		j->not_before = mono_ms() + 1000LL * (1L << j->retries);
+		j->retries++;
+		return;
+	}
+	if (rc != CURLE_OK) {
+		int kind = xfer_error(rc, x, err, sizeof(err));
+
+		job_fail(j, kind, "registry %s: tags of %s: %s", h->name, j->q->ref->path, err);
+		return;
+	}
+	if (st == 401 && j->auth_retries == 0) {
+		const char *wa = http_header(&x->resp, "WWW-Authenticate");
+		struct challenge c = { 0 };
+
+		j->auth_retries++;
+		if (h->ch.scheme == CHALLENGE_NONE && wa && challenge_parse(wa, &c, NULL) == 0) {
+			h->ch = c;
+			return;
+		}
+		challenge_free(&c);
+		if (j->tok && j->tok->state == T_READY) {
+			j->tok->state = T_NEW;
+			return;
+		}
+	}
+	if (st != 200) {
+		job_fail(j, ERR_FAILED, "registry %s: tags of %s: HTTP %ld%s", h->name, j->q->ref->path, st,
+			 st == 404 ? " (no such repository)" : st == 401 ? " unauthorized" : "");
+		return;
+	}
+	if (tags_parse_body(x->resp.body, x->resp.len, &j->tq->tags, err, sizeof(err)) < 0 ||
+	    tags_parse_link(http_header(&x->resp, "Link"), &next, err, sizeof(err)) < 0) {
+		job_fail(j, ERR_FAILED, "registry %s: tags of %s: %s", h->name, j->q->ref->path, err);
+		return;
+	}
+	j->tq->pages++;
+	j->retries = 0;
+	free(j->next);
+	j->next = next;
+	if (next && !j->tq->tags.truncated && j->tq->pages < TAGS_MAX_PAGES)
+		return; /* the next page */
+	if (next)
+		j->tq->tags.truncated = true;
+	if (j->tq->tags.truncated)
+		log_warn("registry %s: %s has more tags than refit reads (%d tags, %d pages): using the first %zu",
+			 h->name, j->q->ref->path, TAGS_MAX_TOTAL, TAGS_MAX_PAGES, j->tq->tags.n);
+	j->state = J_DONE;
+	(void)r;
+}
+
 /* Collect finished transfers and hand their answers on. */
 static void reap(struct registry *r)
 {
@@ -836,6 +953,9 @@ static void reap(struct registry *r)
 		case X_MANIFEST:
 			manifest_done(r, x->target, m->data.result, x);
 			break;
+		case X_TAGS:
+			tags_done(r, x->target, m->data.result, x);
+			break;
 		}
 		curl_multi_remove_handle(r->multi, m->easy_handle);
 		curl_easy_cleanup(m->easy_handle);
@@ -847,30 +967,11 @@ static void reap(struct registry *r)
 	}
 }
 
-void registry_resolve(struct registry *r, struct digest_query *q, size_t n)
+/* Drive JOBS to completion: hosts, tokens, then their requests, up to cfg->concurrency at once. */
+static void run_jobs(struct registry *r, struct job *jobs, size_t n)
 {
-	struct job *jobs = calloc(n ? n : 1, sizeof(*jobs));
 	size_t done = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		q[i].digest = NULL;
-		q[i].err_kind = ERR_NONE;
-		q[i].error[0] = '\0';
-		if (!jobs) {
-			snprintf(q[i].error, sizeof(q[i].error), "out of memory");
-			q[i].err_kind = ERR_FAILED;
-		}
-	}
-	if (!jobs)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		jobs[i].q = &q[i];
-		jobs[i].host = host_get(r, q[i].ref);
-		if (asprintf(&jobs[i].scope, "repository:%s:pull", q[i].ref->path) < 0)
-			jobs[i].scope = NULL;
-		if (!jobs[i].host || !jobs[i].scope)
-			job_fail(&jobs[i], ERR_FAILED, "out of memory");
-	}
 	/* A host that failed in an earlier pass gets another chance. */
 	for (struct host *h = r->hosts; h; h = h->next)
 		if (h->state == H_FAILED || h->state == H_PINGING) {
@@ -909,7 +1010,61 @@ void registry_resolve(struct registry *r, struct digest_query *q, size_t n)
 		if (r->active > 0 && curl_multi_poll(r->multi, NULL, 0, 1000, NULL) != CURLM_OK)
 			break;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(jobs[i].scope);
+		free(jobs[i].next);
+	}
+}
+
+/* Set up JOB for query Q: its host and token scope. */
+static void job_init(struct registry *r, struct job *j, struct digest_query *q)
+{
+	j->q = q;
+	j->host = host_get(r, q->ref);
+	if (asprintf(&j->scope, "repository:%s:pull", q->ref->path) < 0)
+		j->scope = NULL;
+	if (!j->host || !j->scope)
+		job_fail(j, ERR_FAILED, "out of memory");
+}
+
+void registry_resolve(struct registry *r, struct digest_query *q, size_t n)
+{
+	struct job *jobs = calloc(n ? n : 1, sizeof(*jobs));
+
+	for (size_t i = 0; i < n; i++) {
+		q[i].digest = NULL;
+		q[i].err_kind = ERR_NONE;
+		q[i].error[0] = '\0';
+		if (!jobs) {
+			snprintf(q[i].error, sizeof(q[i].error), "out of memory");
+			q[i].err_kind = ERR_FAILED;
+		}
+	}
+	if (!jobs)
+		return;
+	for (size_t i = 0; i < n; i++)
+		job_init(r, &jobs[i], &q[i]);
+	run_jobs(r, jobs, n);
+	free(jobs);
+}
+
+void registry_list_tags(struct registry *r, struct tags_query *q, size_t n)
+{
+	struct job *jobs = calloc(n ? n : 1, sizeof(*jobs));
+
+	for (size_t i = 0; i < n; i++) {
+		memset(&q[i].tags, 0, sizeof(q[i].tags));
+		q[i].pages = 0;
+		q[i].dq.digest = NULL;
+		q[i].dq.err_kind = jobs ? ERR_NONE : ERR_FAILED;
+		snprintf(q[i].dq.error, sizeof(q[i].dq.error), "%s", jobs ? "" : "out of memory");
+	}
+	if (!jobs)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].tq = &q[i];
+		job_init(r, &jobs[i], &q[i].dq);
+	}
+	run_jobs(r, jobs, n);
 	free(jobs);
 }

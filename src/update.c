@@ -118,7 +118,7 @@ static int tag_digest(struct engine *en, const struct imageref *ref, const char 
 /* Key of PULLED for a container: its reference and the digest it moves to. */
 static void pulled_key(const struct check_entry *c, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s@%s", c->image, c->latest_digest ? c->latest_digest : "");
+	snprintf(buf, len, "%s@%s", check_entry_image(c), c->latest_digest ? c->latest_digest : "");
 }
 
 /* Swap one stale container onto the image its check found. */
@@ -134,7 +134,7 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 	double waited0;
 	const char *new_id;
 
-	if (imageref_parse(c->image, &ref, &e) < 0) {
+	if (imageref_parse(check_entry_image(c), &ref, &e) < 0) {
 		set_outcome(c, "failed", e.msg);
 		return;
 	}
@@ -147,7 +147,7 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 			goto out;
 		}
 	}
-	if (inspect_or_fail(en, "containers", c->id, &old, c) < 0 || inspect_or_fail(en, "images", c->image, &new_image, c) < 0)
+	if (inspect_or_fail(en, "containers", c->id, &old, c) < 0 || inspect_or_fail(en, "images", check_entry_image(c), &new_image, c) < 0)
 		goto out;
 	if (inspect_or_fail(en, "images", c->image_id, &old_image, c) < 0) {
 		old_image = NULL; /* gone: every setting is then kept as the container has it */
@@ -160,7 +160,7 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 	rq.old = old;
 	rq.old_image = old_image;
 	rq.old_digest = c->current_digest;
-	rq.image = c->image;
+	rq.image = check_entry_image(c); /* the tag it moves to, when it moves */
 	rq.new_image_id = new_id;
 	rq.new_digest = c->latest_digest;
 	rq.strategy = c->strategy;
@@ -491,7 +491,7 @@ static void pull_all(struct engine *en, const struct refit_config *cfg, struct c
 		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest ||
 		    json_object_get(pulled, key) || atomic_load(&stop_requested))
 			continue;
-		if (imageref_parse(c->image, &ref, &e) < 0) {
+		if (imageref_parse(check_entry_image(c), &ref, &e) < 0) {
 			json_object_set_new(pulled, key, json_string(e.msg));
 			continue;
 		}
@@ -521,12 +521,65 @@ static void pull_all(struct engine *en, const struct refit_config *cfg, struct c
 int update_run(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
 	       char *const *names, size_t nnames, bool dry_run, struct check_result *res, struct refit_err *e)
 {
+	return update_run_to(en, reg, j, cfg, names, nnames, NULL, dry_run, res, e);
+}
+
+/*
+ * With --to: every named container must be managed here and its target tag
+ * must exist, else nothing moves (-1 for an unknown name; entries whose
+ * target failed stay errors, the others are skipped).
+ */
+static int check_targets(struct check_result *res, char *const *names, size_t nnames, const char *to_tag,
+			 struct refit_err *e)
+{
+	bool failed = false;
+
+	for (size_t i = 0; i < nnames; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < res->n && !found; k++)
+			found = strcmp(res->v[k].name, names[i]) == 0;
+		if (!found)
+			return err_set(e, ERR_FAILED, "--to %s: %s: no such container managed here (check its labels, scope and state); nothing was changed",
+				       to_tag, names[i]);
+	}
+	for (size_t i = 0; i < res->n; i++)
+		failed |= res->v[i].status && strcmp(res->v[i].status, "error") == 0;
+	if (!failed)
+		return 0;
+	for (size_t i = 0; i < res->n; i++) {
+		struct check_entry *c = &res->v[i];
+
+		if (c->status && strcmp(c->status, "error") == 0) {
+			log_error("%s: %s", c->name, c->error ? c->error : "error");
+			continue;
+		}
+		if (c->status && strcmp(c->status, "update-available") == 0) {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg), "not moved to %s: the move failed for another container, so none moves",
+				 to_tag);
+			set_outcome(c, "skipped", msg);
+		}
+	}
+	return 0;
+}
+
+int update_run_to(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
+		  char *const *names, size_t nnames, const char *to_tag, bool dry_run, struct check_result *res,
+		  struct refit_err *e)
+{
 	struct pass_work w = { .cfg = cfg, .j = j, .res = res, .lock = PTHREAD_MUTEX_INITIALIZER };
 	json_t *stale = json_array();
 	pthread_t threads[64];
 	long nthreads;
 
-	if (check_run(en, reg, cfg, names, nnames, res, e) < 0) {
+	if (check_run_to(en, reg, cfg, names, nnames, to_tag, res, e) < 0) {
+		json_decref(stale);
+		return -1;
+	}
+	if (to_tag && check_targets(res, names, nnames, to_tag, e) < 0) {
+		check_result_free(res);
 		json_decref(stale);
 		return -1;
 	}

@@ -15,13 +15,13 @@ enum api_body { BODY_COMMAND, BODY_UPDATE, BODY_ROLLBACK };
 
 struct api_request {
 	enum api_action action;
-	json_t *params; /* for the operation: {"containers":[...]?, "dry_run"?, "all"?} (owned) */
+	json_t *params; /* for the operation: {"containers":[...]?, "dry_run"?, "all"?, "target_version"?} (owned) */
 };
 
 /*
  * Parse BODY (LEN bytes; empty means {}) of kind KIND: the fleet command
  * {"action", "target_version", "containers", "migration_config"}, POST
- * /api/v1/update {"containers", "dry_run"} or POST /api/v1/rollback
+ * /api/v1/update {"containers", "dry_run", "target_version"} or POST /api/v1/rollback
  * {"containers"} | {"all": true}. Unknown fields, wrong types, names that
  * are not container names and options this build does not have are
  * refused: -1 with ERR (a sentence for the client). On success the caller

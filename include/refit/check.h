@@ -26,6 +26,8 @@ struct check_entry {
 	double overhead_seconds; /* of which refit's own work: not waiting on the engine, probes or timers */
 	int err_kind;
 	char *error;
+	char *target_tag;     /* tracked (refit.track) or moved (--to): the tag it goes to, or stays on */
+	char *target_image;   /* the reference it moves to ("repo:TAG"), NULL when it stays on its own */
 };
 
 struct check_result {
@@ -41,6 +43,17 @@ struct check_result {
  */
 int check_run(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
 	      size_t nnames, struct check_result *ret, struct refit_err *e);
+
+/*
+ * check_run, and with TO_TAG (a valid tag) the named containers move to
+ * that tag of their repository: their target is checked to exist (a missing
+ * tag is the entry's error, naming the tag and the container).
+ */
+int check_run_to(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
+		 size_t nnames, const char *to_tag, struct check_result *ret, struct refit_err *e);
+
+/* The reference an entry's swap runs: its target when it moves, else its own image. */
+const char *check_entry_image(const struct check_entry *c);
 
 void check_result_free(struct check_result *r);
 

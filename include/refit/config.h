@@ -45,6 +45,7 @@ struct refit_config {
 	char *registry_ca_file;
 	long registry_timeout; /* seconds, one registry request */
 	long concurrency;
+	long registry_page_size; /* tags asked for per tags/list page */
 	char *state_dir;
 	char *api_listen;
 	char *api_token;

@@ -8,6 +8,7 @@
 #include "refit/config.h"
 #include "refit/error.h"
 #include "refit/imageref.h"
+#include "refit/tags.h"
 
 #define REGISTRY_MAX_MANIFEST (4u << 20)
 
@@ -24,6 +25,7 @@ struct registry_stats {
 	unsigned long ping;
 	unsigned long token;
 	unsigned long manifest;
+	unsigned long tags; /* tags/list pages */
 };
 
 struct registry;
@@ -44,6 +46,24 @@ void registry_free(struct registry *r);
  * HEAD gives no Docker-Content-Digest). Callers pass distinct references.
  */
 void registry_resolve(struct registry *r, struct digest_query *q, size_t n);
+
+/*
+ * One repository whose tags to list (DQ.REF's tag and digest are ignored);
+ * DQ.err_kind and DQ.error say why not. The caller frees TAGS.
+ */
+struct tags_query {
+	struct digest_query dq;
+	struct tag_list tags; /* in the registry's order; truncated past TAGS_MAX_TOTAL or TAGS_MAX_PAGES */
+	size_t pages;         /* pages fetched */
+};
+
+/*
+ * List the tags of each query's repository with GET /v2/NAME/tags/list?n=
+ * cfg->registry_page_size, following the Link header's rel="next" on the
+ * same host, with the same auth and token cache as the manifest requests.
+ * At most TAGS_MAX_PAGES pages and TAGS_MAX_TOTAL tags per repository.
+ */
+void registry_list_tags(struct registry *r, struct tags_query *q, size_t n);
 
 const struct registry_stats *registry_stats(const struct registry *r);
 

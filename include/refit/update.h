@@ -27,6 +27,16 @@ int update_run(struct engine *en, struct registry *reg, struct journal *j, const
 	       char *const *names, size_t nnames, bool dry_run, struct check_result *res, struct refit_err *e);
 
 /*
+ * update_run, and with TO_TAG (a valid tag) the containers move to that tag
+ * of their repository. All or nothing: when a named container is not
+ * managed here (-1) or its repository has no such tag (that entry "failed",
+ * the others "skipped"), no container is changed.
+ */
+int update_run_to(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
+		  char *const *names, size_t nnames, const char *to_tag, bool dry_run, struct check_result *res,
+		  struct refit_err *e);
+
+/*
  * Put each named container (or, with ALL, every container with an update
  * in the history) back on the image and configuration it had before its
  * last update, through its strategy and the health gate. RES as update_run.

@@ -417,8 +417,8 @@ def test_request_errors(daemons, scope):
     assert "action" in e and "trigger" in e
     _, e = err("POST", COMMAND, 400, body={"containers": ["x"]})
     assert "action" in e and "missing" in e
-    _, e = err("POST", COMMAND, 400, body={"action": "trigger", "target_version": "v2"})
-    assert "target_version" in e
+    _, e = err("POST", COMMAND, 400, body={"action": "trigger", "target_version": "v2/x"})
+    assert "target_version" in e and "tag" in e
     _, e = err("POST", COMMAND, 400, body={"action": "trigger",
                                            "migration_config": {"rename_containers": True}})
     assert "rename_containers" in e
