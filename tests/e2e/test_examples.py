@@ -15,10 +15,13 @@ import re
 import shutil
 import subprocess
 
+import json
+
 import pytest
 import yaml
 
 from daemontools import Daemon
+from harness import RUN_LABEL
 from swaptools import common_pairs, swap_images  # noqa: F401 (fixtures)
 from swaptools import inspect
 
@@ -122,3 +125,75 @@ def test_workflow_deploy_job_drives_refit(kind, refit_bin, tmp_path, engine, sco
         d.stop()
     finally:
         d.kill()
+
+
+# --------------------------------------------------------------------------
+# the compose file
+
+def test_compose_example_is_valid_for_docker_compose(tmp_path):
+    if not shutil.which("docker-compose"):
+        pytest.skip("docker-compose not installed")
+    p = subprocess.run(["docker-compose", "-f", COMPOSE, "config", "-q"], capture_output=True,
+                       text=True, timeout=60, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+
+
+def test_compose_example_labels_as_refit_reads_them(refit, compose, image_factory, plain_registry,
+                                                   run_id, scope):
+    """The seed's services with their labels unchanged but for the scope
+    (the test's own instead of production/staging), their images replaced
+    by test images and their fixed host ports dropped: `refit check` of the
+    production scope lists exactly the four production services, with the
+    status the comments in the file promise."""
+    doc = load(COMPOSE)
+    svc = doc["services"]
+    assert set(svc) == {"orchestrator", "neurosync_s1", "autogen_agent", "vtuber-ollama",
+                        "staging-orchestrator"}
+    # neurosync_s1 runs v1.4.0 and tracks semver:^1: v1.5.0 is its target, never v2.0.0
+    track_repo = image_factory.unique_repo("neurosync")
+    nv = {t: image_factory.make(plain_registry, repo=track_repo, tag=t)
+          for t in ("v1.4.0", "v1.5.0", "v2.0.0")}
+    images = {name: image_factory.make(plain_registry, repo=image_factory.unique_repo(name))
+              for name in ("orchestrator", "autogen_agent", "vtuber-ollama", "staging-orchestrator")}
+    images["neurosync_s1"] = nv["v1.4.0"]
+    # a new build of autogen_agent's tag: an update is available for it
+    autogen_new = image_factory.publish_new_version(images["autogen_agent"])
+    # and of vtuber-ollama's, which is monitor-only
+    image_factory.publish_new_version(images["vtuber-ollama"])
+
+    for name, s in svc.items():
+        s["image"] = images[name].ref
+        s.pop("ports", None)
+        labels = s["labels"]
+        for k in list(labels):
+            if k.endswith(".scope"):
+                labels[k] = {"production": scope, "staging": scope + "-staging"}[labels[k]]
+        labels[RUN_LABEL] = run_id
+    project = compose(yaml.safe_dump(doc))
+    project.cmd("up", "-d")
+
+    res = refit.run("check", "--json", "--scope", scope, timeout=120)
+    assert res.rc == 0, res.describe()
+    got = {c["name"]: c for c in json.loads(res.stdout)["containers"]}
+    by_service = {}
+    for name, c in got.items():
+        m = re.match(r"^%s_(.+)_1$" % re.escape(project.name), name)
+        assert m, "refit listed a container of another project: %s" % name
+        by_service[m.group(1)] = c
+    assert set(by_service) == {"orchestrator", "neurosync_s1", "autogen_agent", "vtuber-ollama"}, \
+        res.describe()
+    assert by_service["orchestrator"]["status"] == "up-to-date", by_service
+    assert by_service["orchestrator"]["strategy"] == "recreate", by_service
+    n = by_service["neurosync_s1"]
+    assert n["status"] == "update-available" and n.get("target_tag") == "v1.5.0", n
+    assert n["strategy"] == "blue-green", n
+    a = by_service["autogen_agent"]
+    assert a["status"] == "update-available", a
+    assert a["latest_digest"].endswith(autogen_new.digest.split(":")[-1]), a
+    assert a["strategy"] == "blue-green", a
+    assert by_service["vtuber-ollama"]["status"] == "monitor-only", by_service
+
+    # the staging daemon's view: only the staging orchestrator
+    res = refit.run("check", "--json", "--scope", scope + "-staging", timeout=120)
+    names = [c["name"] for c in json.loads(res.stdout)["containers"]]
+    assert names == ["%s_staging-orchestrator_1" % project.name], res.describe()
