@@ -14,6 +14,7 @@
 #include "refit/log.h"
 #include "refit/select.h"
 #include "refit/strategy.h"
+#include "refit/swarm.h"
 #include "refit/update.h"
 #include "refit/waited.h"
 
@@ -31,6 +32,13 @@ int update_recover(struct engine *en, struct journal *j, const struct refit_conf
 		const char *step = json_string_value(json_object_get(rec, "step"));
 
 		log_warn("%s: finishing an operation interrupted at step %s", name ? name : "?", step ? step : "?");
+		if (swarm_record(rec)) {
+			if (swarm_recover(en, j, rec) < 0)
+				rc = -1;
+			else
+				handled++;
+			continue;
+		}
 		if (swap_recover(en, j, cfg, rec, &res) < 0) {
 			log_error("%s: recovery failed: %s", name ? name : "?", res.error);
 			rc = -1;
@@ -487,7 +495,7 @@ static void pull_all(struct engine *en, const struct refit_config *cfg, struct c
 		json_t *got;
 
 		pulled_key(c, key, sizeof(key));
-		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest ||
+		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest || c->kind ||
 		    json_object_get(pulled, key) || atomic_load(&stop_requested))
 			continue;
 		if (imageref_parse(c->image, &ref, &e) < 0) {
@@ -542,10 +550,11 @@ int update_run(struct engine *en, struct registry *reg, struct journal *j, const
 		char path[128];
 
 		snprintf(path, sizeof(path), "/containers/%s/json", c->id);
-		if (engine_get_json(en, path, &ins, &ie) == 0)
+		if (!c->kind && engine_get_json(en, path, &ins, &ie) == 0)
 			json_object_set_new(w.all, c->name, ins);
 		if (strcmp(c->status, "update-available") == 0) {
-			json_array_append_new(stale, json_string(c->name));
+			if (!c->kind) /* services are updated through Swarm, after the containers */
+				json_array_append_new(stale, json_string(c->name));
 		} else if (strcmp(c->status, "error") == 0) {
 			c->status = "failed";
 		} else if (strcmp(c->status, "up-to-date") != 0) {
@@ -566,6 +575,7 @@ int update_run(struct engine *en, struct registry *reg, struct journal *j, const
 		pass_worker(&w);
 	for (long t = 0; t < nthreads; t++)
 		pthread_join(threads[t], NULL);
+	swarm_update_pass(en, j, cfg, res, &stop_requested);
 	json_decref(w.groups);
 	json_decref(w.all);
 	json_decref(w.pulled);
@@ -683,7 +693,8 @@ static bool managed_here(struct engine *en, const struct refit_config *cfg, cons
 	*ret = NULL;
 	if (engine_get_json(en, path, &ins, &e) < 0)
 		return false;
-	ok = select_container(cfg, json_object_get(json_object_get(ins, "Config"), "Labels"), name, true, NULL, 0);
+	ok = select_container(cfg, json_object_get(json_object_get(ins, "Config"), "Labels"), name, true, NULL, 0) &&
+	     !swarm_is_task(json_object_get(json_object_get(ins, "Config"), "Labels"));
 	*ret = ins;
 	return ok;
 }
@@ -723,6 +734,8 @@ int update_rollback(struct engine *en, struct journal *j, const struct refit_con
 		struct check_entry *c;
 
 		json_decref(ins);
+		if (!managed && swarm_rollback_entry(en, j, cfg, json_string_value(r), all, rec, res))
+			continue; /* a Swarm service: Swarm's own rollback */
 		if (all && !managed)
 			continue; /* --all: only what this refit manages and still exists */
 		c = &res->v[res->n++];
