@@ -17,10 +17,10 @@ import uuid
 
 import pytest
 
-from harness import RUN_LABEL, docker, docker_inspect, wait_for
+from harness import RUN_LABEL, HarnessError, docker, docker_inspect, wait_for
 
 LOCK = "/run/lock/refit-e2e-swarm.lock"
-FAST = {"refit.swarm.monitor": "2", "refit.swarm.delay": "0", "refit.swarm.timeout": "90"}
+FAST = {"refit.swarm.monitor": "1", "refit.swarm.delay": "0", "refit.swarm.timeout": "90"}
 
 
 def swarm_state():
@@ -29,7 +29,7 @@ def swarm_state():
 
 
 @pytest.fixture(scope="module")
-def swarm(engine):
+def swarm(engine, run_id):
     os.makedirs(os.path.dirname(LOCK), exist_ok=True)
     fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)  # held from init to teardown
@@ -43,6 +43,13 @@ def swarm(engine):
             pytest.skip("the engine is a Swarm worker, not a manager")
         yield made
     finally:
+        # the tasks' containers go with their services: wait, so that the images are free at cleanup
+        try:
+            wait_for(lambda: not docker("ps", "-aq", "--filter", "label=%s=%s" % (RUN_LABEL, run_id),
+                                        "--filter", "label=com.docker.swarm.service.id").strip(),
+                     60, 0.5, "the services' task containers removed")
+        except HarnessError as exc:
+            print("swarm teardown: %s" % exc)
         if made:
             docker("swarm", "leave", "--force", check=False, timeout=60)
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -57,7 +64,7 @@ def services(swarm, run_id):
     class Services:
         def create(self, image_ref, labels=None, container_labels=None, extra=()):
             name = "refit-e2e-%s-svc-%s" % (run_id, uuid.uuid4().hex[:6])
-            args = ["service", "create", "--quiet", "--name", name,
+            args = ["service", "create", "--detach", "--quiet", "--name", name,
                     "--label", "%s=%s" % (RUN_LABEL, run_id),
                     "--container-label", "%s=%s" % (RUN_LABEL, run_id),
                     "--stop-grace-period", "2s", "--update-monitor", "1s"]
@@ -67,17 +74,12 @@ def services(swarm, run_id):
                 args += ["--container-label", "%s=%s" % (k, v)]
             args += list(extra) + [image_ref]
             made.append(name)
-            docker(*args, timeout=120)   # waits until the service has converged
+            docker(*args, timeout=120)   # callers wait for the task they need
             return name
 
     yield Services()
-    for name in made:
-        docker("service", "rm", name, check=False, timeout=60)
-    # the tasks' containers go with their service; wait so the images are free at cleanup
-    for name in made:
-        wait_for(lambda: not docker("ps", "-aq", "--filter",
-                                    "label=com.docker.swarm.service.name=%s" % name).strip(),
-                 30, 0.5, "task containers of %s removed" % name)
+    if made:
+        docker("service", "rm", *made, check=False, timeout=60)
 
 
 def spec_image(name):
@@ -142,7 +144,7 @@ def test_service_updated_to_new_digest(refit, scope, services, image_factory, pl
     assert svc["UpdateStatus"]["State"] == "completed"
     uc = svc["Spec"]["UpdateConfig"]
     assert (uc["FailureAction"], uc["Order"], uc["Parallelism"], uc["Monitor"], uc.get("Delay", 0)) == \
-        ("rollback", "start-first", 1, 2 * 10**9, 0)
+        ("rollback", "start-first", 1, 1 * 10**9, 0)
     task = wait_single_task_on(name, v2)
     assert task["Config"]["Image"] == "%s@%s" % (v1.ref, v2.digest)
 
@@ -187,11 +189,16 @@ def test_failing_new_image_rolled_back_by_swarm(refit, scope, services, image_fa
 def test_task_containers_are_not_swapped(refit, scope, services, image_factory, plain_registry):
     """A service without refit labels whose tasks carry refit.enable and the
     scope (ContainerSpec.Labels): the container pass leaves the task alone;
-    and with swarm: false an opted-in service is ignored."""
+    with swarm: false an opted-in service is ignored; a service with an
+    invalid refit.swarm.* label fails and is not changed."""
     v1 = image_factory.make(plain_registry, repo=image_factory.unique_repo("swarm-task"))
     plain = services.create(v1.ref, container_labels={"refit.enable": "true", "refit.scope": scope})
     opted = services.create(v1.ref, labels=labels_for(scope))
+    invalid = services.create(v1.ref, labels=labels_for(scope, **{"refit.swarm.order": "sideways"}))
     task = wait_single_task_on(plain, v1)
+    wait_single_task_on(opted, v1)
+    wait_single_task_on(invalid, v1)
+    invalid_version = docker_inspect(invalid)["Version"]["Index"]
     assert task["Config"]["Labels"]["refit.enable"] == "true"
     image_factory.publish_new_version(v1)
 
@@ -200,8 +207,11 @@ def test_task_containers_are_not_swapped(refit, scope, services, image_factory, 
     assert out == {}, res.describe()   # neither the task container nor the service
 
     res, out = update_json(refit, scope)
-    assert res.rc == 0, res.describe()
-    assert set(out) == {opted} and out[opted]["status"] == "updated", res.describe()
+    assert res.rc == 1, res.describe()
+    assert set(out) == {opted, invalid} and out[opted]["status"] == "updated", res.describe()
+    assert out[invalid]["status"] == "failed" and "refit.swarm.order" in out[invalid]["error"], res.describe()
+    assert docker_inspect(invalid)["Version"]["Index"] == invalid_version
+    assert spec_image(invalid) == "%s@%s" % (v1.ref, v1.digest)
     assert task["Name"].lstrip("/") not in out
     after = running_task_containers(plain)
     assert [c["Id"] for c in after] == [task["Id"]]          # same container, not recreated
@@ -209,15 +219,3 @@ def test_task_containers_are_not_swapped(refit, scope, services, image_factory, 
     assert spec_image(plain) == "%s@%s" % (v1.ref, v1.digest)
     assert not any(h.get("container") == task["Name"].lstrip("/")
                    for h in json.loads(refit.run("history", "--json").stdout)["history"])
-
-
-def test_invalid_swarm_label_changes_nothing(refit, scope, services, image_factory, plain_registry):
-    v1 = image_factory.make(plain_registry, repo=image_factory.unique_repo("swarm-label"))
-    name = services.create(v1.ref, labels=labels_for(scope, **{"refit.swarm.order": "sideways"}))
-    v1_spec = docker_inspect(name)["Version"]["Index"]
-    image_factory.publish_new_version(v1)
-    res, out = update_json(refit, scope)
-    assert res.rc == 1, res.describe()
-    assert out[name]["status"] == "failed" and "refit.swarm.order" in out[name]["error"], res.describe()
-    assert docker_inspect(name)["Version"]["Index"] == v1_spec
-    assert spec_image(name) == "%s@%s" % (v1.ref, v1.digest)
