@@ -12,7 +12,6 @@ other.  Every service carries the run label and a scope of its own."""
 import fcntl
 import json
 import os
-import time
 import uuid
 
 import pytest
@@ -54,6 +53,15 @@ def swarm(engine, run_id):
             docker("swarm", "leave", "--force", check=False, timeout=60)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@pytest.fixture(scope="module")
+def v1_images(image_factory, plain_registry):
+    """One first version per test, built at once: {hint: Image}."""
+    hints = ["ok", "bad", "task"]
+    made = image_factory.make_many([{"registry": plain_registry,
+                                     "repo": image_factory.unique_repo("swarm-" + h)} for h in hints])
+    return dict(zip(hints, made))
 
 
 @pytest.fixture
@@ -118,8 +126,8 @@ def update_json(refit, scope, *names, config=None):
     return res, {c["name"]: c for c in data["containers"]}
 
 
-def test_service_updated_to_new_digest(refit, scope, services, image_factory, plain_registry):
-    v1 = image_factory.make(plain_registry, repo=image_factory.unique_repo("swarm-ok"))
+def test_service_updated_to_new_digest(refit, scope, services, image_factory, v1_images):
+    v1 = v1_images["ok"]
     name = services.create(v1.ref, labels=labels_for(scope))
     assert spec_image(name) == "%s@%s" % (v1.ref, v1.digest)
     wait_single_task_on(name, v1)
@@ -166,8 +174,8 @@ def test_service_updated_to_new_digest(refit, scope, services, image_factory, pl
     assert [(h["kind"], h["outcome"]) for h in hist] == [("update", "updated"), ("rollback", "updated")]
 
 
-def test_failing_new_image_rolled_back_by_swarm(refit, scope, services, image_factory, plain_registry):
-    v1 = image_factory.make(plain_registry, repo=image_factory.unique_repo("swarm-bad"))
+def test_failing_new_image_rolled_back_by_swarm(refit, scope, services, image_factory, v1_images):
+    v1 = v1_images["bad"]
     name = services.create(v1.ref, labels=labels_for(scope))
     wait_single_task_on(name, v1)
     bad = image_factory.publish_new_version(v1, healthcheck="false")
@@ -186,12 +194,12 @@ def test_failing_new_image_rolled_back_by_swarm(refit, scope, services, image_fa
         [("update", "rolled-back", bad.digest)]
 
 
-def test_task_containers_are_not_swapped(refit, scope, services, image_factory, plain_registry):
+def test_task_containers_are_not_swapped(refit, scope, services, image_factory, v1_images):
     """A service without refit labels whose tasks carry refit.enable and the
     scope (ContainerSpec.Labels): the container pass leaves the task alone;
     with swarm: false an opted-in service is ignored; a service with an
     invalid refit.swarm.* label fails and is not changed."""
-    v1 = image_factory.make(plain_registry, repo=image_factory.unique_repo("swarm-task"))
+    v1 = v1_images["task"]
     plain = services.create(v1.ref, container_labels={"refit.enable": "true", "refit.scope": scope})
     opted = services.create(v1.ref, labels=labels_for(scope))
     invalid = services.create(v1.ref, labels=labels_for(scope, **{"refit.swarm.order": "sideways"}))
