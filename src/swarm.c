@@ -306,7 +306,7 @@ int swarm_collect(struct engine *en, const struct refit_config *cfg, char *const
 	return 0;
 }
 
-/* Microsecond-free monotonic seconds. */
+/* Seconds on the monotonic clock. */
 static double mono_now(void)
 {
 	struct timespec t;
@@ -396,7 +396,7 @@ static enum swarm_state follow(struct engine *en, const char *id, const char *be
 {
 	double deadline = mono_now() + (double)timeout;
 	enum swarm_state st = SWARM_NONE;
-	const char *state_name = "not started";
+	char state_name[64] = "not started";
 
 	for (;;) {
 		json_t *svc = NULL;
@@ -415,7 +415,9 @@ static enum swarm_state follow(struct engine *en, const char *id, const char *be
 			if (st == SWARM_NONE && no_tasks(svc))
 				st = SWARM_COMPLETED;
 			if (st != SWARM_NONE)
-				state_name = json_string_value(json_object_get(json_object_get(svc, "UpdateStatus"), "State"));
+				snprintf(state_name, sizeof(state_name), "%s",
+					 json_string_value(json_object_get(json_object_get(svc, "UpdateStatus"), "State")) ?
+						 json_string_value(json_object_get(json_object_get(svc, "UpdateStatus"), "State")) : "?");
 			if (st == SWARM_ROLLED_BACK || st == SWARM_PAUSED)
 				snprintf(why, whylen, "Swarm %s the update%s%s",
 					 st == SWARM_ROLLED_BACK ? "rolled back" : "paused", msg ? ": " : "", msg ? msg : "");
@@ -424,12 +426,12 @@ static enum swarm_state follow(struct engine *en, const char *id, const char *be
 				return st;
 		}
 		if (stop && atomic_load(stop)) {
-			snprintf(why, whylen, "refit stopped while Swarm was rolling out (%s)", state_name ? state_name : "?");
+			snprintf(why, whylen, "refit stopped while Swarm was rolling out (%s)", state_name);
 			return SWARM_NONE;
 		}
 		if (mono_now() >= deadline) {
 			snprintf(why, whylen, "Swarm's rollout did not end within %ld s (state %s); Swarm carries on", timeout,
-				 state_name ? state_name : "?");
+				 state_name);
 			return SWARM_RUNNING;
 		}
 		waited_sleep_ms(POLL_MS);
@@ -670,7 +672,8 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	json_object_set_new(jr, "step", json_string("rolling-out"));
 	if (journal_write(j, jr, &e) < 0)
 		log_warn("%s: %s", c->name, e.msg);
-	log_info("%s: Swarm is rolling back to %s", c->name, spec_image(prev));
+	log_info("%s: Swarm is rolling back to its previous spec (%s)", c->name,
+		 c->latest_digest ? c->latest_digest : "no digest");
 	st = follow(en, sv.id, before, uc.timeout, NULL, why, sizeof(why));
 	c->swap_seconds = mono_now() - t0;
 	if (st == SWARM_COMPLETED || st == SWARM_ROLLED_BACK) {
