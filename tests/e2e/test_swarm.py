@@ -19,7 +19,7 @@ import pytest
 from harness import RUN_LABEL, HarnessError, docker, docker_inspect, wait_for
 
 LOCK = "/run/lock/refit-e2e-swarm.lock"
-FAST = {"refit.swarm.monitor": "1", "refit.swarm.delay": "0", "refit.swarm.timeout": "90"}
+FAST = {"refit.swarm.monitor": "1", "refit.swarm.delay": "0", "refit.swarm.timeout": "240"}
 
 
 def swarm_state():
@@ -101,7 +101,7 @@ def running_task_containers(name):
     return [docker_inspect(i, "container") for i in ids]
 
 
-def wait_single_task_on(name, image, timeout=60):
+def wait_single_task_on(name, image, timeout=180):
     """Wait until exactly one running task, on IMAGE's ID; returns its container inspect."""
     def ok():
         cs = running_task_containers(name)
@@ -118,7 +118,7 @@ def labels_for(scope, **more):
 
 
 def update_json(refit, scope, *names, config=None):
-    res = refit.run("update", "--json", "--scope", scope, *names, config=config, timeout=180)
+    res = refit.run("update", "--json", "--scope", scope, *names, config=config, timeout=400)
     try:
         data = json.loads(res.stdout)
     except ValueError:
@@ -164,7 +164,7 @@ def test_service_updated_to_new_digest(refit, scope, services, image_factory, v1
     # now up to date; `refit rollback SERVICE` is Swarm's rollback to the previous spec
     res, out = update_json(refit, scope)
     assert res.rc == 0 and out[name]["status"] == "up-to-date", res.describe()
-    rb = refit.run("rollback", "--json", "--scope", scope, name, timeout=180)
+    rb = refit.run("rollback", "--json", "--scope", scope, name, timeout=400)
     assert rb.rc == 0, rb.describe()
     entry = json.loads(rb.stdout)["containers"][0]
     assert (entry["name"], entry["kind"], entry["status"]) == (name, "service", "rolled-back"), rb.describe()
