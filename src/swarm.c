@@ -1,5 +1,6 @@
 /* Docker Swarm services: selection, digest pinning through the service update, following the rollout. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,6 +561,9 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 	json_object_set_new(rec, "step", json_string("rolling-out"));
 	if (journal_write(j, rec, &e) < 0)
 		log_warn("%s: %s", c->name, e.msg);
+	/* Tests of crash recovery: die as a SIGKILL would, once the rollout is journaled. */
+	if (getenv("REFIT_TEST_CRASH_AT") && strcmp(getenv("REFIT_TEST_CRASH_AT"), "swarm-rolling-out") == 0)
+		raise(SIGKILL);
 	log_info("%s: Swarm is rolling out %s", c->name, pinned);
 	st = follow(en, sv.id, before, uc.timeout, stop, why, sizeof(why));
 	c->swap_seconds = mono_now() - t0;

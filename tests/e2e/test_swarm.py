@@ -58,7 +58,7 @@ def swarm(engine, run_id):
 @pytest.fixture(scope="module")
 def v1_images(image_factory, plain_registry):
     """One first version per test, built at once: {hint: Image}."""
-    hints = ["ok", "bad", "task"]
+    hints = ["ok", "bad", "task", "crash"]
     made = image_factory.make_many([{"registry": plain_registry,
                                      "repo": image_factory.unique_repo("swarm-" + h)} for h in hints])
     return dict(zip(hints, made))
@@ -227,3 +227,31 @@ def test_task_containers_are_not_swapped(refit, scope, services, image_factory, 
     assert spec_image(plain) == "%s@%s" % (v1.ref, v1.digest)
     assert not any(h.get("container") == task["Name"].lstrip("/")
                    for h in json.loads(refit.run("history", "--json").stdout)["history"])
+
+
+def test_killed_while_following_is_recorded_by_the_next_run(refit, scope, services, image_factory,
+                                                            v1_images):
+    """refit killed while Swarm rolls out: Swarm carries on, the record stays
+    in the journal, and the next run records how the rollout ended."""
+    v1 = v1_images["crash"]
+    name = services.create(v1.ref, labels=labels_for(scope))
+    wait_single_task_on(name, v1)
+    v2 = image_factory.publish_new_version(v1)
+    res = refit.run("update", "--json", "--scope", scope, env={"REFIT_TEST_CRASH_AT": "swarm-rolling-out"},
+                    timeout=400)
+    assert res.rc == -9, res.describe()
+    ops = os.path.join(refit.state_dir, "ops")
+    pending = [json.load(open(os.path.join(ops, f))) for f in os.listdir(ops)]
+    assert [(p["container"], p["step"], p["strategy"]) for p in pending] == \
+        [(name, "rolling-out", "swarm")]
+    assert spec_image(name) == "%s@%s" % (v1.ref, v2.digest)
+    wait_for(lambda: docker_inspect(name).get("UpdateStatus", {}).get("State") == "completed",
+             180, 0.5, "Swarm finishing the rollout on its own")
+    res, out = update_json(refit, scope)
+    assert res.rc == 0, res.describe()
+    assert out[name]["status"] == "up-to-date", res.describe()
+    hist = json.loads(refit.run("history", "--json", name).stdout)["history"]
+    assert [(h["kind"], h["outcome"], h["new_digest"], h.get("recovered")) for h in hist] == \
+        [("update", "updated", v2.digest, True)], hist
+    assert os.listdir(ops) == []
+    wait_single_task_on(name, v2)
