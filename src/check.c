@@ -8,6 +8,7 @@
 #include "refit/log.h"
 #include "refit/select.h"
 #include "refit/semver.h"
+#include "refit/swarm.h"
 
 #define MAX_CONTAINERS 10000
 
@@ -124,24 +125,30 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 	const struct refit_config *cfg = p->cfg;
 	struct check_result *res = p->res;
 	json_t *list = NULL, *c;
-	size_t i, n;
+	struct swarm_service *svcs = NULL;
+	size_t i, n, nsvc = 0;
 
 	if (engine_get_json(p->en, "/containers/json?all=1", &list, e) < 0)
 		return -1;
+	if (swarm_collect(p->en, cfg, names, nnames, &svcs, &nsvc, e) < 0) {
+		json_decref(list);
+		return -1;
+	}
 	if (!json_is_array(list)) {
 		json_decref(list);
 		return err_set(e, ERR_FAILED, "engine: container list is not an array");
 	}
 	n = json_array_size(list) > MAX_CONTAINERS ? MAX_CONTAINERS : json_array_size(list);
-	res->v = calloc(n ? n : 1, sizeof(*res->v));
-	p->refs = calloc(n ? n : 1, sizeof(*p->refs));
-	p->parsed = calloc(n ? n : 1, sizeof(*p->parsed));
-	p->no_pull = calloc(n ? n : 1, sizeof(*p->no_pull));
-	p->track = calloc(n ? n : 1, sizeof(*p->track));
-	p->trefs = calloc(n ? n : 1, sizeof(*p->trefs));
-	p->moved = calloc(n ? n : 1, sizeof(*p->moved));
+	res->v = calloc(n + nsvc + 1, sizeof(*res->v));
+	p->refs = calloc(n + nsvc + 1, sizeof(*p->refs));
+	p->parsed = calloc(n + nsvc + 1, sizeof(*p->parsed));
+	p->no_pull = calloc(n + nsvc + 1, sizeof(*p->no_pull));
+	p->track = calloc(n + nsvc + 1, sizeof(*p->track));
+	p->trefs = calloc(n + nsvc + 1, sizeof(*p->trefs));
+	p->moved = calloc(n + nsvc + 1, sizeof(*p->moved));
 	if (!res->v || !p->refs || !p->parsed || !p->no_pull || !p->track || !p->trefs || !p->moved) {
 		json_decref(list);
+		swarm_services_free(svcs, nsvc);
 		return err_set(e, ERR_FAILED, "out of memory");
 	}
 	json_array_foreach(list, i, c) {
@@ -160,6 +167,8 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 			continue;
 		if (name[0] == '/')
 			name++;
+		if (swarm_is_task(labels))
+			continue; /* a Swarm task: its service is updated through Swarm, never the container */
 		if (!select_container(cfg, labels, name, state && strcmp(state, "running") == 0, names, nnames))
 			continue;
 		ce = &res->v[res->n];
@@ -201,6 +210,29 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 			p->track[res->n - 1] = strdup(json_string_value(json_object_get(labels, "refit.track")));
 	}
 	json_decref(list);
+	/* Swarm services: the current digest is the one their spec is pinned to. */
+	for (i = 0; i < nsvc; i++) {
+		struct check_entry *ce = &res->v[res->n++];
+		struct refit_err ie = { 0 };
+
+		ce->kind = "service";
+		ce->strategy = "swarm";
+		ce->update_available = -1;
+		ce->name = svcs[i].name;
+		ce->id = svcs[i].id;
+		ce->image = svcs[i].image;
+		ce->current_digest = svcs[i].digest;
+		svcs[i].name = svcs[i].id = svcs[i].image = svcs[i].digest = NULL;
+		if (svcs[i].error)
+			entry_error(ce, ERR_FAILED, svcs[i].error);
+		else if (imageref_parse(ce->image, &p->refs[res->n - 1], &ie) < 0)
+			entry_error(ce, ERR_FAILED, ie.msg);
+		else
+			p->parsed[res->n - 1] = true;
+		if (!ce->status && select_monitor_only(cfg, svcs[i].labels))
+			ce->status = "monitor-only";
+	}
+	swarm_services_free(svcs, nsvc);
 	return 0;
 }
 
@@ -295,6 +327,10 @@ static void plan_targets(struct pass *p, struct registry *reg, const char *to_ta
 
 		if (!p->parsed[i] || (ce->status && strcmp(ce->status, "monitor-only") != 0))
 			continue;
+		if (to_tag && ce->kind) {
+			entry_error(ce, ERR_FAILED, "a Swarm service: --to and target_version move containers only");
+			continue;
+		}
 		if (to_tag) {
 			set_target(p, i, to_tag, true);
 			continue;
@@ -415,6 +451,8 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 			compare_local(&p, ce, ref);
 			continue;
 		}
+		if (ce->kind)
+			goto lookup; /* a service: no local image to read */
 		ii = image_get(&p, ce->image_id);
 		if (!ii) {
 			entry_error(ce, ERR_FAILED, "out of memory");
@@ -426,6 +464,7 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 		}
 		set_str(&ce->current_digest, repo_digest_for(ii->repo_digests, ref, NULL));
 		rdigests[i] = json_incref(ii->repo_digests);
+lookup:
 		key = imageref_string(qref);
 		if (!key) {
 			entry_error(ce, ERR_FAILED, "out of memory");
@@ -475,6 +514,13 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 			continue;
 		}
 		set_str(&ce->latest_digest, dq->digest);
+		if (ce->kind) {
+			/* A service: its spec's digest (none when never pinned) against the registry's. */
+			ce->update_available = !ce->current_digest || strcmp(ce->current_digest, dq->digest) != 0;
+			if (!ce->status)
+				ce->status = ce->update_available ? "update-available" : "up-to-date";
+			continue;
+		}
 		/* Up to date when the registry's digest is any of the image's digests from there. */
 		set_str(&ce->current_digest, repo_digest_for(rdigests[i], &p.refs[i], dq->digest));
 		if (!ce->current_digest) {
@@ -563,6 +609,7 @@ json_t *check_result_json(const struct check_result *r)
 
 		if (!o)
 			continue;
+		json_object_set_new(o, "kind", json_string(c->kind ? c->kind : "container"));
 		if (c->update_available >= 0)
 			json_object_set_new(o, "update_available", json_boolean(c->update_available));
 		if (c->error)

@@ -340,5 +340,6 @@ json_t *journal_public(json_t *rec)
 	json_object_del(o, "old_image_inspect");
 	json_object_del(o, "spec_inspect");
 	json_object_del(o, "spec_image_inspect");
+	json_object_del(o, "old_spec"); /* a Swarm service's spec before its update */
 	return o;
 }

@@ -15,6 +15,7 @@
 #include "refit/migrate.h"
 #include "refit/select.h"
 #include "refit/strategy.h"
+#include "refit/swarm.h"
 #include "refit/update.h"
 #include "refit/waited.h"
 
@@ -32,6 +33,13 @@ int update_recover(struct engine *en, struct journal *j, const struct refit_conf
 		const char *step = json_string_value(json_object_get(rec, "step"));
 
 		log_warn("%s: finishing an operation interrupted at step %s", name ? name : "?", step ? step : "?");
+		if (swarm_record(rec)) {
+			if (swarm_recover(en, j, rec) < 0)
+				rc = -1;
+			else
+				handled++;
+			continue;
+		}
 		if (swap_recover(en, j, cfg, rec, &res) < 0) {
 			log_error("%s: recovery failed: %s", name ? name : "?", res.error);
 			rc = -1;
@@ -488,7 +496,7 @@ static void pull_all(struct engine *en, const struct refit_config *cfg, struct c
 		json_t *got;
 
 		pulled_key(c, key, sizeof(key));
-		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest ||
+		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest || c->kind ||
 		    json_object_get(pulled, key) || atomic_load(&stop_requested))
 			continue;
 		if (imageref_parse(check_entry_image(c), &ref, &e) < 0) {
@@ -596,10 +604,11 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 		char path[128];
 
 		snprintf(path, sizeof(path), "/containers/%s/json", c->id);
-		if (engine_get_json(en, path, &ins, &ie) == 0)
+		if (!c->kind && engine_get_json(en, path, &ins, &ie) == 0)
 			json_object_set_new(w.all, c->name, ins);
 		if (strcmp(c->status, "update-available") == 0) {
-			json_array_append_new(stale, json_string(c->name));
+			if (!c->kind) /* services are updated through Swarm, after the containers */
+				json_array_append_new(stale, json_string(c->name));
 		} else if (strcmp(c->status, "error") == 0) {
 			c->status = "failed";
 		} else if (strcmp(c->status, "up-to-date") != 0) {
@@ -620,6 +629,7 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 		pass_worker(&w);
 	for (long t = 0; t < nthreads; t++)
 		pthread_join(threads[t], NULL);
+	swarm_update_pass(en, j, cfg, res, &stop_requested);
 	json_decref(w.groups);
 	json_decref(w.all);
 	json_decref(w.pulled);
@@ -760,7 +770,8 @@ static bool managed_here(struct engine *en, const struct refit_config *cfg, cons
 	*ret = NULL;
 	if (engine_get_json(en, path, &ins, &e) < 0)
 		return false;
-	ok = select_container(cfg, json_object_get(json_object_get(ins, "Config"), "Labels"), name, true, NULL, 0);
+	ok = select_container(cfg, json_object_get(json_object_get(ins, "Config"), "Labels"), name, true, NULL, 0) &&
+	     !swarm_is_task(json_object_get(json_object_get(ins, "Config"), "Labels"));
 	*ret = ins;
 	return ok;
 }
@@ -813,6 +824,8 @@ int update_rollback_data(struct engine *en, struct journal *j, const struct refi
 			target = to;
 		managed = managed_here(en, cfg, target, &ins);
 		json_decref(ins);
+		if (!managed && swarm_rollback_entry(en, j, cfg, json_string_value(r), all, rec, res))
+			continue; /* a Swarm service: Swarm's own rollback */
 		if (all && !managed)
 			continue; /* --all: only what this refit manages and still exists */
 		c = &res->v[res->n++];

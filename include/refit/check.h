@@ -20,6 +20,7 @@ struct check_entry {
 	char *latest_digest;  /* what the registry (or, with no-pull, the local tag) has */
 	const char *status;   /* up-to-date, update-available, pinned, monitor-only, skipped, error */
 	const char *strategy;
+	const char *kind;     /* NULL: a container; "service": a Swarm service (id is the service's) */
 	int update_available; /* 1, 0, or -1 unknown */
 	bool no_pull;         /* compared with the local tag only: an update needs no pull */
 	double swap_seconds;  /* wall time of its swap, when one ran */
