@@ -131,8 +131,15 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 	if (engine_get_json(p->en, "/containers/json?all=1", &list, e) < 0)
 		return -1;
 	if (swarm_collect(p->en, cfg, names, nnames, &svcs, &nsvc, e) < 0) {
-		json_decref(list);
-		return -1;
+		if (strcmp(cfg->swarm, "auto") != 0) {
+			json_decref(list);
+			return -1;
+		}
+		/* swarm: auto: the services are left for the next pass; the containers go on */
+		log_warn("swarm: services not checked this pass: %s", e->msg);
+		memset(e, 0, sizeof(*e));
+		svcs = NULL;
+		nsvc = 0;
 	}
 	if (!json_is_array(list)) {
 		json_decref(list);
@@ -305,7 +312,7 @@ static void set_target(struct pass *p, size_t i, const char *tag, bool force)
  * move there), else by its refit.track rule over its repository's tags
  * (one listing per repository). A bad rule is the entry's error.
  */
-static void plan_targets(struct pass *p, struct registry *reg, const char *to_tag)
+static void plan_targets(struct pass *p, struct registry *reg, const char *to_tag, bool named)
 {
 	struct check_result *res = p->res;
 	struct track_rule *rules = calloc(res->n ? res->n : 1, sizeof(*rules));
@@ -328,7 +335,13 @@ static void plan_targets(struct pass *p, struct registry *reg, const char *to_ta
 		if (!p->parsed[i] || (ce->status && strcmp(ce->status, "monitor-only") != 0))
 			continue;
 		if (to_tag && ce->kind) {
-			entry_error(ce, ERR_FAILED, "a Swarm service: --to and target_version move containers only");
+			/* named: the request cannot be done as asked; unnamed: the move is about the containers */
+			if (named) {
+				entry_error(ce, ERR_FAILED, "a Swarm service: --to and target_version move containers only");
+			} else {
+				ce->status = "skipped";
+				set_str(&ce->error, "a Swarm service: --to and target_version move containers only");
+			}
 			continue;
 		}
 		if (to_tag) {
@@ -429,7 +442,7 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 		err_set(e, ERR_FAILED, "out of memory");
 		goto out;
 	}
-	plan_targets(&p, reg, to_tag);
+	plan_targets(&p, reg, to_tag, nnames > 0);
 
 	/* Local digests, then one query per distinct reference. */
 	for (size_t i = 0; i < ret->n; i++) {

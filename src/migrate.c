@@ -15,6 +15,7 @@
 #include "refit/migrate.h"
 #include "refit/select.h"
 #include "refit/strategy.h"
+#include "refit/swarm.h"
 
 #define PULL_TIMEOUT (30L * 60)
 
@@ -438,6 +439,9 @@ int migrate_check(struct engine *en, const struct refit_config *cfg, const struc
 					scope && *scope ? "scope " : "another scope", scope && *scope ? scope : "");
 			else if (label_bool(labels, "enable") == 0)
 				err_set(e, ERR_USAGE, "%s: from: \"%s\" is labelled refit.enable=false", where, n);
+			else if (swarm_is_task(labels))
+				err_set(e, ERR_USAGE, "%s: from: \"%s\" is a task of a Swarm service: Swarm replaces it, not refit",
+					where, n);
 			else
 				f = -2; /* fine */
 		}

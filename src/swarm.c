@@ -82,7 +82,13 @@ int swarm_service_parse(json_t *svc, struct swarm_service *ret, struct refit_err
 		ret->digest = dup_or(at + 1, &ok);
 	}
 	ret->pinned = ref.digest && !ref.tag;
-	ret->image = ret->pinned || !at ? dup_or(image, &ok) : strndup(image, (size_t)(at - image));
+	if (!ref.digest && !strchr(strrchr(image, '/') ? strrchr(image, '/') + 1 : image, ':')) {
+		/* "nginx": refit pins it as nginx:latest@DIGEST, which stays a tag to follow */
+		if (asprintf(&ret->image, "%s:latest", image) < 0)
+			ret->image = NULL;
+	} else {
+		ret->image = ret->pinned || !at ? dup_or(image, &ok) : strndup(image, (size_t)(at - image));
+	}
 	imageref_free(&ref);
 	if (!ok || !ret->image)
 		return err_set(e, ERR_FAILED, "out of memory");
@@ -729,9 +735,16 @@ int swarm_recover(struct engine *en, struct journal *j, json_t *rec)
 		return 0;
 	}
 	if (service_get(en, id, &svc, &status, &e) < 0) {
-		if (status != 404)
+		if (status == 0 || status == 500)
 			return -1; /* the engine is not answering: the record stays for the next run */
-		record_end(j, rec, "failed", "the service was removed");
+		if (status == 404) {
+			record_end(j, rec, "failed", "the service was removed");
+		} else {
+			/* 503 "not a swarm manager" (the node left or was demoted), or another refusal:
+			 * nothing here can finish it, and it must not hold back the containers */
+			snprintf(why, sizeof(why), "the engine cannot tell how the rollout ended: %.500s", e.msg);
+			record_end(j, rec, "failed", why);
+		}
 		return 0;
 	}
 	cur = spec_image(json_object_get(svc, "Spec"));

@@ -74,6 +74,14 @@ static void test_parse_forms(void **state)
 	assert_string_equal(sv.image, "nginx:1");
 	swarm_service_free(&sv);
 	json_decref(s);
+	/* no tag, no digest: followed as :latest, so the pinned spec refit writes keeps a tag */
+	s = service("nginx", "{}");
+	assert_int_equal(swarm_service_parse(s, &sv, &e), 0);
+	assert_null(sv.digest);
+	assert_false(sv.pinned);
+	assert_string_equal(sv.image, "nginx:latest");
+	swarm_service_free(&sv);
+	json_decref(s);
 }
 
 static void test_parse_rejects(void **state)
