@@ -633,3 +633,38 @@ def test_hosts_file_errors(refit_bin, tmp_path):
     assert r.rc == 2
     r = fleet_cmd(refit_bin, "--help")
     assert r.rc == 0 and "refit fleet rollout" in r.out and "--rollback-on-failure" in r.out
+
+
+def test_rollout_to_a_target_version(refit_bin, tmp_path, fleet, image_factory, plain_registry):
+    """--target-version TAG: each host moves its containers to TAG of their
+    repository (the daemon's target_version). A tag that does not exist
+    fails the first host with a message naming it, changes nothing there,
+    and the rollout stops before the next host."""
+    hosts = fleet(2)
+    refs = {}
+    for h in hosts:
+        ref = plain_registry.ref(h.v1.repo, "release-2")
+        with image_factory.lock:
+            image_factory.tags.append(ref)
+        docker("tag", h.v2.id, ref)
+        image_factory.push(ref, config_dir=plain_registry.push_config)
+        docker("rmi", ref)   # only the tag goes: this engine has not pulled release-2
+        refs[h.name] = ref
+    hf = write_hosts(os.path.join(str(tmp_path), "hosts.yml"), hosts)
+    ids = {h.name: h.inspect()["Id"] for h in hosts}
+
+    r = fleet_cmd(refit_bin, "rollout", "--hosts", hf, "--target-version", "no-such-tag")
+    assert r.rc == 1, r.describe()
+    assert "no-such-tag" in r.out, r.describe()
+    assert row(r.out, "host2")[1] == "not-started", r.out
+    for h in hosts:
+        ins = h.inspect()
+        assert ins["Id"] == ids[h.name] and ins["Image"] == h.v1.id, (h.name, r.describe())
+
+    r = fleet_cmd(refit_bin, "rollout", "--hosts", hf, "--target-version", "release-2", "--json")
+    assert r.rc == 0, r.describe()
+    for h in hosts:
+        ins = h.inspect()
+        assert ins["Image"] == h.v2.id, (h.name, r.describe())
+        assert ins["Config"]["Image"] == refs[h.name], (h.name, ins["Config"]["Image"])
+        assert ins["State"]["Running"]
