@@ -133,7 +133,12 @@ static json_t *run_migrate(struct engine *en, struct journal *j, const struct re
 		plan.v[plan.n].from = strdup(from);
 		plan.v[plan.n].to = strdup(to);
 		plan.v[plan.n].preserve_data = json_is_true(json_object_get(m, "preserve_data"));
-		plan.n++;
+		plan.n++; /* counted first, so migrate_plan_free() frees what was made */
+		if (!plan.v[plan.n - 1].from || !plan.v[plan.n - 1].to) {
+			snprintf(err, errlen, "out of memory");
+			migrate_plan_free(&plan);
+			return NULL;
+		}
 	}
 	if (migrate_check(en, cfg, &plan, NULL, &e) < 0) {
 		snprintf(err, errlen, "%s", e.msg);
