@@ -22,8 +22,8 @@ import yaml
 
 from daemontools import Daemon
 from harness import RUN_LABEL
-from swaptools import common_pairs, swap_images  # noqa: F401 (fixtures)
-from swaptools import inspect
+from swaptools import COMMON_PAIRS, inspect
+from swaptools import swap_images  # noqa: F401 (fixture)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -101,11 +101,12 @@ def test_workflow_builds_latest_and_sha_tags():
 
 @pytest.mark.parametrize("kind", ["good", "unhealthy"])
 def test_workflow_deploy_job_drives_refit(kind, refit_bin, tmp_path, engine, scope, scoped,
-                                          containers, common_pairs):
+                                          containers, swap_images, plain_registry):
     """good: the new image passes the gate, refit updates the container and
     the job passes.  unhealthy: refit rolls the container back, and the job
     fails, so the pipeline shows the failed deploy."""
-    v1, v2 = common_pairs[kind]
+    # only the pair this case needs (shared with other tests of the session that ask for it)
+    v1, v2 = swap_images.pairs(plain_registry, {kind: COMMON_PAIRS[kind]})[kind]
     name = containers.run(v1.ref, labels=scoped(), hint="gha-" + kind)
     old_id = inspect(name)["Id"]
     d = Daemon(refit_bin, os.path.join(str(tmp_path), "d"), scope=scope,
@@ -151,11 +152,13 @@ def test_compose_example_labels_as_refit_reads_them(refit, compose, image_factor
                         "staging-orchestrator"}
     # neurosync_s1 runs v1.4.0 and tracks semver:^1: v1.5.0 is its target, never v2.0.0
     track_repo = image_factory.unique_repo("neurosync")
-    nv = {t: image_factory.make(plain_registry, repo=track_repo, tag=t)
-          for t in ("v1.4.0", "v1.5.0", "v2.0.0")}
-    images = {name: image_factory.make(plain_registry, repo=image_factory.unique_repo(name))
-              for name in ("orchestrator", "autogen_agent", "vtuber-ollama", "staging-orchestrator")}
-    images["neurosync_s1"] = nv["v1.4.0"]
+    tags = ("v1.4.0", "v1.5.0", "v2.0.0")
+    others = ("orchestrator", "autogen_agent", "vtuber-ollama", "staging-orchestrator")
+    built = image_factory.make_many(
+        [{"registry": plain_registry, "repo": track_repo, "tag": t} for t in tags] +
+        [{"registry": plain_registry, "repo": image_factory.unique_repo(n)} for n in others])
+    images = dict(zip(others, built[len(tags):]))
+    images["neurosync_s1"] = built[0]
     # a new build of autogen_agent's tag: an update is available for it
     autogen_new = image_factory.publish_new_version(images["autogen_agent"])
     # and of vtuber-ollama's, which is monitor-only
