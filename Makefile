@@ -104,12 +104,17 @@ e2e: $(BIN)
 	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=15 $(E2E_XDIST) \
 		tests/e2e $(PYTEST_ARGS)
 
-# libFuzzer targets: each fuzz/NAME-fuzzer.c links against all library sources.
-build/fuzz/%: fuzz/%.c $(filter-out src/main.c,$(SRCS))
+# libFuzzer targets: the library sources are compiled once for fuzzing
+# (build/fuzz/obj), and each fuzz/NAME-fuzzer.c is linked against them.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DREFIT_VERSION='"$(VERSION)"' -Iinclude -g -O1 \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS))
+FUZZ_OBJS := $(patsubst src/%.c,build/fuzz/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+build/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DREFIT_VERSION='"$(VERSION)"' -Iinclude -g -O1 \
-		-fsanitize=fuzzer,address,undefined $(shell $(PKG_CONFIG) --cflags $(PKGS)) \
-		-o $@ $< $(filter-out src/main.c,$(SRCS)) $(LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
+build/fuzz/%-fuzzer: fuzz/%-fuzzer.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJS) $(LIBS)
 
 fuzz: $(FUZZ_BINS)
 
@@ -162,4 +167,4 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all build and test dependencies are installed"; fi
 
--include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(FUZZ_OBJS:.o=.d)
