@@ -218,6 +218,65 @@ bool semver_range_match(const struct semver_range *r, const struct semver *v)
 	return triple_cmp(v, &r->lo) >= 0 && (!r->has_hi || triple_cmp(v, &r->hi) < 0);
 }
 
+/*
+ * Why PATTERN would make regcomp() expensive, or NULL. glibc builds a copy
+ * of a subexpression for each "+" and for each count of "{m,n}", so stacked
+ * repetitions ("a+++...") and repeated groups grow its memory exponentially
+ * (a 70-byte label took 2 GiB). Allowed: no repetition operator right after
+ * another, at most one "{m,n}" with counts up to 16, at most three repeated
+ * groups ("(...)+", "(...)*", ...).
+ */
+static const char *pattern_too_costly(const char *p)
+{
+	bool after_rep = false, after_group = false;
+	int intervals = 0, groups = 0;
+
+	for (; *p; p++) {
+		bool rep = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+
+		if (*p == '\\') {
+			if (p[1])
+				p++;
+			after_rep = after_group = false;
+			continue;
+		}
+		if (*p == '[') { /* a bracket expression: its characters are literals */
+			const char *q = p + 1;
+
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']')
+				q++;
+			if (!*q)
+				return NULL; /* unterminated: regcomp says so */
+			p = q;
+			after_rep = after_group = false;
+			continue;
+		}
+		if (rep && after_rep)
+			return "a repetition operator may not follow another one";
+		if (rep && after_group && ++groups > 3)
+			return "at most three repeated groups";
+		if (*p == '{') {
+			char *end;
+			long m = strtol(p + 1, &end, 10), n = m;
+
+			if (*end == ',')
+				n = end[1] == '}' ? 17 : strtol(end + 1, &end, 10);
+			if (++intervals > 1 || m > 16 || n > 16)
+				return "at most one {m,n} with counts up to 16";
+			if (!(end = strchr(p, '}')))
+				return NULL; /* unterminated: regcomp says so */
+			p = end; /* the counts are not characters of the pattern */
+		}
+		after_rep = rep;
+		after_group = *p == ')';
+	}
+	return NULL;
+}
+
 int track_parse(const char *s, struct track_rule *ret, char *err, size_t errlen)
 {
 	memset(ret, 0, sizeof(*ret));
@@ -242,11 +301,16 @@ int track_parse(const char *s, struct track_rule *ret, char *err, size_t errlen)
 	}
 	if (strncmp(s, "regex:", 6) == 0) {
 		size_t len = strlen(s + 6);
+		const char *costly;
 		int rc;
 
 		if (len == 0 || len > TRACK_MAX_PATTERN) {
 			snprintf(err, errlen, "label refit.track: regex: the pattern must be 1 to %d bytes",
 				 TRACK_MAX_PATTERN);
+			return -1;
+		}
+		if ((costly = pattern_too_costly(s + 6))) {
+			snprintf(err, errlen, "label refit.track: regex: %s", costly);
 			return -1;
 		}
 		rc = regcomp(&ret->re, s + 6, REG_EXTENDED | REG_NOSUB);

@@ -227,7 +227,8 @@ static void test_pick(void **state)
 static void test_track_parse(void **state)
 {
 	static const char *const good[] = { "digest", "semver", "semver:^2", "semver:~2.3", "semver:2.x",
-					    "regex:^v?[0-9]+\\.[0-9]+$", "", NULL };
+					    "regex:^v?[0-9]+\\.[0-9]+$", "regex:^v[0-9]{1,3}(\\.[0-9]+)*(-[a-z]+)?$",
+					    "regex:^a\\++$", "regex:^[+*]+$", "", NULL };
 	static const struct {
 		const char *s, *msg;
 	} bad[] = {
@@ -238,6 +239,14 @@ static void test_track_parse(void **state)
 		{ "regex:(", "regex" },
 		{ "regex:[a-", "regex" },
 		{ "SEMVER", "is not digest" },
+		/* glibc's regcomp copies a subexpression per "+" and per count: bounded before it runs */
+		{ "regex:^(edge|latest++++++++++++++++++++++++++++++++++++++++++++++++)$", "may not follow" },
+		{ "regex:a*+", "may not follow" },
+		{ "regex:a{2}{3}", "may not follow" },
+		{ "regex:(a{16}){16}", "at most one {m,n}" },
+		{ "regex:a{17}", "counts up to 16" },
+		{ "regex:a{2,}", "counts up to 16" },
+		{ "regex:((((a)+)+)+)+", "at most three repeated groups" },
 	};
 	char big[400];
 
