@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "refit/fleet.h"
+#include "refit/registry.h"
 
 #define DEFAULT_TIMEOUT 600       /* seconds for a host's operation */
 #define DEFAULT_CONNECT_TIMEOUT 10
@@ -456,18 +457,6 @@ static void run_parallel(struct hrun **runs, size_t n, void *(*fn)(void *))
 	free(started);
 }
 
-/* First 12 hex digits of a digest. */
-static const char *short_digest(const char *d, char buf[16])
-{
-	const char *colon;
-
-	if (!d)
-		return "-";
-	colon = strchr(d, ':');
-	snprintf(buf, 16, "%.12s", colon ? colon + 1 : d);
-	return buf;
-}
-
 static json_t *changes_json(const struct fleet_op *op)
 {
 	json_t *arr = json_array();
@@ -538,7 +527,7 @@ static void rollout_report(struct fleet_ctx *c, bool all_ok, bool rolled)
 					if (strcmp(ch->status, "up-to-date") == 0 || strcmp(ch->status, "skipped") == 0)
 						continue;
 					snprintf(line, sizeof(line), "%s %s %s \u2192 %s", ch->name, ch->status,
-						 short_digest(ch->old_digest, a), short_digest(ch->new_digest, b));
+						 registry_digest_short(ch->old_digest, a), registry_digest_short(ch->new_digest, b));
 				} else if (!first) {
 					break;
 				}
@@ -703,7 +692,7 @@ static int status(struct fleet_ctx *c)
 				printf("%-*s  %-11s  %-8s  %-6s  %-*s  %-*s  %-12s  %s\n", wn, k ? "" : r->h->name,
 				       k ? "" : r->health_err[0] ? "NOT OK" : "ok", k ? "" : r->version[0] ? r->version : "-",
 				       k ? "" : r->paused ? "yes" : "no", wc, ch ? ch->name : "(none)", wi,
-				       ch && ch->image ? ch->image : "-", ch ? short_digest(ch->old_digest, d) : "-",
+				       ch && ch->image ? ch->image : "-", ch ? registry_digest_short(ch->old_digest, d) : "-",
 				       ch ? ch->status : "-");
 			}
 			if (r->health_err[0])

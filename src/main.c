@@ -85,18 +85,6 @@ static void setup_logging(const struct refit_config *cfg)
 	log_setup(log_level_parse(cfg->log_level), strcmp(cfg->log_format, "json") == 0);
 }
 
-/* First 12 hex digits of a digest, for tables. */
-static const char *short_digest(const char *d, char buf[24])
-{
-	const char *colon;
-
-	if (!d)
-		return "-";
-	colon = strchr(d, ':');
-	snprintf(buf, 24, "%.12s", colon ? colon + 1 : d);
-	return buf;
-}
-
 /* Print a check result as a table. */
 static void print_check_table(const struct check_result *r)
 {
@@ -116,7 +104,7 @@ static void print_check_table(const struct check_result *r)
 		char a[24], b[24];
 
 		printf("%-*s  %-*s  %-*s  %-12s  %s\n", wn, c->name, ws, c->status, wi, c->image ? c->image : "-",
-		       short_digest(c->current_digest, a), short_digest(c->latest_digest, b));
+		       registry_digest_short(c->current_digest, a), registry_digest_short(c->latest_digest, b));
 		if (c->error)
 			printf("%-*s  error: %s\n", wn, "", c->error);
 		if (c->target_image)
@@ -370,8 +358,8 @@ static int cmd_history(struct refit_config *cfg)
 			       json_string_value(json_object_get(r, "kind")) ? json_string_value(json_object_get(r, "kind")) : "-",
 			       json_string_value(json_object_get(r, "outcome")) ? json_string_value(json_object_get(r, "outcome")) : "-",
 			       json_string_value(json_object_get(r, "strategy")) ? json_string_value(json_object_get(r, "strategy")) : "-",
-			       short_digest(json_string_value(json_object_get(r, "old_digest")), a),
-			       short_digest(json_string_value(json_object_get(r, "new_digest")), b));
+			       registry_digest_short(json_string_value(json_object_get(r, "old_digest")), a),
+			       registry_digest_short(json_string_value(json_object_get(r, "new_digest")), b));
 			if (err)
 				printf("%22s error: %s\n", "", err);
 		}
@@ -438,7 +426,7 @@ static int cmd_status(struct refit_config *cfg)
 				 json_string_value(json_object_get(last, "finished")) ? json_string_value(json_object_get(last, "finished")) : "-",
 				 json_string_value(json_object_get(last, "outcome")) ? json_string_value(json_object_get(last, "outcome")) : "");
 			printf("%-24s  %-12s  %-10s  %-8s  %-20s  %s\n", json_string_value(json_object_get(o, "name")),
-			       short_digest(json_string_value(json_object_get(o, "digest")), d),
+			       registry_digest_short(json_string_value(json_object_get(o, "digest")), d),
 			       json_string_value(json_object_get(o, "strategy")) ? json_string_value(json_object_get(o, "strategy")) : "-",
 			       json_is_null(p) ? "?" : json_is_true(p) ? "yes" : "no", when,
 			       json_string_value(json_object_get(o, "image")) ? json_string_value(json_object_get(o, "image")) : "-");
@@ -557,8 +545,8 @@ static int cmd_models(struct refit_config *cfg)
 			const struct model_result *m = &res.v[i];
 			char a[24], b[24];
 
-			printf("%-*s  %-10s  %-12s  %s\n", wn, m->name, m->status, short_digest(m->old_digest, a),
-			       short_digest(m->new_digest, b));
+			printf("%-*s  %-10s  %-12s  %s\n", wn, m->name, m->status, registry_digest_short(m->old_digest, a),
+			       registry_digest_short(m->new_digest, b));
 			if (m->error[0])
 				printf("%-*s  error: %s\n", wn, "", m->error);
 		}

@@ -126,6 +126,17 @@ int registry_digest_valid(const char *d)
 	return d[want] == '\0';
 }
 
+const char *registry_digest_short(const char *d, char buf[16])
+{
+	const char *colon;
+
+	if (!d)
+		return "-";
+	colon = strchr(d, ':');
+	snprintf(buf, 16, "%.12s", colon ? colon + 1 : d);
+	return buf;
+}
+
 /* Host part of "host:port" / "[v6]:port" without the port, into BUF. */
 static void host_only(const char *name, char *buf, size_t size)
 {
@@ -770,6 +781,33 @@ static void sha256_digest(const char *body, size_t len, char out[72])
 		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
 }
 
+/*
+ * A 401 answer to job J: once per job, take the repository's own challenge
+ * (when /v2/ was open but this repository is not) or fetch a fresh token
+ * (the cached one may have been revoked or cut short). True when the job
+ * should be tried again.
+ */
+static bool job_reauth(struct job *j, struct xfer *x)
+{
+	struct host *h = j->host;
+	const char *wa = http_header(&x->resp, "WWW-Authenticate");
+	struct challenge c = { 0 };
+
+	if (j->auth_retries > 0)
+		return false;
+	j->auth_retries++;
+	if (h->ch.scheme == CHALLENGE_NONE && wa && challenge_parse(wa, &c, NULL) == 0) {
+		h->ch = c;
+		return true;
+	}
+	challenge_free(&c);
+	if (j->tok && j->tok->state == T_READY) {
+		j->tok->state = T_NEW;
+		return true;
+	}
+	return false;
+}
+
 /* A manifest answer arrived. */
 static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct xfer *x)
 {
@@ -837,23 +875,8 @@ static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct
 		j->state = J_DONE;
 		return;
 	}
-	if (st == 401 && j->auth_retries == 0) {
-		const char *wa = http_header(&x->resp, "WWW-Authenticate");
-		struct challenge c = { 0 };
-
-		j->auth_retries++;
-		if (h->ch.scheme == CHALLENGE_NONE && wa && challenge_parse(wa, &c, NULL) == 0) {
-			/* /v2/ was open but this repository is not. */
-			h->ch = c;
-			return;
-		}
-		challenge_free(&c);
-		if (j->tok && j->tok->state == T_READY) {
-			/* The token may have been revoked or cut short: fetch a fresh one once. */
-			j->tok->state = T_NEW;
-			return;
-		}
-	}
+	if (st == 401 && job_reauth(j, x))
+		return;
 	if (st == 401)
 		job_fail(j, ERR_FAILED, "registry %s: 401 unauthorized (%s)", h->name,
 			 h->cred_state == 1 ? "credentials rejected" : "no credentials found for this registry");
@@ -890,21 +913,8 @@ static void tags_done(struct registry *r, struct job *j, CURLcode rc, struct xfe
 		job_fail(j, kind, "registry %s: tags of %s: %s", h->name, j->q->ref->path, err);
 		return;
 	}
-	if (st == 401 && j->auth_retries == 0) {
-		const char *wa = http_header(&x->resp, "WWW-Authenticate");
-		struct challenge c = { 0 };
-
-		j->auth_retries++;
-		if (h->ch.scheme == CHALLENGE_NONE && wa && challenge_parse(wa, &c, NULL) == 0) {
-			h->ch = c;
-			return;
-		}
-		challenge_free(&c);
-		if (j->tok && j->tok->state == T_READY) {
-			j->tok->state = T_NEW;
-			return;
-		}
-	}
+	if (st == 401 && job_reauth(j, x))
+		return;
 	if (st != 200) {
 		job_fail(j, ERR_FAILED, "registry %s: tags of %s: HTTP %ld%s", h->name, j->q->ref->path, st,
 			 st == 404 ? " (no such repository)" : st == 401 ? " unauthorized" : "");

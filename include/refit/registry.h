@@ -70,6 +70,9 @@ const struct registry_stats *registry_stats(const struct registry *r);
 /* True when "sha256:<64 lowercase hex>" (or sha512 with 128). */
 int registry_digest_valid(const char *d);
 
+/* The first 12 hex digits of digest D ("sha256:...") in BUF, for tables; "-" when D is NULL. */
+const char *registry_digest_short(const char *d, char buf[16]);
+
 /* Is BODY (LEN bytes) a manifest or an index: a JSON object with schemaVersion 1 or 2? */
 bool registry_manifest_shaped(const char *body, size_t len);
 

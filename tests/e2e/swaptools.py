@@ -63,6 +63,23 @@ PAST_GATE = {"removing-old", "cutover"}
 # --------------------------------------------------------------------------
 # images
 
+def make_exiting(factory, registry, repo, tag):
+    """An image (FROM the factory's base) whose command exits at once."""
+    ref = registry.ref(repo, tag)
+    ctx = os.path.join(factory.dir, "ctx-exiting-%s" % uuid.uuid4().hex[:8])
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "version"), "w") as f:
+        f.write("exiting %s\n" % uuid.uuid4().hex)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM %s\nCOPY version /version\nCMD %s\n"
+                % (factory.base(), json.dumps(["/bin/sh", "-c", "echo bye; exit 3"])))
+    try:
+        image_id = factory._docker_build(ctx, ref)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+    return Image(registry, repo, tag, image_id, factory.push(ref, config_dir=registry.push_config))
+
+
 class SwapImages:
     """FROM-scratch busybox images with a chosen CMD / ENTRYPOINT /
     HEALTHCHECK.  One local base image holds busybox and its applets (as

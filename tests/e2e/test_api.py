@@ -12,15 +12,15 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import socket
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from swaptools import make_exiting
 
 from daemontools import Daemon, new_token, port_accepts, raw_http
 from harness import RUN_LABEL, Image, docker, engine_events, free_port, wait_for
@@ -53,23 +53,6 @@ def stale_pair(factory, registry, v1, v2, hint, repo=None, tag="latest"):
     docker("tag", v1.id, ref)
     assert d1 != d2
     return Image(registry, repo, tag, v1.id, d1), Image(registry, repo, tag, v2.id, d2)
-
-
-def make_exiting(factory, registry, repo, tag):
-    """An image (FROM the factory's base) whose command exits at once."""
-    ref = registry.ref(repo, tag)
-    ctx = os.path.join(factory.dir, "ctx-exiting-%s" % uuid.uuid4().hex[:8])
-    os.makedirs(ctx)
-    with open(os.path.join(ctx, "version"), "w") as f:
-        f.write("exiting %s\n" % uuid.uuid4().hex)
-    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-        f.write("FROM %s\nCOPY version /version\nCMD %s\n"
-                % (factory.base(), json.dumps(["/bin/sh", "-c", "echo bye; exit 3"])))
-    try:
-        image_id = factory._docker_build(ctx, ref)
-    finally:
-        shutil.rmtree(ctx, ignore_errors=True)
-    return Image(registry, repo, tag, image_id, factory.push(ref, config_dir=registry.push_config))
 
 
 @pytest.fixture(scope="module")

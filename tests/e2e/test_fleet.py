@@ -14,8 +14,6 @@ import json
 import os
 import random
 import re
-import shutil
-import signal
 import socket
 import ssl
 import threading
@@ -26,58 +24,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from swaptools import make_exiting
+
+from privateengine import PrivateEngine
+
 from daemontools import Daemon, new_token
 from harness import RUN_LABEL, HarnessError, Image, docker, docker_inspect, free_port, wait_for
 
-DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
-DOCKER = shutil.which("docker") or "/usr/bin/docker"
 SLOW_STOP_CMD = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 
 
 # --------------------------------------------------------------------------
 # the second engine (the pattern of test_engine_restart.py)
-
-class PrivateEngine:
-    """A dockerd on its own socket, data root and exec root."""
-
-    def __init__(self, root, bridge):
-        self.root = root
-        self.bridge = bridge
-        self.sock = os.path.join(root, "docker.sock")
-        self.log = os.path.join(root, "dockerd.log")
-        self.proc = None
-        os.makedirs(root, exist_ok=True)
-
-    def start(self, timeout=60):
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [DOCKERD, "--host", "unix://" + self.sock, "--data-root", os.path.join(self.root, "data"),
-                 "--exec-root", os.path.join(self.root, "exec"), "--pidfile", os.path.join(self.root, "pid"),
-                 "--bridge", self.bridge, "--iptables=false", "--ip-masq=false", "--ip-forward=false"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        wait_for(lambda: self.proc.poll() is None and self.docker("version", check=False).returncode == 0,
-                 timeout, interval=0.3, what="the private dockerd")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def docker(self, *args, check=True, input=None, timeout=120):
-        p = subprocess.run([DOCKER, "-H", "unix://" + self.sock] + list(args), capture_output=True,
-                           input=input, timeout=timeout)
-        if check and p.returncode != 0:
-            raise HarnessError("docker -H %s %s: %s" % (self.sock, " ".join(args), p.stderr.decode()[-2000:]))
-        return p
-
-    def inspect(self, name):
-        return json.loads(self.docker("inspect", name).stdout)[0]
-
 
 @pytest.fixture(scope="module")
 def engine2(engine):
@@ -115,23 +73,6 @@ def engine2(engine):
 
 # --------------------------------------------------------------------------
 # images
-
-def make_exiting(factory, registry, repo, tag):
-    """An image (FROM the factory's base) whose command exits at once."""
-    ref = registry.ref(repo, tag)
-    ctx = os.path.join(factory.dir, "ctx-exiting-%s" % uuid.uuid4().hex[:8])
-    os.makedirs(ctx)
-    with open(os.path.join(ctx, "version"), "w") as f:
-        f.write("exiting %s\n" % uuid.uuid4().hex)
-    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-        f.write("FROM %s\nCOPY version /version\nCMD %s\n"
-                % (factory.base(), json.dumps(["/bin/sh", "-c", "echo bye; exit 3"])))
-    try:
-        image_id = factory._docker_build(ctx, ref)
-    finally:
-        shutil.rmtree(ctx, ignore_errors=True)
-    return Image(registry, repo, tag, image_id, factory.push(ref, config_dir=registry.push_config))
-
 
 @pytest.fixture(scope="module")
 def builds(image_factory, plain_registry):
