@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import docker, free_port, wait_for
+from harness import HarnessError, docker, free_port, wait_for
 from swaptools import (GOOD, HTTPD_CMD, LOOP_CMD, aliases, container_ip, exec_out, hist_for,
                        history, http_get, inspect, leftovers, load_counts, load_loop, load_stop,
                        nc_get, pending_ops, read_data, same_digest, serving, update, write_data)
@@ -222,8 +222,15 @@ def test_blue_green_under_load(refit, scope, swapenv, common_pairs, swap_images)
     assert res[name].get("strategy") == "blue-green", res.describe()
     new_ip = container_ip(inspect(name))
     before = counts()
-    wait_for(lambda: counts()[1] >= before[1] + 10, 40, interval=0.2,
-             what="requests after the swap")
+    try:
+        # the client forks a handful of processes per request: on a loaded
+        # machine ten answers can take a while, so wait long and say why
+        wait_for(lambda: counts()[1] >= before[1] + 10, 120, interval=0.3,
+                 what="requests after the swap")
+    except HarnessError as e:
+        raise AssertionError("%s\ncounts before %s, now %s\nclient failures:\n%s\nclient log:\n%s" % (
+            e, before, counts(), exec_out(client, "cat /tmp/fails", check=False),
+            docker("logs", "--tail", "20", client, check=False))) from e
     a, b, f, _ = load_stop(client)
     print("blue-green under load: %d requests (%d to v1, %d to v2), %d failed"
           % (a + b + f, a, b, f))
