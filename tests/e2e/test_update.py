@@ -213,7 +213,21 @@ def test_blue_green_under_load(refit, scope, swapenv, common_pairs, swap_images)
     def counts():
         return load_counts(client)[:3]
 
-    wait_for(lambda: counts()[0] >= 10, 40, interval=0.2, what="the client's first requests")
+    def wait_counts(i, n, what):
+        # the client forks a handful of processes per request: on a loaded
+        # machine ten answers can take a while, so wait long and say why
+        before = counts()
+        try:
+            wait_for(lambda: counts()[i] >= before[i] + n, 120, interval=0.3, what=what)
+        except HarnessError as e:
+            raise AssertionError("%s\ncounts (v1, v2, failed) before %s, now %s\nclient failures:\n%s\n"
+                                 "client's answer now: %s\nclient log:\n%s" % (
+                                     e, before, counts(), exec_out(client, "cat /tmp/fails", check=False),
+                                     nc_get(client, "loadsvc"),
+                                     docker("logs", "--tail", "20", client, check=False))) from e
+        return before
+
+    wait_counts(0, 10, "the client's first requests")
 
     old_ip = container_ip(inspect(name))
     res = update(refit, scope, env={"REFIT_LOG_LEVEL": "debug"})
@@ -221,16 +235,7 @@ def test_blue_green_under_load(refit, scope, swapenv, common_pairs, swap_images)
     assert res[name].get("status") == "updated", res.describe()
     assert res[name].get("strategy") == "blue-green", res.describe()
     new_ip = container_ip(inspect(name))
-    before = counts()
-    try:
-        # the client forks a handful of processes per request: on a loaded
-        # machine ten answers can take a while, so wait long and say why
-        wait_for(lambda: counts()[1] >= before[1] + 10, 120, interval=0.3,
-                 what="requests after the swap")
-    except HarnessError as e:
-        raise AssertionError("%s\ncounts before %s, now %s\nclient failures:\n%s\nclient log:\n%s" % (
-            e, before, counts(), exec_out(client, "cat /tmp/fails", check=False),
-            docker("logs", "--tail", "20", client, check=False))) from e
+    wait_counts(1, 10, "requests after the swap")
     a, b, f, _ = load_stop(client)
     print("blue-green under load: %d requests (%d to v1, %d to v2), %d failed"
           % (a + b + f, a, b, f))
