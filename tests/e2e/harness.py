@@ -865,9 +865,12 @@ class ImageFactory:
         return "e2e-%s/%s-%d" % (self.run_id, re.sub(r"[^a-z0-9-]", "-", hint.lower()),
                                  self._next())
 
-    def _docker_build(self, ctx, tag):
-        out = docker("build", "-q", "--label", "%s=%s" % (RUN_LABEL, self.run_id),
-                     "-t", tag, ctx, timeout=180)
+    def _docker_build(self, ctx, tag, label=False):
+        """docker build CTX -t TAG; with label the run label is set (the
+        bases: what is built FROM them inherits it, and a --label on every
+        build would cost the engine one more container per build)."""
+        args = ["--label", "%s=%s" % (RUN_LABEL, self.run_id)] if label else []
+        out = docker("build", "-q", *args, "-t", tag, ctx, timeout=180)
         image_id = out.strip().splitlines()[-1].strip()
         with self.lock:
             self.tags.append(tag)
@@ -895,7 +898,7 @@ class ImageFactory:
             with open(os.path.join(ctx, "Dockerfile"), "w") as f:
                 f.write("\n".join(lines) + "\n")
             tag = "refit-e2e-base-%s:%s" % (self.run_id, key)
-            image_id = self._docker_build(ctx, tag)
+            image_id = self._docker_build(ctx, tag, label=True)
             with self.lock:
                 self.base_ids.add(image_id)
             shutil.rmtree(ctx, ignore_errors=True)
@@ -912,10 +915,13 @@ class ImageFactory:
         os.makedirs(ctx)
         with open(os.path.join(ctx, "version"), "w") as f:
             f.write(content or "refit-e2e %s %d %s\n" % (self.run_id, n, uuid.uuid4().hex))
-        lines = ["FROM " + base, "COPY version /version"]
+        # settings first and the one COPY last: the settings' steps come from
+        # the build cache after the first build, so a version costs one step
+        lines = ["FROM " + base]
         if healthcheck and healthcheck is not True:
             lines.append("HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD %s"
                          % healthcheck)
+        lines.append("COPY version /version")
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
             f.write("\n".join(lines) + "\n")
         try:

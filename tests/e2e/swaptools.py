@@ -71,7 +71,7 @@ def make_exiting(factory, registry, repo, tag):
     with open(os.path.join(ctx, "version"), "w") as f:
         f.write("exiting %s\n" % uuid.uuid4().hex)
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-        f.write("FROM %s\nCOPY version /version\nCMD %s\n"
+        f.write("FROM %s\nCMD %s\nCOPY version /version\n"
                 % (factory.base(), json.dumps(["/bin/sh", "-c", "echo bye; exit 3"])))
     try:
         image_id = factory._docker_build(ctx, ref)
@@ -112,11 +112,13 @@ class SwapImages:
     def unique_repo(self, hint):
         return self.factory.unique_repo("swap-" + hint)
 
-    def _docker_build(self, ref, ctx):
+    def _docker_build(self, ref, ctx, label=False):
+        """docker build; with label the run label is set (the base only:
+        the images FROM it inherit it)."""
         with self.lock:
             self.tags.append(ref)
-        out = docker("build", "-q", "--label", "%s=%s" % (RUN_LABEL, self.run_id),
-                     "-t", ref, ctx, timeout=180)
+        args = ["--label", "%s=%s" % (RUN_LABEL, self.run_id)] if label else []
+        out = docker("build", "-q", *args, "-t", ref, ctx, timeout=180)
         image_id = out.strip().splitlines()[-1].strip()
         with self.lock:
             self.ids.add(image_id)
@@ -139,7 +141,7 @@ class SwapImages:
             with open(os.path.join(ctx, "Dockerfile"), "w") as f:
                 f.write("FROM scratch\nCOPY rootfs/ /\n")
             self.base_ref = "refit-swaptest-base-%s:latest" % self.run_id
-            self.base_id = self._docker_build(self.base_ref, ctx)
+            self.base_id = self._docker_build(self.base_ref, ctx, label=True)
             return self.base_id
 
     def build(self, ref, version, cmd=None, entrypoint=None, healthcheck=None,
@@ -150,13 +152,16 @@ class SwapImages:
         self.base()
         n = self._next()
         ctx = os.path.join(self.dir, "ctx-%d" % n)
-        os.makedirs(ctx)
-        with open(os.path.join(ctx, "version"), "w") as f:
-            f.write("%s\n" % version)
-        with open(os.path.join(ctx, "nonce"), "w") as f:
+        files = os.path.join(ctx, "files")
+        os.makedirs(os.path.join(files, "www"))
+        for path in ("version", "www/version"):
+            with open(os.path.join(files, path), "w") as f:
+                f.write("%s\n" % version)
+        with open(os.path.join(files, "nonce"), "w") as f:
             f.write("%s %d %s\n" % (self.run_id, n, uuid.uuid4().hex))
-        lines = ["FROM %s" % self.base_ref, "COPY version /version", "COPY version /www/version",
-                 "COPY nonce /nonce"]
+        # settings first, then one COPY: after the first build of a kind the
+        # settings' steps come from the build cache, so a version costs one step
+        lines = ["FROM %s" % self.base_ref]
         for k, v in (env or {}).items():
             lines.append("ENV %s=%s" % (k, json.dumps(v)))
         for v in volumes:
@@ -167,6 +172,7 @@ class SwapImages:
         if entrypoint is not None:
             lines.append("ENTRYPOINT %s" % json.dumps(entrypoint))
         lines.append("CMD %s" % json.dumps(cmd or LOOP_CMD))
+        lines.append("COPY files/ /")
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
             f.write("\n".join(lines) + "\n")
         return self._docker_build(ref, ctx)

@@ -221,10 +221,13 @@ def test_blue_green_under_load(refit, scope, swapenv, common_pairs, swap_images)
             wait_for(lambda: counts()[i] >= before[i] + n, 120, interval=0.3, what=what)
         except HarnessError as e:
             raise AssertionError("%s\ncounts (v1, v2, failed) before %s, now %s\nclient failures:\n%s\n"
-                                 "client's answer now: %s\nclient log:\n%s" % (
+                                 "client's answer now: %s\nclient log:\n%s\nservice: %s" % (
                                      e, before, counts(), exec_out(client, "cat /tmp/fails", check=False),
-                                     nc_get(client, "loadsvc"),
-                                     docker("logs", "--tail", "20", client, check=False))) from e
+                                     exec_out(client, "nslookup loadsvc 127.0.0.11 2>&1; printf 'GET /version "
+                                              "HTTP/1.0\\r\\n\\r\\n' | nc -w 3 loadsvc 8080 2>&1",
+                                              check=False),
+                                     docker("logs", "--tail", "20", client, check=False),
+                                     inspect(name)["State"])) from e
         return before
 
     wait_counts(0, 10, "the client's first requests")
