@@ -2,11 +2,15 @@
 exec root and pidfile, on a bridge the test makes with `ip link` (never
 `--bridge none`, which deletes the host's docker0)."""
 
+import json
 import os
+import random
 import shutil
 import signal
 import subprocess
-import json
+import uuid
+
+import pytest
 
 from harness import HarnessError, wait_for
 
@@ -58,3 +62,42 @@ class PrivateEngine:
     def names(self):
         out = self.docker("ps", "-a", "--format", "{{.Names}}").stdout.decode()
         return sorted(out.split())
+
+
+def private_engine(name):
+    """Generator for a fixture: a started PrivateEngine under
+    /tmp/refit-e2e-NAME-<tag> on a bridge made here with `ip link`; at the
+    end every container of it removed, dockerd stopped, its directories and
+    its bridge gone.  Skips where a private dockerd cannot run (not root, no
+    bridge)."""
+    if os.geteuid() != 0:
+        pytest.skip("a private dockerd needs root")
+    tag = uuid.uuid4().hex[:8]
+    root = os.path.join("/tmp", "refit-e2e-%s-%s" % (name, tag))
+    bridge = "refit" + tag
+    subnet = "10.%d.%d" % (random.randint(100, 250), random.randint(0, 255))
+    made = subprocess.run("ip link add %s type bridge && ip addr add %s.1/24 dev %s && ip link set %s up"
+                          % (bridge, subnet, bridge, bridge), shell=True, capture_output=True, text=True)
+    if made.returncode != 0:
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        pytest.skip("cannot make a bridge for a private dockerd: %s" % made.stderr.strip())
+    e = PrivateEngine(root, bridge)
+    try:
+        e.start()
+    except HarnessError as exc:
+        e.stop()
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        pytest.skip("cannot start a private dockerd: %s" % exc)
+    try:
+        yield e
+    finally:
+        try:
+            if e.proc is None:
+                e.start()
+            ids = e.docker("ps", "-aq", check=False).stdout.decode().split()
+            if ids:
+                e.docker("rm", "-f", "-v", *ids, check=False)
+        finally:
+            e.stop()
+            subprocess.run(["rm", "-rf", root], capture_output=True)
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)

@@ -14,16 +14,15 @@ its volume's data, on the new image, with nothing pending in the journal.
 
 import json
 import os
-import random
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from privateengine import PrivateEngine
+from privateengine import private_engine
 
-from harness import RUN_LABEL, HarnessError, Refit, wait_for
+from harness import RUN_LABEL, Refit, wait_for
 from swaptools import run_refit
 from swaptools import common_pairs, swap_images  # noqa: F401 (fixtures)
 
@@ -31,35 +30,7 @@ from swaptools import common_pairs, swap_images  # noqa: F401 (fixtures)
 
 @pytest.fixture
 def engine2(tmp_path, engine):
-    if os.geteuid() != 0:
-        pytest.skip("a private dockerd needs root")
-    tag = uuid.uuid4().hex[:8]
-    root = os.path.join("/tmp", "refit-e2e-engine-" + tag)
-    bridge = "refit" + tag
-    subnet = "10.%d.%d" % (random.randint(100, 250), random.randint(0, 255))
-    made = subprocess.run("ip link add %s type bridge && ip addr add %s.1/24 dev %s && ip link set %s up"
-                          % (bridge, subnet, bridge, bridge), shell=True, capture_output=True, text=True)
-    if made.returncode != 0:
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-        pytest.skip("cannot make a bridge for a private dockerd: %s" % made.stderr.strip())
-    e = PrivateEngine(root, bridge)
-    try:
-        e.start()
-    except HarnessError as exc:
-        e.stop()
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-        pytest.skip("cannot start a private dockerd: %s" % exc)
-    yield e
-    try:
-        if e.proc is None:
-            e.start()
-        ids = e.docker("ps", "-aq", check=False).stdout.decode().split()
-        if ids:
-            e.docker("rm", "-f", "-v", *ids, check=False)
-    finally:
-        e.stop()
-        subprocess.run(["rm", "-rf", root], capture_output=True)
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    yield from private_engine("engine")
 
 
 def test_engine_restart_mid_swap(refit_bin, tmp_path, engine2, scope, common_pairs, swap_images):

@@ -12,7 +12,6 @@ host, v2's command exits at once, so it never passes the health gate).
 
 import json
 import os
-import random
 import re
 import socket
 import ssl
@@ -26,10 +25,10 @@ import pytest
 
 from swaptools import make_exiting
 
-from privateengine import PrivateEngine
+from privateengine import private_engine
 
 from daemontools import Daemon, new_token
-from harness import RUN_LABEL, HarnessError, Image, docker, docker_inspect, free_port, wait_for
+from harness import RUN_LABEL, Image, docker, docker_inspect, free_port, wait_for
 
 SLOW_STOP_CMD = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 
@@ -39,36 +38,8 @@ SLOW_STOP_CMD = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 
 @pytest.fixture(scope="module")
 def engine2(engine):
-    """One private dockerd for the module; stopped, its data dirs and its bridge removed at teardown."""
-    if os.geteuid() != 0:
-        pytest.skip("a private dockerd needs root")
-    tag = uuid.uuid4().hex[:8]
-    root = os.path.join("/tmp", "refit-e2e-fleet-engine-" + tag)
-    bridge = "refit" + tag
-    subnet = "10.%d.%d" % (random.randint(100, 250), random.randint(0, 255))
-    made = subprocess.run("ip link add %s type bridge && ip addr add %s.1/24 dev %s && ip link set %s up"
-                          % (bridge, subnet, bridge, bridge), shell=True, capture_output=True, text=True)
-    if made.returncode != 0:
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-        pytest.skip("cannot make a bridge for a private dockerd: %s" % made.stderr.strip())
-    e = PrivateEngine(root, bridge)
-    try:
-        e.start()
-    except HarnessError as exc:
-        e.stop()
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-        pytest.skip("cannot start a private dockerd: %s" % exc)
-    yield e
-    try:
-        if e.proc is None:
-            e.start()
-        ids = e.docker("ps", "-aq", check=False).stdout.decode().split()
-        if ids:
-            e.docker("rm", "-f", "-v", *ids, check=False)
-    finally:
-        e.stop()
-        subprocess.run(["rm", "-rf", root], capture_output=True)
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    """One private dockerd for the module (see privateengine.py)."""
+    yield from private_engine("fleet-engine")
 
 
 # --------------------------------------------------------------------------

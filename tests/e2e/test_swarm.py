@@ -4,55 +4,93 @@ Swarm says how it ended; a failing new image is rolled back by Swarm and
 reported rolled-back; task containers are never swapped as containers;
 `refit rollback SERVICE` uses Swarm's rollback.
 
-The engine is shared: the module makes it a single-node swarm only when it is
-not one already (and leaves the swarm at the end only then), under an
-exclusive lock on LOCK so that two sessions never init or leave under each
-other.  Every service carries the run label and a scope of its own."""
+Swarm runs on a private dockerd of the module's own (privateengine.py), so
+that making a swarm and leaving it never disturbs the shared engine: on the
+shared one both briefly break name resolution on every user-defined network.
+The images come from the session's registry on loopback.  Every service
+carries the run label and a scope of its own."""
 
-import fcntl
 import json
 import os
+import random
+import socket
+import subprocess
 import uuid
 
 import pytest
 
-from harness import RUN_LABEL, HarnessError, docker, docker_inspect, wait_for
+from harness import RUN_LABEL, HarnessError, free_port, wait_for
+from privateengine import private_engine
 
-LOCK = "/run/lock/refit-e2e-swarm.lock"
 FAST = {"refit.swarm.monitor": "1", "refit.swarm.delay": "0", "refit.swarm.timeout": "240"}
 
 
-def swarm_state():
-    out = docker("info", "--format", "{{json .Swarm}}").strip()
-    return json.loads(out)
+def free_udp_port():
+    """A UDP port Swarm accepts for VXLAN (1024-49151) that nothing holds."""
+    for _ in range(100):
+        port = random.randint(20000, 49151)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
+    raise HarnessError("no free UDP port")
+
+
+class Swarm:
+    """A single-node swarm on a private dockerd."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.host = "unix://" + engine.sock
+
+    def docker(self, *args, check=True, timeout=120):
+        p = self.engine.docker(*[str(a) for a in args], check=check, timeout=timeout)
+        return p.stdout.decode()
+
+    def inspect(self, obj, kind=None):
+        args = ["inspect"] + (["--type", kind] if kind else []) + [obj]
+        return json.loads(self.docker(*args))[0]
 
 
 @pytest.fixture(scope="module")
 def swarm(engine, run_id):
-    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
-    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # held from init to teardown
-    made = False
+    gen = private_engine("swarm")
+    sw = Swarm(next(gen))
+    # Swarm's docker_gwbridge would otherwise take the host's interface of
+    # that name, which the shared engine may have: this one has a bridge of its own
+    gw = "refitgw" + uuid.uuid4().hex[:8]
     try:
-        st = swarm_state()
-        if st.get("LocalNodeState") != "active":
-            docker("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=60)
-            made = True
-        elif not st.get("ControlAvailable"):
-            pytest.skip("the engine is a Swarm worker, not a manager")
-        yield made
+        sw.docker("network", "create", "--subnet", "10.%d.%d.0/24" % (random.randint(100, 250),
+                                                                      random.randint(0, 255)),
+                  "--opt", "com.docker.network.bridge.name=" + gw,
+                  "--opt", "com.docker.network.bridge.enable_icc=false",
+                  "--opt", "com.docker.network.bridge.enable_ip_masquerade=false",
+                  "docker_gwbridge")
+        # its own ports, so that a swarm of the shared engine (2377, 4789) is no obstacle
+        sw.docker("swarm", "init", "--advertise-addr", "127.0.0.1",
+                  "--listen-addr", "127.0.0.1:%d" % free_port(),
+                  "--data-path-port", str(free_udp_port()), timeout=60)
+        yield sw
     finally:
-        # the tasks' containers go with their services: wait, so that the images are free at cleanup
+        # the tasks' containers go with their services
         try:
-            wait_for(lambda: not docker("ps", "-aq", "--filter", "label=%s=%s" % (RUN_LABEL, run_id),
-                                        "--filter", "label=com.docker.swarm.service.id").strip(),
+            wait_for(lambda: not sw.docker("ps", "-aq", "--filter", "label=com.docker.swarm.service.id",
+                                           check=False).strip(),
                      60, 0.5, "the services' task containers removed")
         except HarnessError as exc:
             print("swarm teardown: %s" % exc)
-        if made:
-            docker("swarm", "leave", "--force", check=False, timeout=60)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        gen.close()
+        subprocess.run(["ip", "link", "del", gw], capture_output=True)
+
+
+@pytest.fixture
+def refit(refit, swarm):
+    """The session's refit runner, talking to the swarm's engine."""
+    base_env = refit.base_env
+    refit.base_env = lambda: dict(base_env(), DOCKER_HOST=swarm.host)
+    return refit
 
 
 @pytest.fixture(scope="module")
@@ -82,29 +120,29 @@ def services(swarm, run_id):
                 args += ["--container-label", "%s=%s" % (k, v)]
             args += list(extra) + [image_ref]
             made.append(name)
-            docker(*args, timeout=120)   # callers wait for the task they need
+            swarm.docker(*args, timeout=120)   # callers wait for the task they need
             return name
 
     yield Services()
     if made:
-        docker("service", "rm", *made, check=False, timeout=60)
+        swarm.docker("service", "rm", *made, check=False, timeout=60)
 
 
-def spec_image(name):
-    return docker_inspect(name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+def spec_image(sw, name):
+    return sw.inspect(name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
 
 
-def running_task_containers(name):
+def running_task_containers(sw, name):
     """Container inspects of the service's running tasks."""
-    ids = docker("ps", "-q", "--no-trunc", "--filter",
-                 "label=com.docker.swarm.service.name=%s" % name).split()
-    return [docker_inspect(i, "container") for i in ids]
+    ids = sw.docker("ps", "-q", "--no-trunc", "--filter",
+                    "label=com.docker.swarm.service.name=%s" % name).split()
+    return [sw.inspect(i, "container") for i in ids]
 
 
-def wait_single_task_on(name, image, timeout=180):
+def wait_single_task_on(sw, name, image, timeout=180):
     """Wait until exactly one running task, on IMAGE's ID; returns its container inspect."""
     def ok():
-        cs = running_task_containers(name)
+        cs = running_task_containers(sw, name)
         return cs[0] if len(cs) == 1 and cs[0]["Image"] == image.id else None
     wait_for(ok, timeout, 0.5, "%s running one task on %s" % (name, image.id[:19]))
     return ok()
@@ -126,11 +164,11 @@ def update_json(refit, scope, *names, config=None):
     return res, {c["name"]: c for c in data["containers"]}
 
 
-def test_service_updated_to_new_digest(refit, scope, services, image_factory, v1_images):
+def test_service_updated_to_new_digest(refit, swarm, scope, services, image_factory, v1_images):
     v1 = v1_images["ok"]
     name = services.create(v1.ref, labels=labels_for(scope))
-    assert spec_image(name) == "%s@%s" % (v1.ref, v1.digest)
-    wait_single_task_on(name, v1)
+    assert spec_image(swarm, name) == "%s@%s" % (v1.ref, v1.digest)
+    wait_single_task_on(swarm, name, v1)
 
     chk = refit.check_json(scope=scope)
     assert chk[name]["kind"] == "service" and chk[name]["status"] == "up-to-date", chk.describe()
@@ -140,20 +178,20 @@ def test_service_updated_to_new_digest(refit, scope, services, image_factory, v1
     chk = refit.check_json(scope=scope)
     assert chk[name]["status"] == "update-available", chk.describe()
     assert chk[name]["latest_digest"] == v2.digest
-    assert spec_image(name) == "%s@%s" % (v1.ref, v1.digest)   # check changes nothing
+    assert spec_image(swarm, name) == "%s@%s" % (v1.ref, v1.digest)   # check changes nothing
 
     res, out = update_json(refit, scope)
     assert res.rc == 0, res.describe()
     assert out[name]["kind"] == "service" and out[name]["status"] == "updated", res.describe()
     assert out[name]["current_digest"] == v1.digest and out[name]["latest_digest"] == v2.digest
 
-    svc = docker_inspect(name)
+    svc = swarm.inspect(name)
     assert svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == "%s@%s" % (v1.ref, v2.digest)
     assert svc["UpdateStatus"]["State"] == "completed"
     uc = svc["Spec"]["UpdateConfig"]
     assert (uc["FailureAction"], uc["Order"], uc["Parallelism"], uc["Monitor"], uc.get("Delay", 0)) == \
         ("rollback", "start-first", 1, 1 * 10**9, 0)
-    task = wait_single_task_on(name, v2)
+    task = wait_single_task_on(swarm, name, v2)
     assert task["Config"]["Image"] == "%s@%s" % (v1.ref, v2.digest)
 
     hist = json.loads(refit.run("history", "--json", name).stdout)["history"]
@@ -168,33 +206,33 @@ def test_service_updated_to_new_digest(refit, scope, services, image_factory, v1
     assert rb.rc == 0, rb.describe()
     entry = json.loads(rb.stdout)["containers"][0]
     assert (entry["name"], entry["kind"], entry["status"]) == (name, "service", "rolled-back"), rb.describe()
-    assert spec_image(name) == "%s@%s" % (v1.ref, v1.digest)
-    wait_single_task_on(name, v1)
+    assert spec_image(swarm, name) == "%s@%s" % (v1.ref, v1.digest)
+    wait_single_task_on(swarm, name, v1)
     hist = json.loads(refit.run("history", "--json", name).stdout)["history"]
     assert [(h["kind"], h["outcome"]) for h in hist] == [("update", "updated"), ("rollback", "updated")]
 
 
-def test_failing_new_image_rolled_back_by_swarm(refit, scope, services, image_factory, v1_images):
+def test_failing_new_image_rolled_back_by_swarm(refit, swarm, scope, services, image_factory, v1_images):
     v1 = v1_images["bad"]
     name = services.create(v1.ref, labels=labels_for(scope))
-    wait_single_task_on(name, v1)
+    wait_single_task_on(swarm, name, v1)
     bad = image_factory.publish_new_version(v1, healthcheck="false")
 
     res, out = update_json(refit, scope)
     assert res.rc == 1, res.describe()
     assert out[name]["status"] == "rolled-back", res.describe()
     assert "rolled back" in out[name]["error"], res.describe()
-    svc = docker_inspect(name)
+    svc = swarm.inspect(name)
     assert svc["UpdateStatus"]["State"] == "rollback_completed"
     assert svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == "%s@%s" % (v1.ref, v1.digest)
-    task = wait_single_task_on(name, v1)
+    task = wait_single_task_on(swarm, name, v1)
     assert task["Image"] != bad.id
     hist = json.loads(refit.run("history", "--json", name).stdout)["history"]
     assert [(h["kind"], h["outcome"], h["new_digest"]) for h in hist] == \
         [("update", "rolled-back", bad.digest)]
 
 
-def test_task_containers_are_not_swapped(refit, scope, services, image_factory, v1_images):
+def test_task_containers_are_not_swapped(refit, swarm, scope, services, image_factory, v1_images):
     """A service without refit labels whose tasks carry refit.enable and the
     scope (ContainerSpec.Labels): the container pass leaves the task alone;
     with swarm: false an opted-in service is ignored; a service with an
@@ -203,10 +241,10 @@ def test_task_containers_are_not_swapped(refit, scope, services, image_factory, 
     plain = services.create(v1.ref, container_labels={"refit.enable": "true", "refit.scope": scope})
     opted = services.create(v1.ref, labels=labels_for(scope))
     invalid = services.create(v1.ref, labels=labels_for(scope, **{"refit.swarm.order": "sideways"}))
-    task = wait_single_task_on(plain, v1)
-    wait_single_task_on(opted, v1)
-    wait_single_task_on(invalid, v1)
-    invalid_version = docker_inspect(invalid)["Version"]["Index"]
+    task = wait_single_task_on(swarm, plain, v1)
+    wait_single_task_on(swarm, opted, v1)
+    wait_single_task_on(swarm, invalid, v1)
+    invalid_version = swarm.inspect(invalid)["Version"]["Index"]
     assert task["Config"]["Labels"]["refit.enable"] == "true"
     image_factory.publish_new_version(v1)
 
@@ -218,24 +256,24 @@ def test_task_containers_are_not_swapped(refit, scope, services, image_factory, 
     assert res.rc == 1, res.describe()
     assert set(out) == {opted, invalid} and out[opted]["status"] == "updated", res.describe()
     assert out[invalid]["status"] == "failed" and "refit.swarm.order" in out[invalid]["error"], res.describe()
-    assert docker_inspect(invalid)["Version"]["Index"] == invalid_version
-    assert spec_image(invalid) == "%s@%s" % (v1.ref, v1.digest)
+    assert swarm.inspect(invalid)["Version"]["Index"] == invalid_version
+    assert spec_image(swarm, invalid) == "%s@%s" % (v1.ref, v1.digest)
     assert task["Name"].lstrip("/") not in out
-    after = running_task_containers(plain)
+    after = running_task_containers(swarm, plain)
     assert [c["Id"] for c in after] == [task["Id"]]          # same container, not recreated
     assert after[0]["Image"] == v1.id
-    assert spec_image(plain) == "%s@%s" % (v1.ref, v1.digest)
+    assert spec_image(swarm, plain) == "%s@%s" % (v1.ref, v1.digest)
     assert not any(h.get("container") == task["Name"].lstrip("/")
                    for h in json.loads(refit.run("history", "--json").stdout)["history"])
 
 
-def test_killed_while_following_is_recorded_by_the_next_run(refit, scope, services, image_factory,
+def test_killed_while_following_is_recorded_by_the_next_run(refit, swarm, scope, services, image_factory,
                                                             v1_images):
     """refit killed while Swarm rolls out: Swarm carries on, the record stays
     in the journal, and the next run records how the rollout ended."""
     v1 = v1_images["crash"]
     name = services.create(v1.ref, labels=labels_for(scope))
-    wait_single_task_on(name, v1)
+    wait_single_task_on(swarm, name, v1)
     v2 = image_factory.publish_new_version(v1)
     res = refit.run("update", "--json", "--scope", scope, env={"REFIT_TEST_CRASH_AT": "swarm-rolling-out"},
                     timeout=400)
@@ -244,8 +282,8 @@ def test_killed_while_following_is_recorded_by_the_next_run(refit, scope, servic
     pending = [json.load(open(os.path.join(ops, f))) for f in os.listdir(ops)]
     assert [(p["container"], p["step"], p["strategy"]) for p in pending] == \
         [(name, "rolling-out", "swarm")]
-    assert spec_image(name) == "%s@%s" % (v1.ref, v2.digest)
-    wait_for(lambda: docker_inspect(name).get("UpdateStatus", {}).get("State") == "completed",
+    assert spec_image(swarm, name) == "%s@%s" % (v1.ref, v2.digest)
+    wait_for(lambda: swarm.inspect(name).get("UpdateStatus", {}).get("State") == "completed",
              180, 0.5, "Swarm finishing the rollout on its own")
     res, out = update_json(refit, scope)
     assert res.rc == 0, res.describe()
@@ -254,4 +292,4 @@ def test_killed_while_following_is_recorded_by_the_next_run(refit, scope, servic
     assert [(h["kind"], h["outcome"], h["new_digest"], h.get("recovered")) for h in hist] == \
         [("update", "updated", v2.digest, True)], hist
     assert os.listdir(ops) == []
-    wait_single_task_on(name, v2)
+    wait_single_task_on(swarm, name, v2)
