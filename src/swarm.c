@@ -529,6 +529,7 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 	enum swarm_state st;
 	double t0 = mono_now();
 	long status = 0;
+	bool ok = true;
 
 	if (service_get(en, c->id, &svc, &status, &e) < 0 || swarm_service_parse(svc, &sv, &e) < 0) {
 		outcome(c, "failed", e.msg);
@@ -547,8 +548,8 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 	if (asprintf(&pinned, "%s@%s", sv.image, c->latest_digest) < 0)
 		pinned = NULL;
 	b = json_string_value(json_object_get(json_object_get(svc, "UpdateStatus"), "StartedAt"));
-	before = b ? strdup(b) : NULL;
-	rec = want && pinned ? record_new("update", &sv, svc, c->current_digest, c->latest_digest, before) : NULL;
+	before = dup_or(b, &ok);
+	rec = ok && want && pinned ? record_new("update", &sv, svc, c->current_digest, c->latest_digest, before) : NULL;
 	if (!rec) {
 		outcome(c, "failed", "out of memory");
 		goto out;
@@ -635,6 +636,7 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	double t0 = mono_now();
 	long status = 0;
 	int handled = 0;
+	bool ok = true;
 
 	if (swarm_enabled(en, cfg, &e) <= 0 || service_get(en, name, &svc, &status, &e) < 0 ||
 	    swarm_service_parse(svc, &sv, &e) < 0 || strcmp(sv.name, name) != 0 ||
@@ -644,27 +646,27 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	if (all && !rec)
 		goto out;
 	c = &res->v[res->n++];
-	c->name = strdup(sv.name);
-	c->id = strdup(sv.id);
-	c->image = strdup(sv.image);
+	c->name = dup_or(sv.name, &ok);
+	c->id = dup_or(sv.id, &ok);
+	c->image = dup_or(sv.image, &ok);
 	c->kind = "service";
 	c->strategy = "swarm";
 	c->update_available = -1;
-	c->current_digest = sv.digest ? strdup(sv.digest) : NULL;
+	c->current_digest = dup_or(sv.digest, &ok);
 	prev = json_object_get(svc, "PreviousSpec");
 	if (!json_is_object(prev) || !spec_image(prev)) {
 		outcome(c, "failed", "Swarm has no previous spec of this service to roll back to");
 		goto out;
 	}
-	c->latest_digest = spec_digest(prev) ? strdup(spec_digest(prev)) : NULL;
+	c->latest_digest = dup_or(spec_digest(prev), &ok);
 	if (swarm_update_config_parse(sv.labels, &uc, &e) < 0) {
 		outcome(c, "failed", e.msg);
 		goto out;
 	}
 	want = strdup(spec_image(json_object_get(svc, "Spec")));
 	b = json_string_value(json_object_get(json_object_get(svc, "UpdateStatus"), "StartedAt"));
-	before = b ? strdup(b) : NULL;
-	jr = want ? record_new("rollback", &sv, svc, sv.digest, c->latest_digest, before) : NULL;
+	before = dup_or(b, &ok);
+	jr = ok && want ? record_new("rollback", &sv, svc, sv.digest, c->latest_digest, before) : NULL;
 	if (!jr) {
 		outcome(c, "failed", "out of memory");
 		goto out;
