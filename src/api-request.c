@@ -18,16 +18,6 @@ static int bad(char *err, size_t errlen, const char *fmt, const char *what)
 	return -1;
 }
 
-/* A container name: [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}. */
-static bool container_name(const char *n)
-{
-	size_t len = strlen(n);
-
-	if (len == 0 || len > 128 || n[0] == '.' || n[0] == '-' || n[0] == '_')
-		return false;
-	return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == len;
-}
-
 /* Validate "containers": an array of at most API_MAX_NAMES container names. */
 static int check_names(json_t *v, char *err, size_t errlen)
 {
@@ -39,7 +29,7 @@ static int check_names(json_t *v, char *err, size_t errlen)
 	if (json_array_size(v) > API_MAX_NAMES)
 		return bad(err, errlen, "%s: at most 256 names", "containers");
 	json_array_foreach(v, i, n) {
-		if (!json_is_string(n) || !container_name(json_string_value(n)))
+		if (!json_is_string(n) || !migrate_valid_name(json_string_value(n)))
 			return bad(err, errlen, "%s: each entry must be a container name ([a-zA-Z0-9_.-], at most 128)",
 				   "containers");
 	}

@@ -166,7 +166,7 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		struct check_entry *ce;
 		struct refit_err ie = { 0 };
 		char path[128];
-		const char *img, *imgid;
+		const char *img, *imgid, *track;
 
 		if (i >= n)
 			break;
@@ -213,8 +213,9 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		if (!ce->status && select_monitor_only(cfg, labels))
 			ce->status = "monitor-only";
 		p->no_pull[res->n - 1] = ce->no_pull = select_no_pull(cfg, labels);
-		if (json_string_value(json_object_get(labels, "refit.track")))
-			p->track[res->n - 1] = strdup(json_string_value(json_object_get(labels, "refit.track")));
+		track = json_string_value(json_object_get(labels, "refit.track"));
+		if (track && !(p->track[res->n - 1] = strdup(track)))
+			entry_error(ce, ERR_FAILED, "out of memory"); /* not silently followed by digest */
 	}
 	json_decref(list);
 	/* Swarm services: the current digest is the one their spec is pinned to. */

@@ -17,6 +17,7 @@
 #include "refit/fsutil.h"
 #include "refit/notify.h"
 #include "refit/ollama.h"
+#include "refit/tags.h"
 
 enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
 
@@ -422,7 +423,7 @@ int config_init(struct refit_config *cfg, struct refit_err *e)
 	cfg->keep_previous = 1;
 	cfg->concurrency = 8;
 	cfg->registry_timeout = 30;
-	cfg->registry_page_size = 100;
+	cfg->registry_page_size = TAGS_DEFAULT_PAGE;
 	cfg->models_interval = 86400;
 	cfg->models_timeout = 300;
 	cfg->backup_max_bytes = 1L << 30;

@@ -496,28 +496,46 @@ static int stream_finish(struct engine *en, CURLcode rc, struct stream_state *st
 	return 0;
 }
 
-int engine_get_stream(struct engine *en, const char *path, long timeout, engine_sink sink, void *arg,
-		      struct refit_err *e)
+/* Point the handle at PATH for a streamed request: URL, timeout, and the
+ * answer's body into ST (an error body kept for the message). */
+static int stream_begin(struct engine *en, const char *path, long timeout, struct stream_state *st,
+			struct refit_err *e)
 {
-	struct stream_state st = { .en = en, .sink = sink, .arg = arg };
 	char url[4096];
-	struct timespec t0;
-	CURLcode rc;
 
 	if ((size_t)snprintf(url, sizeof(url), "%s/v%s%s", en->base, en->api, path) >= sizeof(url))
 		return err_set(e, ERR_FAILED, "engine request path too long");
 	en->errbuf[0] = '\0';
-	curl_easy_setopt(en->h, CURLOPT_URL, url);
+	curl_easy_setopt(en->h, CURLOPT_URL, url); /* libcurl copies it */
 	curl_easy_setopt(en->h, CURLOPT_TIMEOUT, timeout > 0 ? timeout : ENGINE_TIMEOUT);
-	curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(en->h, CURLOPT_WRITEFUNCTION, stream_write);
-	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, &st);
+	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, st);
 	curl_easy_setopt(en->h, CURLOPT_HEADERFUNCTION, pull_headers);
 	curl_easy_setopt(en->h, CURLOPT_HEADERDATA, NULL);
+	return 0;
+}
+
+/* Run the request stream_begin set up; the time counts as waiting on the engine. */
+static int stream_perform(struct engine *en, struct stream_state *st, const char *what, struct refit_err *e)
+{
+	struct timespec t0;
+	CURLcode rc;
+
 	waited_start(&t0);
 	rc = curl_easy_perform(en->h);
 	waited_stop(&t0);
-	return stream_finish(en, rc, &st, "GET archive", e);
+	return stream_finish(en, rc, st, what, e);
+}
+
+int engine_get_stream(struct engine *en, const char *path, long timeout, engine_sink sink, void *arg,
+		      struct refit_err *e)
+{
+	struct stream_state st = { .en = en, .sink = sink, .arg = arg };
+
+	if (stream_begin(en, path, timeout, &st, e) < 0)
+		return -1;
+	curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
+	return stream_perform(en, &st, "GET archive", e);
 }
 
 int engine_put_fd(struct engine *en, const char *path, int fd, long long size, const char *content_type,
@@ -525,34 +543,24 @@ int engine_put_fd(struct engine *en, const char *path, int fd, long long size, c
 {
 	struct stream_state st = { .en = en };
 	struct curl_slist *hdrs = NULL;
-	char url[4096], ct[128];
-	struct timespec t0;
-	CURLcode rc;
+	char ct[128];
 	int ret;
 
-	if ((size_t)snprintf(url, sizeof(url), "%s/v%s%s", en->base, en->api, path) >= sizeof(url))
-		return err_set(e, ERR_FAILED, "engine request path too long");
 	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
 	if (!(hdrs = curl_slist_append(NULL, ct)) || !curl_slist_append(hdrs, "Expect:")) {
 		curl_slist_free_all(hdrs);
 		return err_set(e, ERR_FAILED, "out of memory");
 	}
-	en->errbuf[0] = '\0';
-	curl_easy_setopt(en->h, CURLOPT_URL, url);
-	curl_easy_setopt(en->h, CURLOPT_TIMEOUT, timeout > 0 ? timeout : ENGINE_TIMEOUT);
+	if (stream_begin(en, path, timeout, &st, e) < 0) {
+		curl_slist_free_all(hdrs);
+		return -1;
+	}
 	curl_easy_setopt(en->h, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(en->h, CURLOPT_READFUNCTION, stream_read);
 	curl_easy_setopt(en->h, CURLOPT_READDATA, &fd);
 	curl_easy_setopt(en->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
 	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(en->h, CURLOPT_WRITEFUNCTION, stream_write);
-	curl_easy_setopt(en->h, CURLOPT_WRITEDATA, &st);
-	curl_easy_setopt(en->h, CURLOPT_HEADERFUNCTION, pull_headers);
-	curl_easy_setopt(en->h, CURLOPT_HEADERDATA, NULL);
-	waited_start(&t0);
-	rc = curl_easy_perform(en->h);
-	waited_stop(&t0);
-	ret = stream_finish(en, rc, &st, "PUT archive", e);
+	ret = stream_perform(en, &st, "PUT archive", e);
 	curl_slist_free_all(hdrs);
 	return ret;
 }

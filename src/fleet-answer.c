@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "refit/fleet.h"
+#include "refit/migrate.h"
 
 #define FIELD_MAX 512 /* bytes kept of any string from an answer */
 
@@ -121,9 +122,14 @@ static int parse_list(json_t *list, bool rollback, struct fleet_op *op, char *er
 			snprintf(err, errlen, "operation result: container %zu is malformed", i + 1);
 			return -1;
 		}
-		if (strcmp(status, rollback ? "rolled-back" : "updated") == 0)
+		if (strcmp(status, rollback ? "rolled-back" : "updated") == 0) {
+			/* a changed container's name goes back to the host in a rollback */
+			if (!migrate_valid_name(ch->name)) {
+				snprintf(err, errlen, "operation result: container %zu has no valid container name", i + 1);
+				return -1;
+			}
 			op->changed++;
-		else if (strcmp(status, "failed") == 0 || (!rollback && strcmp(status, "rolled-back") == 0))
+		} else if (strcmp(status, "failed") == 0 || (!rollback && strcmp(status, "rolled-back") == 0))
 			op->failed++;
 	}
 	return 0;
@@ -147,8 +153,7 @@ int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op 
 		goto bad;
 	}
 	snprintf(op->state, sizeof(op->state), "%s", st);
-	if (opt_string(j, "error", &bad))
-		op->error = clean(opt_string(j, "error", &bad));
+	op->error = clean(opt_string(j, "error", &bad));
 	result = json_object_get(j, "result");
 	list = json_object_get(result, "containers");
 	if (bad || (result && !json_is_null(result) && (!json_is_object(result) || !json_is_array(list)))) {

@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "refit/fleet.h"
+#include "refit/fsutil.h"
 
 static const char *scalar(yaml_node_t *n)
 {
@@ -353,38 +354,13 @@ int fleet_hosts_load_tokens(struct fleet_hosts *hs, struct refit_err *e)
 
 int fleet_hosts_load(const char *path, struct fleet_hosts *ret, struct refit_err *e)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	struct stat st;
 	char *buf;
-	size_t len = 0;
+	size_t len;
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	if (fd < 0)
-		return err_set(e, ERR_USAGE, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return err_set(e, ERR_USAGE, "%s: not a regular file", path);
-	}
-	if (!(buf = malloc(FLEET_MAX_FILE + 1))) {
-		close(fd);
-		return err_set(e, ERR_FAILED, "out of memory");
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + len, FLEET_MAX_FILE + 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = err_set(e, ERR_USAGE, "%s: %s", path, strerror(errno));
-			close(fd);
-			free(buf);
-			return rc;
-		}
-		if (n == 0 || (len += (size_t)n) > FLEET_MAX_FILE)
-			break;
-	}
-	close(fd);
+	if (fs_read_file(path, FLEET_MAX_FILE, &buf, &len, e) < 0)
+		return -1;
 	rc = fleet_hosts_parse(buf, len, path, ret, e);
 	free(buf);
 	if (rc == 0 && (rc = fleet_hosts_load_tokens(ret, e)) < 0)

@@ -10,8 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/api-request.h"
 #include "refit/fleet.h"
 #include "refit/registry.h"
+#include "refit/semver.h"
 
 #define DEFAULT_TIMEOUT 600       /* seconds for a host's operation */
 #define DEFAULT_CONNECT_TIMEOUT 10
@@ -411,7 +413,11 @@ static void *rollback_host(void *arg)
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	progress(r, false, "rolling back %zu container%s", r->op.changed, r->op.changed == 1 ? "" : "s");
-	if (!text) {
+	if (r->op.changed > API_MAX_NAMES) { /* what one rollback request may name */
+		snprintf(r->rb_error, sizeof(r->rb_error),
+			 "%zu containers changed, more than one rollback may name (%d): roll back on the host", r->op.changed,
+			 API_MAX_NAMES);
+	} else if (!text) {
 		snprintf(r->rb_error, sizeof(r->rb_error), "out of memory");
 	} else if (run_operation(r, "rollback", "/api/v1/rollback", text, true, deadline, r->rb_id, &r->rb,
 				 r->rb_error, sizeof(r->rb_error)) == 0) {
@@ -556,7 +562,7 @@ static int rollout(struct fleet_ctx *c)
 {
 	size_t n = c->hosts.n, i = 0, stage = 0;
 	struct hrun **group = calloc(n + 1, sizeof(*group));
-	bool halted = false, rolled = false, all_ok = true;
+	bool halted = false, rolled = false;
 
 	if (!group)
 		return ERR_FAILED;
@@ -578,8 +584,6 @@ static int rollout(struct fleet_ctx *c)
 		c->runs[i].canary = false;
 		progress(&c->runs[i], true, "not started: the rollout halted");
 	}
-	for (i = 0; i < n; i++)
-		all_ok &= c->runs[i].ok;
 	if (halted && c->o.rollback) {
 		size_t g = 0;
 
@@ -596,8 +600,8 @@ static int rollout(struct fleet_ctx *c)
 		}
 	}
 	free(group);
-	rollout_report(c, all_ok, rolled);
-	return all_ok ? 0 : ERR_FAILED;
+	rollout_report(c, !halted, rolled); /* every host ran and succeeded unless it halted */
+	return halted ? ERR_FAILED : 0;
 }
 
 /* One host's status: health, then the containers. */
@@ -718,15 +722,6 @@ static long number(const char *name, const char *v, long min, long max)
 		return -1;
 	}
 	return n;
-}
-
-/* A tag as Docker allows it: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
-static bool tag_valid(const char *t)
-{
-	size_t len = strlen(t);
-
-	return len > 0 && len <= 128 && t[0] != '.' && t[0] != '-' &&
-	       strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == len;
 }
 
 int fleet_main(int argc, char **argv)

@@ -647,7 +647,7 @@ static int parse_args(int argc, char **argv)
 		if (opts.cmd && strcmp(opts.cmd, "fleet") == 0) { /* the rest is fleet_main's */
 			opts.fleet_argv = argv + i;
 			opts.fleet_argc = argc - i;
-			return 0;
+			break;
 		}
 		if (no_more || a[0] != '-' || strcmp(a, "-") == 0) {
 			if (!opts.cmd)
@@ -751,8 +751,18 @@ int main(int argc, char **argv)
 		return ERR_USAGE;
 	}
 	if (!cmd->run) { /* fleet: its own options; needs no configuration, engine or state */
+		/* a global option before `fleet` (--dry-run, --json, ...) would
+		 * otherwise be dropped without a word: refuse it */
+		for (int i = 1; argv[i] != opts.cmd && !opts.help; i++) {
+			if (argv[i][0] == '-') {
+				fprintf(stderr, "refit fleet: %s: options go after 'fleet rollout' or 'fleet status'\n",
+					argv[i]);
+				free(opts.args);
+				return ERR_USAGE;
+			}
+		}
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		if (opts.help && !opts.fleet_argv)
+		if (opts.help)
 			code = printf("usage: %s\n\n%s", fleet_usage, fleet_help) < 0;
 		else
 			code = fleet_main(opts.fleet_argc, opts.fleet_argv);

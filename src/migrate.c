@@ -8,7 +8,6 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "refit/auth.h"
 #include "refit/fsutil.h"
 #include "refit/imageref.h"
 #include "refit/log.h"
@@ -16,8 +15,7 @@
 #include "refit/select.h"
 #include "refit/strategy.h"
 #include "refit/swarm.h"
-
-#define PULL_TIMEOUT (30L * 60)
+#include "refit/update.h"
 
 bool migrate_valid_name(const char *n)
 {
@@ -431,10 +429,8 @@ int migrate_check(struct engine *en, const struct refit_config *cfg, const struc
 			const char *n = f ? m->from : m->to;
 			json_t *labels = json_object_get(json_object_get(ins, "Config"), "Labels");
 			const char *scope = label_get(labels, "scope");
-			bool mine = cfg->scope ? scope && strcmp(scope, cfg->scope) == 0 :
-						 !scope || !*scope || strcmp(scope, "none") == 0;
 
-			if (!mine)
+			if (!select_in_scope(cfg, labels))
 				err_set(e, ERR_USAGE, "%s: from: \"%s\" belongs to %s%s (refit.scope)", where, n,
 					scope && *scope ? "scope " : "another scope", scope && *scope ? scope : "");
 			else if (label_bool(labels, "enable") == 0)
@@ -453,41 +449,25 @@ int migrate_check(struct engine *en, const struct refit_config *cfg, const struc
 	return 0;
 }
 
-/* Pull REF (by tag) through the engine with the configured credentials. */
+/* Pull IMAGE (by its tag, or by digest when it pins one) with the configured credentials. */
 static int pull_ref(struct engine *en, const struct refit_config *cfg, const char *image, struct refit_err *e)
 {
 	struct imageref ref = { 0 };
-	struct cred cr = { 0 };
-	char *repo = NULL, *hdr = NULL;
-	int found, rc = -1;
+	char *repo = NULL, *by_digest = NULL;
+	int rc;
 
 	if (imageref_parse(image, &ref, e) < 0)
 		return -1;
 	repo = imageref_repository(&ref);
-	if (!repo) {
-		imageref_free(&ref);
-		return err_set(e, ERR_FAILED, "out of memory");
-	}
-	found = auth_lookup(cfg, ref.domain, &cr, e);
-	if (found < 0)
-		goto out;
-	if (found == 1)
-		hdr = auth_engine_header(&cr, strcmp(ref.domain, "docker.io") == 0 ? "https://index.docker.io/v1/" : ref.domain);
-	if (ref.digest) {
-		char *by_digest = NULL;
-
-		if (asprintf(&by_digest, "%s@%s", repo, ref.digest) < 0)
-			by_digest = NULL;
-		rc = by_digest ? engine_pull(en, by_digest, NULL, hdr, PULL_TIMEOUT, e) : err_set(e, ERR_FAILED, "out of memory");
-		free(by_digest);
-	} else {
-		rc = engine_pull(en, repo, ref.tag ? ref.tag : "latest", hdr, PULL_TIMEOUT, e);
-	}
-out:
-	if (hdr)
-		explicit_bzero(hdr, strlen(hdr));
-	free(hdr);
-	cred_free(&cr);
+	if (repo && ref.digest && asprintf(&by_digest, "%s@%s", repo, ref.digest) < 0)
+		by_digest = NULL;
+	if (!repo || (ref.digest && !by_digest))
+		rc = err_set(e, ERR_FAILED, "out of memory");
+	else if (ref.digest)
+		rc = update_pull(en, cfg, &ref, by_digest, NULL, e);
+	else
+		rc = update_pull(en, cfg, &ref, repo, ref.tag ? ref.tag : "latest", e);
+	free(by_digest);
 	free(repo);
 	imageref_free(&ref);
 	return rc;
@@ -539,17 +519,14 @@ static int migrate_one(struct engine *en, struct journal *j, const struct refit_
 		goto fail;
 	}
 	if (dry_run) {
-		json_object_set_new(out, "status", json_string("planned"));
-		json_object_set_new(out, "volumes", json_integer(0));
-		{
-			size_t i, nvol = 0;
-			json_t *mnt;
+		size_t i, nvol = 0;
+		json_t *mnt;
 
-			json_array_foreach(json_object_get(old, "Mounts"), i, mnt) {
-				nvol += strcmp(json_string_value(json_object_get(mnt, "Type")) ?: "", "volume") == 0;
-			}
-			json_object_set_new(out, "volumes", json_integer((json_int_t)nvol));
+		json_array_foreach(json_object_get(old, "Mounts"), i, mnt) {
+			nvol += strcmp(json_string_value(json_object_get(mnt, "Type")) ?: "", "volume") == 0;
 		}
+		json_object_set_new(out, "status", json_string("planned"));
+		json_object_set_new(out, "volumes", json_integer((json_int_t)nvol));
 		json_decref(old);
 		return 0;
 	}

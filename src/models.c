@@ -388,7 +388,6 @@ int models_run(const struct models_settings *s, struct models_result *res, struc
 	res->unreachable = unreachable;
 	for (size_t i = 0; i < s->names.n; i++) {
 		struct model_result *m = &res->v[res->n++];
-		struct timespec t0;
 		char started[32];
 
 		m->name = strdup(s->names.v[i]);
@@ -400,8 +399,7 @@ int models_run(const struct models_settings *s, struct models_result *res, struc
 		if (reached) {
 			run_one(s, m->name, i == 0 ? &probe : NULL, m);
 		} else {
-			/* The endpoint did not answer /api/tags: nothing is pulled. */
-			clock_gettime(CLOCK_MONOTONIC, &t0);
+			/* The first /api/tags failed: nothing is pulled. */
 			iso_now(started);
 			m->status = "failed";
 			m->abandoned = atomic_load(&stop_requested);

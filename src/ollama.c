@@ -90,7 +90,12 @@ static void copy_text(char *dst, size_t cap, const char *s)
 	dst[n] = '\0';
 }
 
-/* A non-negative integer member, -1 when absent; -2 when it has the wrong type. */
+/* Byte counts above 2^53 (8 PiB) are refused: no model is that large, and
+ * below it the progress arithmetic cannot overflow. */
+#define MAX_COUNT (1LL << 53)
+
+/* A non-negative integer member up to MAX_COUNT, -1 when absent; -2 when it
+ * has the wrong type or is out of range. */
 static long long count_of(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
@@ -98,8 +103,8 @@ static long long count_of(json_t *o, const char *key)
 	if (!v || json_is_null(v))
 		return -1;
 	if (json_is_integer(v))
-		return json_integer_value(v) < 0 ? -2 : json_integer_value(v);
-	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 9e18)
+		return json_integer_value(v) < 0 || json_integer_value(v) > MAX_COUNT ? -2 : json_integer_value(v);
+	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) <= (double)MAX_COUNT)
 		return (long long)json_real_value(v);
 	return -2;
 }

@@ -543,26 +543,23 @@ static char *job_auth(const struct job *j)
 	return auth;
 }
 
-/* HEAD (or GET) the manifest of JOB's reference. */
-static void manifest_start(struct registry *r, struct job *j)
+/*
+ * Send JOB's request to URL with HDRS (taken over) and its Authorization
+ * header, counted in *COUNT; the header's secret is wiped afterwards.
+ */
+static void job_send(struct registry *r, struct job *j, enum xfer_kind kind, const char *url,
+		     struct curl_slist *hdrs, bool head, size_t max, unsigned long *count)
 {
-	const struct imageref *ref = j->q->ref;
-	struct host *h = j->host;
-	struct curl_slist *hdrs = curl_slist_append(NULL, MANIFEST_ACCEPT), *nh;
-	char path[2048], url[2600], *auth = NULL;
+	struct curl_slist *nh = NULL;
+	char *auth = hdrs ? job_auth(j) : NULL;
 
-	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", ref->path, ref->digest ? ref->digest : ref->tag);
-	host_url(h, url, sizeof(url), path);
-	if (hdrs)
-		auth = job_auth(j);
 	if (!auth || !(nh = curl_slist_append(hdrs, auth)) ||
-	    xfer_start(r, X_MANIFEST, j, h, url, !j->want_get, nh, NULL,
-		       j->want_get ? REGISTRY_MAX_MANIFEST : MAX_SMALL_BODY) < 0) {
-		if (auth && !nh)
+	    xfer_start(r, kind, j, j->host, url, head, nh, NULL, max) < 0) {
+		if (!nh)
 			curl_slist_free_all(hdrs);
 		job_fail(j, ERR_FAILED, "out of memory");
 	} else {
-		r->stats.manifest++;
+		(*count)++;
 		j->state = J_ACTIVE;
 	}
 	if (auth)
@@ -570,12 +567,26 @@ static void manifest_start(struct registry *r, struct job *j)
 	free(auth);
 }
 
+/* HEAD (or GET) the manifest of JOB's reference. */
+static void manifest_start(struct registry *r, struct job *j)
+{
+	const struct imageref *ref = j->q->ref;
+	struct host *h = j->host;
+	struct curl_slist *hdrs = curl_slist_append(NULL, MANIFEST_ACCEPT);
+	char path[2048], url[2600];
+
+	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", ref->path, ref->digest ? ref->digest : ref->tag);
+	host_url(h, url, sizeof(url), path);
+	job_send(r, j, X_MANIFEST, url, hdrs, !j->want_get, j->want_get ? REGISTRY_MAX_MANIFEST : MAX_SMALL_BODY,
+		 &r->stats.manifest);
+}
+
 /* GET the next page of JOB's tag listing: the first, or where the last page's Link pointed. */
 static void tags_start(struct registry *r, struct job *j)
 {
 	struct host *h = j->host;
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json"), *nh = NULL;
-	char url[2600], base[600], *auth = NULL;
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
+	char url[2600], base[600];
 
 	host_url(h, base, sizeof(base), "/");
 	if (!j->next) {
@@ -593,20 +604,7 @@ static void tags_start(struct registry *r, struct job *j)
 			 j->next);
 		return;
 	}
-	if (hdrs)
-		auth = job_auth(j);
-	if (!auth || !(nh = curl_slist_append(hdrs, auth)) ||
-	    xfer_start(r, X_TAGS, j, h, url, false, nh, NULL, TAGS_MAX_BODY) < 0) {
-		if (auth && !nh)
-			curl_slist_free_all(hdrs);
-		job_fail(j, ERR_FAILED, "out of memory");
-	} else {
-		r->stats.tags++;
-		j->state = J_ACTIVE;
-	}
-	if (auth)
-		explicit_bzero(auth, strlen(auth));
-	free(auth);
+	job_send(r, j, X_TAGS, url, hdrs, false, TAGS_MAX_BODY, &r->stats.tags);
 }
 
 /* Move JOB forward as far as its host and token allow. */
@@ -808,6 +806,33 @@ static bool job_reauth(struct job *j, struct xfer *x)
 	return false;
 }
 
+/*
+ * JOB's answer arrived: put it back to waiting, and when the failure may
+ * pass (a cut connection, a 5xx, a 429) schedule another try after a pause,
+ * Retry-After when given; true when it will be tried again.
+ */
+static bool job_retry_later(struct job *j, CURLcode rc, struct xfer *x)
+{
+	long st = x->resp.status, wait = 1L << j->retries;
+	const char *ra;
+
+	j->state = J_WAIT;
+	j->not_before = 0;
+	if (!(rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING ||
+	      (rc == CURLE_OK && (st >= 500 || st == 429))) || j->retries >= MANIFEST_RETRIES)
+		return false;
+	ra = rc == CURLE_OK ? http_header(&x->resp, "Retry-After") : NULL;
+	if (ra && *ra >= '0' && *ra <= '9')
+		wait = strtol(ra, NULL, 10);
+	if (wait > MAX_RETRY_AFTER)
+		return false;
+	j->retries++;
+	j->not_before = mono_ms() + 1000LL * (wait > 0 ? wait : 0);
+	log_debug("registry %s: %s; trying again in %ld s", j->host->name,
+		  rc != CURLE_OK ? "connection cut" : st == 429 ? "429 too many requests" : "server error", wait);
+	return true;
+}
+
 /* A manifest answer arrived. */
 static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct xfer *x)
 {
@@ -815,24 +840,8 @@ static void manifest_done(struct registry *r, struct job *j, CURLcode rc, struct
 	long st = x->resp.status;
 	struct host *h = j->host;
 
-	j->state = J_WAIT;
-	j->not_before = 0;
-	/* A cut connection, a 5xx or a 429 may pass: try again after a pause (Retry-After when given). */
-	if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING ||
-	     (rc == CURLE_OK && (st >= 500 || st == 429))) && j->retries < MANIFEST_RETRIES) {
-		const char *ra = rc == CURLE_OK ? http_header(&x->resp, "Retry-After") : NULL;
-		long wait = 1L << j->retries;
-
-		if (ra && *ra >= '0' && *ra <= '9')
-			wait = strtol(ra, NULL, 10);
-		if (wait <= MAX_RETRY_AFTER) {
-			j->retries++;
-			j->not_before = mono_ms() + 1000LL * (wait > 0 ? wait : 0);
-			log_debug("registry %s: %s; trying again in %ld s", h->name,
-				  rc != CURLE_OK ? "connection cut" : st == 429 ? "429 too many requests" : "server error", wait);
-			return;
-		}
-	}
+	if (job_retry_later(j, rc, x))
+		return;
 	if (rc != CURLE_OK) {
 		char m[200];
 		int kind = xfer_error(rc, x, m, sizeof(m));
@@ -899,14 +908,8 @@ static void tags_done(struct registry *r, struct job *j, CURLcode rc, struct xfe
 	struct host *h = j->host;
 	char err[300], *next = NULL;
 
-	j->state = J_WAIT;
-	j->not_before = 0;
-	if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING ||
-	     (rc == CURLE_OK && (st >= 500 || st == 429))) && j->retries < MANIFEST_RETRIES) {
-		j->not_before = mono_ms() + 1000LL * (1L << j->retries);
-		j->retries++;
+	if (job_retry_later(j, rc, x))
 		return;
-	}
 	if (rc != CURLE_OK) {
 		int kind = xfer_error(rc, x, err, sizeof(err));
 

@@ -48,15 +48,21 @@ static const char *label_scope(json_t *labels)
 	return !s || strcmp(s, "none") == 0 ? "" : s;
 }
 
+bool select_in_scope(const struct refit_config *cfg, json_t *labels)
+{
+	const char *want = cfg->scope && strcmp(cfg->scope, "none") != 0 ? cfg->scope : "";
+
+	return strcmp(label_scope(labels), want) == 0;
+}
+
 bool select_container(const struct refit_config *cfg, json_t *labels, const char *name, bool running,
 		      char *const *names, size_t nnames)
 {
 	int enable = label_bool(labels, "enable");
-	const char *want = cfg->scope && strcmp(cfg->scope, "none") != 0 ? cfg->scope : "";
 
 	if (cfg->label_enable ? enable != 1 : enable == 0)
 		return false;
-	if (strcmp(label_scope(labels), want) != 0)
+	if (!select_in_scope(cfg, labels))
 		return false;
 	if (!running && !cfg->include_stopped)
 		return false;

@@ -737,8 +737,8 @@ int swarm_recover(struct engine *en, struct journal *j, json_t *rec)
 		return 0;
 	}
 	if (service_get(en, id, &svc, &status, &e) < 0) {
-		if (status == 0 || status == 500)
-			return -1; /* the engine is not answering: the record stays for the next run */
+		if (status == 0 || (status >= 500 && status != 503))
+			return -1; /* the engine (or a proxy before it) is failing: the record stays for the next run */
 		if (status == 404) {
 			record_end(j, rec, "failed", "the service was removed");
 		} else {

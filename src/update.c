@@ -76,29 +76,39 @@ static int inspect_or_fail(struct engine *en, const char *what, const char *id, 
 	return 0;
 }
 
-/* Pull exactly DIGEST of REF's repository. */
-static int pull_digest(struct engine *en, const struct refit_config *cfg, const struct imageref *ref,
-		       const char *digest, struct refit_err *e)
+int update_pull(struct engine *en, const struct refit_config *cfg, const struct imageref *ref, const char *image,
+		const char *tag, struct refit_err *e)
 {
 	struct cred cr = { 0 };
-	char *repo = imageref_repository(ref), *hdr = NULL, *by_digest = NULL;
+	char *hdr = NULL;
 	int found, rc = -1;
 
-	if (!repo || asprintf(&by_digest, "%s@%s", repo, digest) < 0) {
-		free(repo);
-		return err_set(e, ERR_FAILED, "out of memory");
-	}
 	found = auth_lookup(cfg, ref->domain, &cr, e);
 	if (found < 0)
 		goto out;
 	if (found == 1)
 		hdr = auth_engine_header(&cr, strcmp(ref->domain, "docker.io") == 0 ? "https://index.docker.io/v1/" : ref->domain);
-	rc = engine_pull(en, by_digest, NULL, hdr, PULL_TIMEOUT, e);
+	rc = engine_pull(en, image, tag, hdr, PULL_TIMEOUT, e);
 out:
 	if (hdr)
 		explicit_bzero(hdr, strlen(hdr));
 	free(hdr);
 	cred_free(&cr);
+	return rc;
+}
+
+/* Pull exactly DIGEST of REF's repository. */
+static int pull_digest(struct engine *en, const struct refit_config *cfg, const struct imageref *ref,
+		       const char *digest, struct refit_err *e)
+{
+	char *repo = imageref_repository(ref), *by_digest = NULL;
+	int rc;
+
+	if (!repo || asprintf(&by_digest, "%s@%s", repo, digest) < 0) {
+		free(repo);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	rc = update_pull(en, cfg, ref, by_digest, NULL, e);
 	free(repo);
 	free(by_digest);
 	return rc;

@@ -20,6 +20,10 @@ const char *label_get(json_t *labels, const char *suffix);
 /* A boolean label as Go's strconv.ParseBool reads it: 1 true, 0 false, -1 unset or invalid. */
 int label_bool(json_t *labels, const char *suffix);
 
+/* Whether the container's refit.scope is the configured scope ("none" and
+ * an empty or missing label are both unscoped). */
+bool select_in_scope(const struct refit_config *cfg, json_t *labels);
+
 /*
  * Does this refit manage the container? Opt-in (label_enable) or opt-out,
  * scope (an unscoped refit manages only unscoped containers; a scope label

@@ -9,6 +9,13 @@
 #include "refit/registry.h"
 
 /*
+ * Pull IMAGE (with TAG, or NULL when IMAGE is pinned by digest) of REF's
+ * registry, with the configured credentials for it.
+ */
+int update_pull(struct engine *en, const struct refit_config *cfg, const struct imageref *ref, const char *image,
+		const char *tag, struct refit_err *e);
+
+/*
  * Finish or undo every operation an interrupted run left in J. Returns the
  * number of records handled, or -1 when one could not be resolved (the
  * record stays for the next run).

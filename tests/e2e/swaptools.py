@@ -80,6 +80,23 @@ def make_exiting(factory, registry, repo, tag):
     return Image(registry, repo, tag, image_id, factory.push(ref, config_dir=registry.push_config))
 
 
+def stale_pair(factory, registry, v1, v2, hint, repo=None, tag="latest"):
+    """(v1, v2) of a new repository named after HINT (or REPO:TAG) without a
+    build: v1's and then v2's image pushed under REPO:TAG, the host's tag put
+    back on v1 (a host that has not pulled yet)."""
+    repo = repo or factory.unique_repo(hint)
+    ref = registry.ref(repo, tag)
+    with factory.lock:
+        factory.tags.append(ref)
+    docker("tag", v1.id, ref)
+    d1 = factory.push(ref, config_dir=registry.push_config)
+    docker("tag", v2.id, ref)
+    d2 = factory.push(ref, config_dir=registry.push_config)
+    docker("tag", v1.id, ref)
+    assert d1 != d2
+    return Image(registry, repo, tag, v1.id, d1), Image(registry, repo, tag, v2.id, d2)
+
+
 class SwapImages:
     """FROM-scratch busybox images with a chosen CMD / ENTRYPOINT /
     HEALTHCHECK.  One local base image holds busybox and its applets (as

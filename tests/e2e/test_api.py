@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from swaptools import make_exiting
+from swaptools import make_exiting, stale_pair
 
 from daemontools import Daemon, new_token, port_accepts, raw_http
-from harness import RUN_LABEL, Image, docker, engine_events, free_port, wait_for
+from harness import RUN_LABEL, engine_events, free_port, wait_for
 from swaptools import engine_get, inspect, list_containers, same_digest
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -38,22 +38,6 @@ PAIRS = ["sync-a", "sync-b", "bad", "cmd-a", "cmd-b", "api-a", "api-b", "pause",
 
 # --------------------------------------------------------------------------
 # fixtures
-
-def stale_pair(factory, registry, v1, v2, hint, repo=None, tag="latest"):
-    """(v1, v2) of a new repository (or REPO:TAG) without a build: v1's and
-    then v2's image pushed under REPO:TAG, the host's tag put back on v1."""
-    repo = repo or factory.unique_repo("api-" + hint)
-    ref = registry.ref(repo, tag)
-    with factory.lock:
-        factory.tags.append(ref)
-    docker("tag", v1.id, ref)
-    d1 = factory.push(ref, config_dir=registry.push_config)
-    docker("tag", v2.id, ref)
-    d2 = factory.push(ref, config_dir=registry.push_config)
-    docker("tag", v1.id, ref)
-    assert d1 != d2
-    return Image(registry, repo, tag, v1.id, d1), Image(registry, repo, tag, v2.id, d2)
-
 
 @pytest.fixture(scope="module")
 def base_pair(image_factory, plain_registry):
@@ -77,7 +61,7 @@ def pairs(image_factory, plain_registry, base_pair):
     newer = {"bad": bad, "api-b": v3}
     with ThreadPoolExecutor(max_workers=4) as ex:
         futs = {k: ex.submit(stale_pair, image_factory, plain_registry, v1,
-                             newer.get(k, v2), k) for k in PAIRS}
+                             newer.get(k, v2), "api-" + k) for k in PAIRS}
         return {k: f.result() for k, f in futs.items()}
 
 
@@ -953,7 +937,7 @@ def _decoded_blobs(text):
 
 def test_json_logs_carry_no_secrets(daemons, scope, scoped, containers, image_factory, base_pair,
                                     token_registry, token_server):
-    v1, v2 = stale_pair(image_factory, token_registry, base_pair[0], base_pair[1], "json")
+    v1, v2 = stale_pair(image_factory, token_registry, base_pair[0], base_pair[1], "api-json")
     name = containers.run(v1, labels=scoped(), hint="json")
     d = daemons(scope=scope, config_extra="log_format: json\nlog_level: debug\n",
                 env={"REPO_USER": token_server.username, "REPO_PASS": token_server.password})

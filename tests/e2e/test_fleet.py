@@ -23,12 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from swaptools import make_exiting
+from swaptools import make_exiting, stale_pair
 
 from privateengine import private_engine
 
 from daemontools import Daemon, new_token
-from harness import RUN_LABEL, Image, docker, docker_inspect, free_port, wait_for
+from harness import RUN_LABEL, docker, docker_inspect, free_port, wait_for
 
 SLOW_STOP_CMD = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 
@@ -54,23 +54,6 @@ def builds(image_factory, plain_registry):
         v1, v2 = image_factory.make_many([{"registry": plain_registry, "repo": repo, "tag": t}
                                           for t in ("v1", "v2")])
         return v1, v2, bad.result()
-
-
-def stale_pair(factory, registry, old, new, hint):
-    """(v1, v2) of a new repository: OLD's and then NEW's image pushed under
-    REPO:latest, the shared engine's tag put back on OLD (a host that has not
-    pulled yet)."""
-    repo = factory.unique_repo("fleet-" + hint)
-    ref = registry.ref(repo, "latest")
-    with factory.lock:
-        factory.tags.append(ref)
-    docker("tag", old.id, ref)
-    d1 = factory.push(ref, config_dir=registry.push_config)
-    docker("tag", new.id, ref)
-    d2 = factory.push(ref, config_dir=registry.push_config)
-    docker("tag", old.id, ref)
-    assert d1 != d2
-    return Image(registry, repo, "latest", old.id, d1), Image(registry, repo, "latest", new.id, d2)
 
 
 def short(digest):
@@ -120,7 +103,8 @@ def fleet(refit_bin, tmp_path, engine, image_factory, plain_registry, builds, ru
     def make(n, bad_hosts=(), private=(), engine2=None, slow_stop=()):
         def one(i):
             name = "host%d" % (i + 1)
-            pair = stale_pair(image_factory, plain_registry, v1, bad if i in bad_hosts else v2, name)
+            pair = stale_pair(image_factory, plain_registry, v1, bad if i in bad_hosts else v2,
+                              "fleet-" + name)
             e2 = engine2 if i in private else None
             extra = "docker_host: unix://%s\n" % e2.sock if e2 else ""
             d = Daemon(refit_bin, os.path.join(str(tmp_path), name), scope="%s-%s" % (scope, name),
@@ -513,6 +497,20 @@ def test_https_with_ca_file(refit_bin, tmp_path, fleet, tls_material):
         assert proxy.handshakes >= 4
     finally:
         proxy.close()
+
+
+def test_global_options_before_fleet_are_refused(refit_bin, tmp_path):
+    """`refit --dry-run fleet rollout ...` would otherwise roll out for real:
+    an option before `fleet` is a usage error, and nothing is contacted."""
+    hosts = write_hosts(os.path.join(str(tmp_path), "h.yml"), [("a", "http://127.0.0.1:1", new_token())])
+    for opt in ("--dry-run", "--json"):
+        p = subprocess.run([refit_bin, opt, "fleet", "rollout", "--hosts", hosts], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 2 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+        assert "refit fleet: %s: options go after 'fleet rollout' or 'fleet status'" % opt in p.stderr, p.stderr
+    p = subprocess.run([refit_bin, "--help", "fleet", "rollout", "--hosts", hosts], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("usage: refit fleet"), (p.returncode, p.stdout, p.stderr)
 
 
 def test_hosts_file_errors(refit_bin, tmp_path):

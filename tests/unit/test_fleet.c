@@ -241,6 +241,14 @@ static void test_op_answers(void **state)
 	assert_int_equal(fleet_parse_op("{\"state\":\"failed\",\"result\":7}", strlen("{\"state\":\"failed\",\"result\":7}"), false, &op, err, sizeof(err)), -1);
 	assert_int_equal(fleet_parse_op("{\"state\":\"failed\",\"error\":5}", strlen("{\"state\":\"failed\",\"error\":5}"), false, &op, err, sizeof(err)), -1);
 	assert_int_equal(fleet_parse_op("{\"state\":", strlen("{\"state\":"), false, &op, err, sizeof(err)), -1);
+	{
+		/* an updated container's name goes back in a rollback: it must be a container name */
+		static const char bad_name[] = "{\"state\":\"succeeded\",\"result\":{\"containers\":"
+					       "[{\"name\":\"../x y\",\"status\":\"updated\"}]}}";
+
+		assert_int_equal(fleet_parse_op(bad_name, strlen(bad_name), false, &op, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "no valid container name"));
+	}
 
 	assert_int_equal(fleet_parse_accepted("{\"operation\":\"0123456789abcdef\",\"state\":\"queued\"}", strlen("{\"operation\":\"0123456789abcdef\",\"state\":\"queued\"}"), id), 0);
 	assert_string_equal(id, "0123456789abcdef");

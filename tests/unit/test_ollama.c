@@ -113,6 +113,8 @@ static void test_progress_lines(void **state)
 		"{\"status\":\"x\",\"completed\":true}", "{\"error\":{\"m\":1}}", "{\"status\":\"x\",\"digest\":7}",
 		"[\"status\"]", "\"success\"", "success", "", "{", "{\"status\":\"x\"} trailing",
 		"{\"completed\":1}", "{\"status\":\"a\",\"status\":\"b\"}", "<html>502</html>",
+		/* counts past 2^53 bytes: the progress arithmetic would overflow */
+		"{\"status\":\"x\",\"total\":9007199254740993}", "{\"status\":\"x\",\"completed\":9.2e18}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		why = NULL;
