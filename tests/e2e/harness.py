@@ -9,6 +9,7 @@ Docker engine is shared with other work.
 import atexit
 import base64
 import datetime
+import fcntl
 import hashlib
 import http.server
 import json
@@ -147,42 +148,81 @@ def engine_ping(sock_path=DOCKER_SOCK, timeout=2.0):
 class Engine:
     """Makes sure dockerd answers; starts it when nobody runs it.
 
+    Several test sessions come up at once (pytest-xdist workers, and the
+    sanitizer suite beside the normal one), so starting the engine is
+    serialised by a lock file: one session starts dockerd and waits for it
+    while the others wait on the lock, then find it answering.  Two dockerds
+    started together break each other: the second unlinks the first one's
+    socket before it finds the first one's containerd holding the metadata
+    database, and exits, leaving a socket nobody listens on.
+
     A dockerd started here is left running when the session ends: the
     engine is shared, and another session (or the sanitizer run after this
     one) may be using it by then.  Stopping it would pull the engine from
     under them."""
 
     PID_FILE = "/var/run/docker.pid"
+    CONTAINERD_PID_FILE = "/var/run/docker/containerd/containerd.pid"
+    LOCK_FILE = "/run/lock/refit-e2e-engine.lock"
+    LOG_PATH = "/tmp/refit-e2e-dockerd.log"
 
-    def __init__(self, workdir):
+    def __init__(self, workdir=None):
         self.workdir = workdir
         self.started_pid = None
-        self.log_path = "/tmp/refit-e2e-dockerd.log"
+        self.log_path = self.LOG_PATH
 
-    @classmethod
-    def _starting_pid(cls):
-        """PID of a dockerd that is still coming up (its pid file names a live process), or None."""
+    @staticmethod
+    def _live_pid(path, comm):
+        """The PID in the file at path when it names a live process called comm, else None."""
         try:
-            with open(cls.PID_FILE) as f:
+            with open(path) as f:
                 pid = int(f.read().strip() or 0)
-            os.kill(pid, 0)
-            return pid
+            with open("/proc/%d/comm" % pid) as f:
+                return pid if pid > 0 and f.read().strip() == comm else None
         except (OSError, ValueError):
             return None
+
+    def _clear_stale(self):
+        """Removes pid files left by a killed engine whose PIDs now name other
+        processes: dockerd would refuse to start over the first, and adopt a
+        stranger as its containerd from the second."""
+        for path, comm in ((self.PID_FILE, "dockerd"), (self.CONTAINERD_PID_FILE, "containerd")):
+            if os.path.exists(path) and self._live_pid(path, comm) is None:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+    def log_tail(self, lines=15):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                return b"\n".join(f.read().splitlines()[-lines:]).decode("utf-8", "replace")
+        except OSError as exc:
+            return "(no log: %s)" % exc
 
     def ensure(self, timeout=90):
         if engine_ping():
             return self
-        if self._starting_pid() is None:
-            dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
-            with open(self.log_path, "ab") as log:
-                proc = subprocess.Popen([dockerd], stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-            self.started_pid = proc.pid
-        try:
-            wait_for(engine_ping, timeout, interval=0.5, what="dockerd to answer on %s" % DOCKER_SOCK)
-        except HarnessError:
-            raise HarnessError("dockerd did not come up; see %s" % self.log_path)
+        os.makedirs(os.path.dirname(self.LOCK_FILE), exist_ok=True)
+        with open(self.LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)     # released when the file closes
+            if engine_ping():
+                return self
+            if self._live_pid(self.PID_FILE, "dockerd") is None:    # else: one is coming up
+                self._clear_stale()
+                dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+                with open(self.log_path, "ab") as log:
+                    proc = subprocess.Popen([dockerd], stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                self.started_pid = proc.pid
+            try:
+                wait_for(engine_ping, timeout, interval=0.5,
+                         what="dockerd to answer on %s" % DOCKER_SOCK)
+            except HarnessError:
+                raise HarnessError("dockerd did not come up; the end of %s:\n%s"
+                                   % (self.log_path, self.log_tail()))
         return self
 
     @property
@@ -1326,3 +1366,16 @@ class Refit:
         args += list(extra)
         args += list(names)
         return CheckResult(self.run(*args, config=config, env=env, timeout=timeout))
+
+
+if __name__ == "__main__":
+    # `python3 tests/e2e/harness.py engine`: the engine up before the test
+    # sessions start (make e2e), so a failure to start it is one clear error.
+    import sys
+    if sys.argv[1:] != ["engine"]:
+        sys.exit("usage: harness.py engine")
+    try:
+        Engine().ensure()
+    except HarnessError as exc:
+        sys.exit(str(exc))
+    print("dockerd answers on %s" % DOCKER_SOCK)
