@@ -55,8 +55,13 @@ int swap_stop(struct swap *s, const char *id, struct refit_err *e);
 
 int swap_rename(struct swap *s, const char *id, const char *name, struct refit_err *e);
 
-/* Remove a container (never its volumes); a missing one is not an error. */
-int swap_remove(struct swap *s, const char *id, struct refit_err *e);
+/*
+ * Removes container ID; a missing one is not an error. OWN_VOLUMES: also
+ * the anonymous volumes the engine made for it (never a volume it mounts by
+ * name, so never one carried over from the old container): true only for a
+ * replacement being discarded.
+ */
+int swap_remove(struct swap *s, const char *id, bool own_volumes, struct refit_err *e);
 
 /* Take the old container out of its user-defined networks (and so their DNS). */
 int swap_disconnect_old(struct swap *s, struct refit_err *e);

@@ -37,7 +37,7 @@ static int recreate_run(struct swap *s, struct refit_err *e)
 		/* A stopped container is replaced by a stopped one: nothing to gate. */
 		if (swap_step(s, "removing-old", e) < 0)
 			return recreate_undo(s, e);
-		return swap_remove(s, s->old_id, e) < 0 ? -1 : 0;
+		return swap_remove(s, s->old_id, false, e) < 0 ? -1 : 0;
 	}
 	if (swap_step(s, "starting", e) < 0 || swap_start(s, new_id, e) < 0 || swap_step(s, "health", e) < 0 ||
 	    health_wait(s->en, new_id, &s->health, e) < 0)

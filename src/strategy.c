@@ -294,13 +294,13 @@ int swap_rename(struct swap *s, const char *id, const char *name, struct refit_e
 	return 0;
 }
 
-int swap_remove(struct swap *s, const char *id, struct refit_err *e)
+int swap_remove(struct swap *s, const char *id, bool own_volumes, struct refit_err *e)
 {
 	char path[160];
 	long status = 0;
 	struct refit_err ie = { 0 };
 
-	snprintf(path, sizeof(path), "/containers/%s?force=1&v=0", id);
+	snprintf(path, sizeof(path), "/containers/%s?force=1&v=%d", id, own_volumes ? 1 : 0);
 	if (engine_call(s->en, "DELETE", path, NULL, 0, NULL, &status, &ie) < 0 && status != 404) {
 		*e = ie;
 		err_prefix(e, "remove: ");
@@ -432,7 +432,7 @@ int swap_restore_old(struct swap *s, struct refit_err *e)
 	json_t *ins = NULL;
 	const char *cur;
 
-	if (new_id && strcmp(new_id, s->old_id) != 0 && swap_remove(s, new_id, e) < 0)
+	if (new_id && strcmp(new_id, s->old_id) != 0 && swap_remove(s, new_id, true, e) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		int f;
@@ -443,7 +443,7 @@ int swap_restore_old(struct swap *s, struct refit_err *e)
 		if (f < 0)
 			return -1;
 		/* Only what this operation created is removed; an unrelated container of that name stays. */
-		if (f == 2 && strcmp(id, s->old_id) != 0 && swap_remove(s, id, e) < 0)
+		if (f == 2 && strcmp(id, s->old_id) != 0 && swap_remove(s, id, true, e) < 0)
 			return -1;
 	}
 	snprintf(path, sizeof(path), "/containers/%s/json", s->old_id);
@@ -504,7 +504,7 @@ int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
 
 	if (!new_id)
 		return err_set(e, ERR_FAILED, "journal has no new container id");
-	if (swap_remove(s, s->old_id, e) < 0)
+	if (swap_remove(s, s->old_id, false, e) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "/containers/%s/json", new_id);
 	if (engine_get_json(s->en, path, &ins, e) < 0)
@@ -515,7 +515,7 @@ int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
 	if (!cur || strcmp(cur, final_name) != 0) {
 		int f = swap_find(s, final_name, id, e);
 
-		if (f < 0 || (f == 2 && strcmp(id, new_id) != 0 && swap_remove(s, id, e) < 0) ||
+		if (f < 0 || (f == 2 && strcmp(id, new_id) != 0 && swap_remove(s, id, true, e) < 0) ||
 		    swap_rename(s, new_id, final_name, e) < 0) {
 			json_decref(ins);
 			return -1;

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -1145,8 +1144,29 @@ class Containers:
             self.names = []
         chunks = [names[i:i + 8] for i in range(0, len(names), 8)]
         with ThreadPoolExecutor(max_workers=4) as ex:
-            list(ex.map(lambda ch: docker("rm", "-f", "-v", *ch, check=False, timeout=120),
-                        chunks))
+            list(ex.map(remove_containers, chunks))
+
+
+ANON_VOLUME = re.compile(r"^[0-9a-f]{64}$")
+
+
+def remove_containers(refs):
+    """`docker rm -f -v REFS`, then the anonymous volumes they mounted.
+    `rm -v` removes only the volumes the engine made for that container
+    itself; refit's replacement mounts the old container's anonymous volumes
+    by name, so without this every swapped container would leave them
+    behind.  A volume still in use elsewhere is refused by the engine and
+    stays."""
+    refs = list(refs)
+    if not refs:
+        return
+    out = docker("inspect", "--type", "container", "--format",
+                 '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', *refs,
+                 check=False)
+    anon = sorted({v for v in out.split() if ANON_VOLUME.match(v)})
+    docker("rm", "-f", "-v", *refs, check=False, timeout=120)
+    if anon:
+        docker("volume", "rm", *anon, check=False, timeout=120)
 
 
 def engine_events(since, until, kinds=("container", "image")):
@@ -1162,9 +1182,7 @@ def engine_events(since, until, kinds=("container", "image")):
 def sweep_run_objects(run_id):
     """Removes every container, network and volume labelled with this run."""
     flt = "label=%s=%s" % (RUN_LABEL, run_id)
-    ids = docker("ps", "-aq", "--filter", flt, check=False).split()
-    if ids:
-        docker("rm", "-f", "-v", *ids, check=False, timeout=120)
+    remove_containers(docker("ps", "-aq", "--filter", flt, check=False).split())
     nets = docker("network", "ls", "-q", "--filter", flt, check=False).split()
     if nets:
         docker("network", "rm", *nets, check=False)

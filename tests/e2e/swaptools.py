@@ -36,8 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import (DOCKER_SOCK, RUN_LABEL, HarnessError, Image, Refit, docker, docker_inspect,
-                     digest_only, wait_for)
+from harness import (DOCKER_SOCK, RUN_LABEL, HarnessError, Image, Refit, digest_only, docker,
+                     docker_inspect, remove_containers, wait_for)
 
 OWNER_LABEL = "refit-swaptest.owner"
 
@@ -262,7 +262,9 @@ class SwapImages:
 GOOD = dict(cmd=HTTPD_CMD, volumes=["/imgvol"])
 COMMON_PAIRS = {
     "good": ("good", GOOD, GOOD),
-    "unhealthy": ("unhealthy", GOOD, dict(GOOD, healthcheck=False)),
+    # its VOLUME /fresh is one the old version lacks: the engine makes a
+    # volume for the replacement alone (test_update_failures.py)
+    "unhealthy": ("unhealthy", GOOD, dict(GOOD, healthcheck=False, volumes=["/imgvol", "/fresh"])),
     "exits": ("exits", GOOD, dict(GOOD, cmd=["/bin/sh", "-c", "echo bye; exit 3"])),
     "no-entrypoint": ("no-entrypoint", GOOD, dict(GOOD, entrypoint=["/nonexistent/app"])),
     "again": ("again", GOOD, GOOD),     # test_update.py publishes a v3 of its own
@@ -370,9 +372,7 @@ class SwapEnv:
             "%s=%s" % (RUN_LABEL, self.run_id), "%s=%s" % (OWNER_LABEL, self.scope)]))
 
     def cleanup(self):
-        ids = self.mine()
-        if ids:
-            docker("rm", "-f", "-v", *ids, check=False, timeout=120)
+        remove_containers(self.mine())
         for n in self.networks:
             docker("network", "rm", n, check=False)
         if self.volumes:

@@ -28,7 +28,7 @@ from swaptools import make_exiting, stale_pair
 from privateengine import private_engine
 
 from daemontools import Daemon, new_token
-from harness import RUN_LABEL, docker, docker_inspect, free_port, wait_for
+from harness import RUN_LABEL, docker, docker_inspect, free_port, remove_containers, wait_for
 
 SLOW_STOP_CMD = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 
@@ -138,7 +138,7 @@ def fleet(refit_bin, tmp_path, engine, image_factory, plain_registry, builds, ru
         if h.engine2:
             h.engine2.docker("rm", "-f", "-v", h.container, check=False)
         else:
-            docker("rm", "-f", "-v", h.container, check=False)
+            remove_containers([h.container])
     with ThreadPoolExecutor(max_workers=6) as ex:
         list(ex.map(remove, made))
 

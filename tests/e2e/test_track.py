@@ -7,7 +7,6 @@ One repository holds 1.2.0, 1.9.0, 1.10.0, 2.0.0 and 2.1.0-rc.1 (each its own
 image) and 30 more tags 0.1.N of the 1.2.0 manifest that fill pages."""
 
 import hashlib
-import http.server
 import json
 import os
 import re

@@ -4,14 +4,18 @@ ENTRYPOINT the engine cannot start.  For each strategy: exit 1, status
 rolled-back, and the old version serving again - the same container (ID),
 under its name, running, with its networks, aliases, port and data, no copy
 left, the journal's pending dir empty and the history saying rolled-back.
+The volume the engine made for the failed replacement alone (the unhealthy
+image's extra VOLUME) is removed with it; the old one's volumes are kept.
 
 Each kind of bad image is one test; its three strategies run at once (one
 container, scope and state dir each) and every strategy that went wrong is
 reported."""
 
+import time
+
 import pytest
 
-from harness import free_port
+from harness import docker, free_port
 from swaptools import (LOOP_CMD, aliases, case_refit, hist_for, history, http_get, inspect,
                        leftovers, pending_ops, read_data, run_cases, same_digest,
                        scope_containers, serving, update, write_data)
@@ -49,10 +53,21 @@ def run_service(swapenv, image, strategy, hint, scope, port=None):
     return name, target, net
 
 
+def volumes_mounted_into(container_id, since, until):
+    """Names of the volumes the engine mounted into CONTAINER_ID between
+    SINCE and UNTIL (unix times), from its events."""
+    out = docker("events", "--since", "%.3f" % since, "--until", "%.3f" % until,
+                 "--filter", "type=volume", "--filter", "event=mount",
+                 "--format", '{{.Actor.ID}} {{index .Actor.Attributes "container"}}')
+    return {f[0] for f in (line.split() for line in out.splitlines())
+            if len(f) == 2 and f[1] == container_id}
+
+
 def bad_update_case(r, scope, strategy, kind, v1, v2, name, target, net, port):
     assert serving(name) == "%s v1" % kind
     data = write_data(name, ["/data", "/anon", "/imgvol"])
     old = inspect(name)
+    before = time.time() - 1
 
     res = update(r, scope)
     assert res.rc == 1, res.describe()
@@ -90,6 +105,14 @@ def bad_update_case(r, scope, strategy, kind, v1, v2, name, target, net, port):
     assert [(x.get("kind"), x.get("outcome"), x.get("strategy")) for x in recs] == \
         [("update", "rolled-back", strategy)], recs
     assert recs[0].get("old_id") == old["Id"] and recs[0].get("error"), recs
+    if kind == "unhealthy":
+        new_id = recs[0].get("new_id")
+        assert new_id and new_id != old["Id"], recs
+        kept = {m["Name"] for m in cur["Mounts"] if m["Type"] == "volume"}
+        fresh = volumes_mounted_into(new_id, before, time.time() + 1) - kept
+        assert fresh, "no volume of the replacement's own seen (its VOLUME /fresh)"
+        left = [v for v in fresh if docker("volume", "inspect", v, check=False).strip() != "[]"]
+        assert left == [], "the failed replacement's own volumes were left: %r" % left
     res.assert_clean_output()
     return "rolled back: %s" % e.get("error")
 
