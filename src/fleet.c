@@ -403,17 +403,19 @@ static void *rollback_host(void *arg)
 {
 	struct hrun *r = arg;
 	double deadline = now() + (double)host_timeout(r);
-	json_t *names = json_array(), *body;
+	json_t *names, *body = NULL;
 	char *text = NULL, why[400];
 
-	for (size_t i = 0; i < r->op.n; i++)
-		if (strcmp(r->op.v[i].status, "updated") == 0)
-			json_array_append_new(names, json_string(r->op.v[i].name));
-	body = json_pack("{s:o}", "containers", names);
-	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
 	progress(r, false, "rolling back %zu container%s", r->op.changed, r->op.changed == 1 ? "" : "s");
-	if (r->op.changed > API_MAX_NAMES) { /* what one rollback request may name */
+	if (r->op.changed <= API_MAX_NAMES && (names = json_array())) { /* what one rollback request may name */
+		for (size_t i = 0; i < r->op.n; i++)
+			if (strcmp(r->op.v[i].status, "updated") == 0)
+				json_array_append_new(names, json_string(r->op.v[i].name));
+		body = json_pack("{s:o}", "containers", names);
+		text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+		json_decref(body);
+	}
+	if (r->op.changed > API_MAX_NAMES) {
 		snprintf(r->rb_error, sizeof(r->rb_error),
 			 "%zu containers changed, more than one rollback may name (%d): roll back on the host", r->op.changed,
 			 API_MAX_NAMES);

@@ -59,8 +59,22 @@ int fs_read_file(const char *path, size_t max, char **buf, size_t *len, struct r
 		close(fd);
 		return err_set(e, ERR_FAILED, "out of memory");
 	}
-	while (got < (size_t)st.st_size && (n = read(fd, *buf + got, (size_t)st.st_size - got)) > 0)
+	while (got < (size_t)st.st_size) {
+		n = read(fd, *buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int rc = err_set(e, ERR_USAGE, "%s: %s", path, strerror(errno));
+
+			close(fd);
+			free(*buf);
+			*buf = NULL;
+			return rc;
+		}
+		if (n == 0)
+			break;
 		got += (size_t)n;
+	}
 	close(fd);
 	(*buf)[got] = '\0';
 	*len = got;

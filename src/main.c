@@ -36,6 +36,7 @@ struct opts {
 	size_t nargs;
 	char **fleet_argv; /* `refit fleet ...`: the words after fleet, parsed by fleet_main */
 	int fleet_argc;
+	const char *before_fleet; /* the first option given before `fleet`, refused */
 };
 
 /* Global options that set a configuration key. */
@@ -647,8 +648,10 @@ static int parse_args(int argc, char **argv)
 		if (opts.cmd && strcmp(opts.cmd, "fleet") == 0) { /* the rest is fleet_main's */
 			opts.fleet_argv = argv + i;
 			opts.fleet_argc = argc - i;
-			break;
+			return 0;
 		}
+		if (!opts.cmd && !opts.before_fleet && a[0] == '-' && strcmp(a, "-") != 0 && strcmp(a, "--") != 0)
+			opts.before_fleet = a; /* an error only when the command is fleet */
 		if (no_more || a[0] != '-' || strcmp(a, "-") == 0) {
 			if (!opts.cmd)
 				opts.cmd = a;
@@ -753,13 +756,11 @@ int main(int argc, char **argv)
 	if (!cmd->run) { /* fleet: its own options; needs no configuration, engine or state */
 		/* a global option before `fleet` (--dry-run, --json, ...) would
 		 * otherwise be dropped without a word: refuse it */
-		for (int i = 1; argv[i] != opts.cmd && !opts.help; i++) {
-			if (argv[i][0] == '-') {
-				fprintf(stderr, "refit fleet: %s: options go after 'fleet rollout' or 'fleet status'\n",
-					argv[i]);
-				free(opts.args);
-				return ERR_USAGE;
-			}
+		if (opts.before_fleet && !opts.help) {
+			fprintf(stderr, "refit fleet: %s: options go after 'fleet rollout' or 'fleet status'\n",
+				opts.before_fleet);
+			free(opts.args);
+			return ERR_USAGE;
 		}
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		if (opts.help)

@@ -178,7 +178,7 @@ char *metrics_render(bool paused)
 	    "refit_registry_requests_total{kind=\"token\"} %lu\n"
 	    "refit_registry_requests_total{kind=\"manifest\"} %lu\n",
 	    m.ping, m.token, m.manifest);
-	metric(&b, &len, &cap, "refit_models_checked_total", "counter", "Models pulled by model passes.", m.models_checked);
+	metric(&b, &len, &cap, "refit_models_checked_total", "counter", "Models checked by model passes (pulled, or failed before their pull).", m.models_checked);
 	metric(&b, &len, &cap, "refit_models_updated_total", "counter", "Models whose digest changed with a pull.",
 	       m.models_updated);
 	metric(&b, &len, &cap, "refit_models_failed_total", "counter",

@@ -449,26 +449,15 @@ int migrate_check(struct engine *en, const struct refit_config *cfg, const struc
 	return 0;
 }
 
-/* Pull IMAGE (by its tag, or by digest when it pins one) with the configured credentials. */
+/* Pull IMAGE (by digest when it pins one, else by its tag) with the configured credentials. */
 static int pull_ref(struct engine *en, const struct refit_config *cfg, const char *image, struct refit_err *e)
 {
 	struct imageref ref = { 0 };
-	char *repo = NULL, *by_digest = NULL;
 	int rc;
 
 	if (imageref_parse(image, &ref, e) < 0)
 		return -1;
-	repo = imageref_repository(&ref);
-	if (repo && ref.digest && asprintf(&by_digest, "%s@%s", repo, ref.digest) < 0)
-		by_digest = NULL;
-	if (!repo || (ref.digest && !by_digest))
-		rc = err_set(e, ERR_FAILED, "out of memory");
-	else if (ref.digest)
-		rc = update_pull(en, cfg, &ref, by_digest, NULL, e);
-	else
-		rc = update_pull(en, cfg, &ref, repo, ref.tag ? ref.tag : "latest", e);
-	free(by_digest);
-	free(repo);
+	rc = update_pull(en, cfg, &ref, ref.digest, e);
 	imageref_free(&ref);
 	return rc;
 }

@@ -653,6 +653,10 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	c->strategy = "swarm";
 	c->update_available = -1;
 	c->current_digest = dup_or(sv.digest, &ok);
+	if (!ok) {
+		outcome(c, "failed", "out of memory");
+		goto out;
+	}
 	prev = json_object_get(svc, "PreviousSpec");
 	if (!json_is_object(prev) || !spec_image(prev)) {
 		outcome(c, "failed", "Swarm has no previous spec of this service to roll back to");
@@ -663,7 +667,7 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 		outcome(c, "failed", e.msg);
 		goto out;
 	}
-	want = strdup(spec_image(json_object_get(svc, "Spec")));
+	want = dup_or(spec_image(json_object_get(svc, "Spec")), &ok);
 	b = json_string_value(json_object_get(json_object_get(svc, "UpdateStatus"), "StartedAt"));
 	before = dup_or(b, &ok);
 	jr = ok && want ? record_new("rollback", &sv, svc, sv.digest, c->latest_digest, before) : NULL;

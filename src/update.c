@@ -76,41 +76,35 @@ static int inspect_or_fail(struct engine *en, const char *what, const char *id, 
 	return 0;
 }
 
-int update_pull(struct engine *en, const struct refit_config *cfg, const struct imageref *ref, const char *image,
-		const char *tag, struct refit_err *e)
+int update_pull(struct engine *en, const struct refit_config *cfg, const struct imageref *ref, const char *digest,
+		struct refit_err *e)
 {
 	struct cred cr = { 0 };
-	char *hdr = NULL;
+	char *repo = imageref_repository(ref), *hdr = NULL, *by_digest = NULL;
 	int found, rc = -1;
 
+	if (!repo || (digest && asprintf(&by_digest, "%s@%s", repo, digest) < 0)) {
+		free(repo);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
 	found = auth_lookup(cfg, ref->domain, &cr, e);
 	if (found < 0)
 		goto out;
-	if (found == 1)
-		hdr = auth_engine_header(&cr, strcmp(ref->domain, "docker.io") == 0 ? "https://index.docker.io/v1/" : ref->domain);
-	rc = engine_pull(en, image, tag, hdr, PULL_TIMEOUT, e);
+	if (found == 1 &&
+	    !(hdr = auth_engine_header(&cr, strcmp(ref->domain, "docker.io") == 0 ? "https://index.docker.io/v1/" :
+										      ref->domain))) {
+		err_set(e, ERR_FAILED, "out of memory");
+		goto out;
+	}
+	rc = by_digest ? engine_pull(en, by_digest, NULL, hdr, PULL_TIMEOUT, e) :
+			 engine_pull(en, repo, ref->tag ? ref->tag : "latest", hdr, PULL_TIMEOUT, e);
 out:
 	if (hdr)
 		explicit_bzero(hdr, strlen(hdr));
 	free(hdr);
 	cred_free(&cr);
-	return rc;
-}
-
-/* Pull exactly DIGEST of REF's repository. */
-static int pull_digest(struct engine *en, const struct refit_config *cfg, const struct imageref *ref,
-		       const char *digest, struct refit_err *e)
-{
-	char *repo = imageref_repository(ref), *by_digest = NULL;
-	int rc;
-
-	if (!repo || asprintf(&by_digest, "%s@%s", repo, digest) < 0) {
-		free(repo);
-		return err_set(e, ERR_FAILED, "out of memory");
-	}
-	rc = update_pull(en, cfg, ref, by_digest, NULL, e);
-	free(repo);
 	free(by_digest);
+	free(repo);
 	return rc;
 }
 
@@ -521,7 +515,7 @@ static void pull_all(struct engine *en, const struct refit_config *cfg, struct c
 			free(repo);
 			got = json_object_get(by_digest, dkey);
 			if (!got) {
-				got = pull_digest(en, cfg, &ref, c->latest_digest, &e) < 0 ? json_string(e.msg) : json_true();
+				got = update_pull(en, cfg, &ref, c->latest_digest, &e) < 0 ? json_string(e.msg) : json_true();
 				json_object_set_new(by_digest, dkey, got);
 			}
 		}
@@ -703,7 +697,7 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 		goto out;
 	/* The previous image by ID if still here, else pulled by its digest. */
 	if (inspect_or_fail(en, "images", old_image_id, &img, c) < 0) {
-		if (!old_digest || pull_digest(en, cfg, &ref, old_digest, &e) < 0 ||
+		if (!old_digest || update_pull(en, cfg, &ref, old_digest, &e) < 0 ||
 		    tag_digest(en, &ref, old_digest, &e) < 0) {
 			set_outcome(c, "failed", old_digest ? e.msg : "previous image is gone and its digest is unknown");
 			goto out;

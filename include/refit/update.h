@@ -9,11 +9,12 @@
 #include "refit/registry.h"
 
 /*
- * Pull IMAGE (with TAG, or NULL when IMAGE is pinned by digest) of REF's
- * registry, with the configured credentials for it.
+ * Pull REF's repository at DIGEST, or at REF's tag ("latest" when it has
+ * none) when DIGEST is NULL, with the configured credentials for its
+ * registry.
  */
-int update_pull(struct engine *en, const struct refit_config *cfg, const struct imageref *ref, const char *image,
-		const char *tag, struct refit_err *e);
+int update_pull(struct engine *en, const struct refit_config *cfg, const struct imageref *ref, const char *digest,
+		struct refit_err *e);
 
 /*
  * Finish or undo every operation an interrupted run left in J. Returns the

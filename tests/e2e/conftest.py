@@ -49,8 +49,8 @@ def session_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def engine(session_dir):
-    return Engine(session_dir).ensure()   # left running: see Engine
+def engine():
+    return Engine().ensure()   # left running: see Engine
 
 
 @pytest.fixture(scope="session")

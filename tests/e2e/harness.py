@@ -165,10 +165,6 @@ class Engine:
     LOCK_FILE = "/run/lock/refit-e2e-engine.lock"
     LOG_PATH = "/tmp/refit-e2e-dockerd.log"
 
-    def __init__(self, workdir=None):
-        self.workdir = workdir
-        self.started_pid = None
-        self.log_path = self.LOG_PATH
 
     @staticmethod
     def _live_pid(path, comm):
@@ -194,7 +190,7 @@ class Engine:
 
     def log_tail(self, lines=15):
         try:
-            with open(self.log_path, "rb") as f:
+            with open(self.LOG_PATH, "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - 64 * 1024))
                 return b"\n".join(f.read().splitlines()[-lines:]).decode("utf-8", "replace")
@@ -212,21 +208,16 @@ class Engine:
             if self._live_pid(self.PID_FILE, "dockerd") is None:    # else: one is coming up
                 self._clear_stale()
                 dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
-                with open(self.log_path, "ab") as log:
-                    proc = subprocess.Popen([dockerd], stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
-                self.started_pid = proc.pid
+                with open(self.LOG_PATH, "ab") as log:
+                    subprocess.Popen([dockerd], stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
             try:
                 wait_for(engine_ping, timeout, interval=0.5,
                          what="dockerd to answer on %s" % DOCKER_SOCK)
             except HarnessError:
                 raise HarnessError("dockerd did not come up; the end of %s:\n%s"
-                                   % (self.log_path, self.log_tail()))
+                                   % (self.LOG_PATH, self.log_tail()))
         return self
-
-    @property
-    def started_here(self):
-        return self.started_pid is not None
 
     def api_version(self):
         return docker("version", "--format", "{{.Server.APIVersion}}").strip()
@@ -1156,7 +1147,9 @@ def remove_containers(refs):
     itself; refit's replacement mounts the old container's anonymous volumes
     by name, so without this every swapped container would leave them
     behind.  A volume still in use elsewhere is refused by the engine and
-    stays."""
+    stays.  Only names of the engine's anonymous form (64 hex digits) are
+    taken, and the tests mount no volume of that form that they did not
+    make."""
     refs = list(refs)
     if not refs:
         return

@@ -29,7 +29,7 @@ from swaptools import common_pairs, swap_images  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def engine2(tmp_path, engine):
+def engine2(engine):
     yield from private_engine("engine")
 
 

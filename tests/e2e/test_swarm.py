@@ -46,7 +46,7 @@ class Swarm:
         self.host = "unix://" + engine.sock
 
     def docker(self, *args, check=True, timeout=120):
-        p = self.engine.docker(*[str(a) for a in args], check=check, timeout=timeout)
+        p = self.engine.docker(*args, check=check, timeout=timeout)
         return p.stdout.decode()
 
     def inspect(self, obj, kind=None):
@@ -55,7 +55,7 @@ class Swarm:
 
 
 @pytest.fixture(scope="module")
-def swarm(engine, run_id):
+def swarm(engine):
     gen = private_engine("swarm")
     sw = Swarm(next(gen))
     # Swarm's docker_gwbridge would otherwise take the host's interface of

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from harness import docker, free_port
+from harness import docker, engine_events, free_port
 from swaptools import (LOOP_CMD, aliases, case_refit, hist_for, history, http_get, inspect,
                        leftovers, pending_ops, read_data, run_cases, same_digest,
                        scope_containers, serving, update, write_data)
@@ -55,12 +55,10 @@ def run_service(swapenv, image, strategy, hint, scope, port=None):
 
 def volumes_mounted_into(container_id, since, until):
     """Names of the volumes the engine mounted into CONTAINER_ID between
-    SINCE and UNTIL (unix times), from its events."""
-    out = docker("events", "--since", "%.3f" % since, "--until", "%.3f" % until,
-                 "--filter", "type=volume", "--filter", "event=mount",
-                 "--format", '{{.Actor.ID}} {{index .Actor.Attributes "container"}}')
-    return {f[0] for f in (line.split() for line in out.splitlines())
-            if len(f) == 2 and f[1] == container_id}
+    SINCE and UNTIL (time.time() stamps), from its events."""
+    return {ev["Actor"]["ID"] for ev in engine_events(since, until, kinds=("volume",))
+            if ev.get("Action") == "mount"
+            and ev["Actor"].get("Attributes", {}).get("container") == container_id}
 
 
 def bad_update_case(r, scope, strategy, kind, v1, v2, name, target, net, port):
