@@ -614,10 +614,13 @@ def load_loop(alias):
     """Shell for a client container that asks ALIAS for /version in a loop
     (nc resolves the name anew for each request) until /tmp/stop exists:
     /tmp/counts holds "v1 v2 failed longest-gap-seconds", /tmp/fails a line
-    per failure (uptime span, answer, what DNS said), /tmp/done marks the end."""
+    per failure (uptime span, answer, what DNS said), /tmp/done marks the end.
+    A request is given 5 s in all: nc's -w bounds the connect, not a
+    connection that was accepted and then went silent (one in flight to the
+    old container when it leaves the network), which would stop the loop."""
     return (
         "trap 'exit 0' TERM; a=0; b=0; f=0; gap=0; "
-        "req() { printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | nc -w 3 %s 8080; }; "
+        "req() { printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 %s 8080; }; "
         "until req | grep -q ' 200 '; do sleep 0.2; done; last=$(cut -d' ' -f1 /proc/uptime); "
         "while [ ! -f /tmp/stop ]; do "
         "t=$(cut -d' ' -f1 /proc/uptime); r=$(req); ok=1; "
