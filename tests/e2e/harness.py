@@ -1162,14 +1162,61 @@ def remove_containers(refs):
         docker("volume", "rm", *anon, check=False, timeout=120)
 
 
-def engine_events(since, until, kinds=("container", "image")):
-    """Engine events between two time.time() stamps, as dicts."""
-    args = ["events", "--since", "%.6f" % since, "--until", "%.6f" % until,
-            "--format", "{{json .}}"]
-    for k in kinds:
-        args += ["--filter", "type=%s" % k]
-    out = docker(*args, timeout=30)
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+class EngineEvents:
+    """The engine's events while a `with` block runs, read as they happen
+    (`docker events` streaming).  Asking afterwards with --since/--until is
+    not enough: the engine answers that from a buffer of its last 256
+    events, and on an engine shared by busy test sessions (each health
+    probe alone makes three exec events) the buffer turns over within
+    seconds.  events() may be called inside the block and after it."""
+
+    GRACE = 0.5     # seconds after the block for its last events to arrive
+
+    def __init__(self, kinds=("container", "image")):
+        self.kinds = kinds
+        self.seen = []
+        self.lock = threading.Lock()
+        self.proc = None
+        self.reader = None
+        self.done = False
+
+    def __enter__(self):
+        # --since: whatever happens between this stamp and the subscription
+        # is replayed from the engine's buffer, so nothing falls in between
+        args = [DOCKER, "events", "--since", "%.6f" % time.time(), "--format", "{{json .}}"]
+        for k in self.kinds:
+            args += ["--filter", "type=%s" % k]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        return self
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.strip():
+                ev = json.loads(line)
+                with self.lock:
+                    self.seen.append(ev)
+
+    def events(self):
+        if not self.done and self.proc.poll() is not None:
+            raise AssertionError("docker events stopped (exit %s): %s" % (
+                self.proc.returncode, self.proc.stderr.read().strip()))
+        with self.lock:
+            return list(self.seen)
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            time.sleep(self.GRACE)
+            self.events()           # raises if the stream had failed
+        self.done = True
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.reader.join(timeout=10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return False
 
 
 def sweep_run_objects(run_id):

@@ -23,7 +23,7 @@ import pytest
 from swaptools import make_exiting, stale_pair
 
 from daemontools import Daemon, new_token, port_accepts, raw_http
-from harness import RUN_LABEL, engine_events, free_port, wait_for
+from harness import RUN_LABEL, EngineEvents, free_port, wait_for
 from swaptools import engine_get, inspect, list_containers, same_digest
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -728,14 +728,14 @@ def test_sigterm_during_a_slow_swap_leaves_one_consistent_container(
     old_id = inspect(name)["Id"]
     d = daemons(scope=scope, config_extra="stop_timeout: 4\n").start()
 
-    since = time.time() - 1
-    op = d.submit("/api/v1/update", {"containers": [name]})
+    with EngineEvents(kinds=("container",)) as engine_events:
+        op = d.submit("/api/v1/update", {"containers": [name]})
 
-    def stop_sent():
-        evs = engine_events(since, time.time() + 0.1, kinds=("container",))
-        return any(e.get("Action") == "kill" and e.get("id", e.get("Actor", {}).get("ID")) == old_id
-                   for e in evs)
-    wait_for(stop_sent, 20, interval=0.3, what="refit to stop %s" % name)
+        def stop_sent():
+            return any(e.get("Action") == "kill"
+                       and e.get("id", e.get("Actor", {}).get("ID")) == old_id
+                       for e in engine_events.events())
+        wait_for(stop_sent, 20, interval=0.3, what="refit to stop %s" % name)
     assert inspect(old_id)["State"]["Running"], "the slow container stopped at once"
     d.signal(signal.SIGTERM)             # while `docker stop` waits for the timeout
     rc = d.wait_exit(timeout=60)

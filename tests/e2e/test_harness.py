@@ -58,16 +58,18 @@ def test_image_factory_new_version_keeps_local_tag(plain_registry, image_factory
     assert docker("inspect", new.id, check=False).strip() in ("", "[]")
 
 
-def test_engine_events_see_a_run(plain_registry, image_factory, containers, labels):
+def test_engine_events_see_the_block_and_nothing_before(plain_registry, image_factory,
+                                                       containers, labels):
     img = image_factory.make(plain_registry)
-    t0 = time.time()
-    name = containers.run(img, labels=labels())
-    cid = containers.inspect(name)["Id"]
-    t1 = time.time() + 0.5
-    time.sleep(0.6)
-    evs = harness.engine_events(t0, t1)
-    actions = [e.get("Action") for e in evs if e.get("id") == cid]
-    assert "create" in actions and "start" in actions
+    with harness.EngineEvents() as first:
+        name = containers.run(img, labels=labels())
+        cid = containers.inspect(name)["Id"]
+    with harness.EngineEvents() as second:
+        harness.docker("stop", "-t", "5", name)
+    mine = [[e.get("Action") for e in evs.events() if e.get("id") == cid]
+            for evs in (first, second)]
+    assert "create" in mine[0] and "start" in mine[0], mine
+    assert "stop" in mine[1] and "create" not in mine[1] and "start" not in mine[1], mine
 
 
 def test_parallel_builds_have_distinct_digests(plain_registry, image_factory):

@@ -19,7 +19,7 @@ import pytest
 
 from daemontools import Daemon
 from harness import RUN_LABEL, docker, wait_for
-from swaptools import (GOOD, HTTPD_CMD, OWNER_LABEL, aliases, config_text, exec_out, history,
+from swaptools import (GOOD, OWNER_LABEL, aliases, config_text, exec_out, history,
                        inspect, leftovers, nc_get, pending_ops, read_data, run_refit, write_data)
 from swaptools import common_pairs, swap_images, swapenv  # noqa: F401 (fixtures)
 

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness import digest_only, free_port, wait_for
-from swaptools import (case_refit, config_text, run_refit, rollback, same_digest,
+from swaptools import (case_refit, config_text, rollback, same_digest,
                        sanitizer_report, update)
 from swaptools import common_pairs, swap_images, swapenv  # noqa: F401 (fixtures)
 

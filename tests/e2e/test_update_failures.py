@@ -11,11 +11,10 @@ Each kind of bad image is one test; its three strategies run at once (one
 container, scope and state dir each) and every strategy that went wrong is
 reported."""
 
-import time
 
 import pytest
 
-from harness import docker, engine_events, free_port
+from harness import EngineEvents, docker, free_port
 from swaptools import (LOOP_CMD, aliases, case_refit, hist_for, history, http_get, inspect,
                        leftovers, pending_ops, read_data, run_cases, same_digest,
                        scope_containers, serving, update, write_data)
@@ -53,10 +52,10 @@ def run_service(swapenv, image, strategy, hint, scope, port=None):
     return name, target, net
 
 
-def volumes_mounted_into(container_id, since, until):
-    """Names of the volumes the engine mounted into CONTAINER_ID between
-    SINCE and UNTIL (time.time() stamps), from its events."""
-    return {ev["Actor"]["ID"] for ev in engine_events(since, until, kinds=("volume",))
+def volumes_mounted_into(container_id, events):
+    """Names of the volumes the engine mounted into CONTAINER_ID, from its
+    volume EVENTS."""
+    return {ev["Actor"]["ID"] for ev in events
             if ev.get("Action") == "mount"
             and ev["Actor"].get("Attributes", {}).get("container") == container_id}
 
@@ -65,9 +64,9 @@ def bad_update_case(r, scope, strategy, kind, v1, v2, name, target, net, port):
     assert serving(name) == "%s v1" % kind
     data = write_data(name, ["/data", "/anon", "/imgvol"])
     old = inspect(name)
-    before = time.time() - 1
 
-    res = update(r, scope)
+    with EngineEvents(kinds=("volume",)) as volume_events:
+        res = update(r, scope)
     assert res.rc == 1, res.describe()
     e = res[name]
     assert e.get("status") == "rolled-back", res.describe()
@@ -107,7 +106,7 @@ def bad_update_case(r, scope, strategy, kind, v1, v2, name, target, net, port):
         new_id = recs[0].get("new_id")
         assert new_id and new_id != old["Id"], recs
         kept = {m["Name"] for m in cur["Mounts"] if m["Type"] == "volume"}
-        fresh = volumes_mounted_into(new_id, before, time.time() + 1) - kept
+        fresh = volumes_mounted_into(new_id, volume_events.events()) - kept
         assert fresh, "no volume of the replacement's own seen (its VOLUME /fresh)"
         left = [v for v in fresh if docker("volume", "inspect", v, check=False).strip() != "[]"]
         assert left == [], "the failed replacement's own volumes were left: %r" % left
