@@ -677,10 +677,24 @@ static int xfer_error(CURLcode rc, struct xfer *x, char *buf, size_t size)
 	return !x->resp.too_large && http_unreachable(rc) ? ERR_UNREACHABLE : ERR_FAILED;
 }
 
-/* Is RC what curl says when TLS met a server speaking plain HTTP? */
-static bool tls_not_spoken(CURLcode rc)
+/* Is RC what curl says when TLS met a server speaking plain HTTP?  A
+ * handshake that ran out of time after the TCP connection was made counts
+ * too: it proves no TLS either (Docker also tries plain HTTP after any
+ * failure of HTTPS on such a host), and on a host slowed down enough that
+ * refit's own side of the handshake outlasts the connect timeout it would
+ * otherwise make a plain HTTP registry unreachable. */
+static bool tls_not_spoken(CURLcode rc, CURL *easy)
 {
-	return rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+	long local_port = 0; /* curl knows it once the TCP connection is made */
+	curl_off_t tls = 0;
+
+	if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)
+		return true;
+	if (rc != CURLE_OPERATION_TIMEDOUT ||
+	    curl_easy_getinfo(easy, CURLINFO_LOCAL_PORT, &local_port) != CURLE_OK ||
+	    curl_easy_getinfo(easy, CURLINFO_APPCONNECT_TIME_T, &tls) != CURLE_OK)
+		return false;
+	return local_port > 0 && tls == 0;
 }
 
 /* The /v2/ answer of a host arrived. */
@@ -691,7 +705,7 @@ static void ping_done(struct host *h, CURLcode rc, struct xfer *x)
 	char m[200];
 
 	if (rc != CURLE_OK) {
-		if (h->https && h->may_fallback && tls_not_spoken(rc)) {
+		if (h->https && h->may_fallback && tls_not_spoken(rc, x->easy)) {
 			h->https = false;
 			h->state = H_NEW;
 			return;

@@ -13,6 +13,8 @@ a rule, misbehaves instead:
     proxy.add(path_re=..., body=b"garbage")    # the upstream's headers, this body
     proxy.add(path_re=..., drop_headers=["Docker-Content-Digest"])
     proxy.add(path_re=..., set_headers={"Docker-Content-Digest": "sha256:..."})
+    proxy.silent_tls.set()   # a connection that opens with a TLS handshake
+                             # gets no answer until the client gives up
 
 A rule matches on the method (None: any; a string or a set) and a regular
 expression searched in the request target with its query string,
@@ -93,6 +95,7 @@ class FaultProxy:
         self.rules = []
         self.log = []
         self.stopping = threading.Event()
+        self.silent_tls = threading.Event()
         self.httpd = None
         self.port = None
 
@@ -105,6 +108,10 @@ class FaultProxy:
 
             def log_message(self, fmt, *args):  # keep pytest output quiet
                 pass
+
+            def handle(self):
+                if not (proxy.silent_tls.is_set() and proxy._tls_held(self.connection)):
+                    super().handle()
 
             def do_GET(self):
                 proxy._handle(self, "GET")
@@ -151,6 +158,7 @@ class FaultProxy:
     def clear(self):
         with self.lock:
             self.rules = []
+        self.silent_tls.clear()
 
     def _rule_for(self, method, target):
         with self.lock:
@@ -186,6 +194,27 @@ class FaultProxy:
                              "target": target, "action": action, "status": status})
 
     # ---- serving
+    def _tls_held(self, conn):
+        """If CONN opens with a TLS record (a ClientHello), logs it as method
+        "TLS" and holds it unanswered until the client closes it (or the
+        proxy stops); True then."""
+        try:
+            if conn.recv(1, socket.MSG_PEEK) != b"\x16":
+                return False
+        except OSError:
+            return False
+        self._record("TLS", "", "", "silent-tls", None)
+        conn.settimeout(0.5)
+        while not self.stopping.is_set():
+            try:
+                if not conn.recv(4096):
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        return True
+
     def _handle(self, req, method):
         target = urllib.parse.unquote(req.path)
         rule = self._rule_for(method, target)

@@ -396,6 +396,27 @@ def test_manifest_request_hangs(refit, plain_world, containers, scoped, scope):
     assert 1 <= proxy.count(path_re=w.manifest_path("a", "t"), since=mark) <= 3
 
 
+def test_tls_handshake_without_answer_falls_back_to_http(refit, plain_world, containers,
+                                                         scoped, scope):
+    """refit speaks TLS first to a registry on loopback and falls back to
+    plain HTTP when the server answers the handshake in plain HTTP.  A
+    handshake that gets no answer at all until the connect timeout (10 s)
+    falls back too: refit's own side of it can be that slow (under valgrind
+    on a busy host), and a plain HTTP registry must not become unreachable
+    for it."""
+    w, proxy = plain_world, plain_world.proxy
+    pair = Pair(w, containers, scoped)
+    proxy.silent_tls.set()
+    mark = proxy.mark()
+    res = refit_json(refit, "check", scope, timeout=90)
+    assert proxy.count(method="TLS", since=mark) >= 1, "refit never tried TLS"
+    assert res.statuses() == {pair.bad: "update-available", pair.good: "update-available"}, \
+        res.describe()
+    assert res.rc == 0, res.describe()
+    assert proxy.count(method={"GET", "HEAD"}, path_re=w.manifest_path("a", "t"),
+                       since=mark) >= 1, "no manifest request over plain HTTP"
+
+
 # --------------------------------------------------------------------------
 # wrong digests and bodies that refit cannot check itself
 
