@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 
 import harness  # noqa: E402
 from harness import (Containers, Engine, ImageFactory, Registry, TokenServer,  # noqa: E402
-                     docker, write_docker_config)
+                     write_docker_config)
 
 MANIFEST_RE = r"^/v2/.+/manifests/"
 
@@ -159,7 +159,7 @@ def main():
     binary = os.path.abspath(os.environ.get("REFIT_BIN") or os.path.join(HERE, "..", "refit"))
     run_id = "b" + uuid.uuid4().hex[:8]
     workdir = tempfile.mkdtemp(prefix="refit-bench-")
-    eng = Engine(workdir).ensure()
+    Engine().ensure()
     factory = ImageFactory(run_id, workdir, workers=4)
     started = []
     ok_all = True

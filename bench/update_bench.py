@@ -113,7 +113,7 @@ def main():
     binary = os.path.abspath(os.environ.get("REFIT_BIN") or os.path.join(HERE, "..", "refit"))
     run_id = "u" + uuid.uuid4().hex[:8]
     workdir = tempfile.mkdtemp(prefix="refit-ubench-")
-    eng = Engine(workdir).ensure()
+    Engine().ensure()
     factory = ImageFactory(run_id, workdir, workers=4)
     reg = Registry(workdir, "ubench")
     reg.start()
