@@ -92,7 +92,7 @@ def under_load(binary, factory, reg, run_id, workdir, rounds):
                     lost.append(f)
                     total += a + b + f
                     gaps.append(gap)
-                    harness.docker("rm", "-f", name, client, check=False)
+                    harness.remove_containers([name, client])
                 print("%-10s under load: %d swaps, %d requests, lost per swap %s (total %d); "
                       "longest gap between answers %.2f s" %
                       (strategy, rounds, total, lost, sum(lost), max(gaps) if gaps else 0.0))
