@@ -1168,55 +1168,110 @@ class EngineEvents:
     not enough: the engine answers that from a buffer of its last 256
     events, and on an engine shared by busy test sessions (each health
     probe alone makes three exec events) the buffer turns over within
-    seconds.  events() may be called inside the block and after it."""
+    seconds.  events() may be called inside the block and after it.
 
-    GRACE = 0.5     # seconds after the block for its last events to arrive
+    The stream is proven live at both ends with a sentinel: a volume of
+    its own, created and removed.  The block starts only once the stream
+    has delivered the first one's creation, and events() after the block
+    has everything up to the second one's (the engine sends events in
+    order)."""
+
+    WAIT = 60       # seconds for a sentinel to come through
 
     def __init__(self, kinds=("container", "image")):
-        self.kinds = kinds
+        self.kinds = set(kinds)
         self.seen = []
+        self.failure = None
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
         self.proc = None
         self.reader = None
         self.done = False
+        self.sentinel = "refit-evsync-%s" % uuid.uuid4().hex[:12]
 
     def __enter__(self):
         # --since: whatever happens between this stamp and the subscription
-        # is replayed from the engine's buffer, so nothing falls in between
+        # is replayed from the engine's buffer
         args = [DOCKER, "events", "--since", "%.6f" % time.time(), "--format", "{{json .}}"]
-        for k in self.kinds:
+        for k in self.kinds | {"volume"}:
             args += ["--filter", "type=%s" % k]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+        try:
+            self._sync("%s-begin" % self.sentinel)
+        except BaseException:
+            self._close()
+            raise
         return self
 
     def _read(self):
-        for line in self.proc.stdout:
-            if line.strip():
-                ev = json.loads(line)
-                with self.lock:
-                    self.seen.append(ev)
+        try:
+            for line in self.proc.stdout:
+                if line.strip():
+                    ev = json.loads(line)
+                    with self.arrived:
+                        self.seen.append(ev)
+                        self.arrived.notify_all()
+        except Exception as e:  # noqa: BLE001 - handed to events()
+            with self.arrived:
+                self.failure = "reading docker events: %r" % e
+                self.arrived.notify_all()
+
+    def _sentinel_seen(self, name):
+        return any(e.get("Type") == "volume" and e.get("Action") == "create"
+                   and e.get("Actor", {}).get("ID") == name for e in self.seen)
+
+    def _sync(self, name):
+        """Creates and removes volume NAME; returns once the stream has
+        delivered its creation."""
+        docker("volume", "create", "--label", "%s=%s" % (RUN_LABEL, self.sentinel), name)
+        try:
+            deadline = time.monotonic() + self.WAIT
+            with self.arrived:
+                while not self._sentinel_seen(name):
+                    left = deadline - time.monotonic()
+                    if self.failure or self.proc.poll() is not None or left <= 0:
+                        raise AssertionError("docker events did not deliver %s: %s" % (
+                            name, self.failure or self.proc.poll()))
+                    self.arrived.wait(min(left, 0.5))
+        finally:
+            docker("volume", "rm", name, check=False)
 
     def events(self):
-        if not self.done and self.proc.poll() is not None:
+        with self.lock:
+            if self.failure:
+                raise AssertionError(self.failure)
+            running = self.done or self.proc.poll() is None
+            out = [e for e in self.seen
+                   if e.get("Type") in self.kinds
+                   and not e.get("Actor", {}).get("ID", "").startswith(self.sentinel)]
+        if not running:
             raise AssertionError("docker events stopped (exit %s): %s" % (
                 self.proc.returncode, self.proc.stderr.read().strip()))
-        with self.lock:
-            return list(self.seen)
+        return out
 
     def __exit__(self, exc_type, *_):
-        if exc_type is None:
-            time.sleep(self.GRACE)
-            self.events()           # raises if the stream had failed
+        try:
+            if exc_type is None:
+                self._sync("%s-end" % self.sentinel)
+                self.events()       # raises if the stream had failed
+        finally:
+            self._close()
+        return False
+
+    def _close(self):
         self.done = True
         self.proc.terminate()
-        self.proc.wait(timeout=10)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
         self.reader.join(timeout=10)
         self.proc.stdout.close()
         self.proc.stderr.close()
-        return False
 
 
 def sweep_run_objects(run_id):

@@ -736,8 +736,8 @@ def test_sigterm_during_a_slow_swap_leaves_one_consistent_container(
                        and e.get("id", e.get("Actor", {}).get("ID")) == old_id
                        for e in engine_events.events())
         wait_for(stop_sent, 20, interval=0.3, what="refit to stop %s" % name)
-    assert inspect(old_id)["State"]["Running"], "the slow container stopped at once"
-    d.signal(signal.SIGTERM)             # while `docker stop` waits for the timeout
+        assert inspect(old_id)["State"]["Running"], "the slow container stopped at once"
+        d.signal(signal.SIGTERM)         # while `docker stop` waits for the timeout
     rc = d.wait_exit(timeout=60)
     d.check_sanitizer()
     assert rc == 0, "exit %s\n%s" % (rc, d.stderr_text()[-4000:])

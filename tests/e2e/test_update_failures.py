@@ -11,7 +11,6 @@ Each kind of bad image is one test; its three strategies run at once (one
 container, scope and state dir each) and every strategy that went wrong is
 reported."""
 
-
 import pytest
 
 from harness import EngineEvents, docker, free_port
