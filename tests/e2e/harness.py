@@ -99,6 +99,18 @@ def run_cmd(args, check=True, timeout=120, input=None, env=None):
     return p
 
 
+def stop_process(proc, grace=10):
+    """SIGTERM to PROC (a Popen) if it still runs; SIGKILL after GRACE s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
+
+
 def docker(*args, check=True, timeout=120, input=None, config_dir=None):
     cmd = [DOCKER]
     if config_dir:
@@ -572,13 +584,8 @@ class Registry:
         return status in (200, 401)
 
     def _kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc)
         for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
             if f:
                 f.close()
@@ -1263,12 +1270,7 @@ class EngineEvents:
 
     def _close(self):
         self.done = True
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self.reader.join(timeout=10)
         self.proc.stdout.close()
         self.proc.stderr.close()
