@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "refit/base.h"
 #include "refit/migrate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -22,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	for (size_t i = 0; i < plan.n; i++) {
 		/* Accepted entries are valid, distinct names. */
-		if (!migrate_valid_name(plan.v[i].from) || !migrate_valid_name(plan.v[i].to) ||
+		if (!container_name_valid(plan.v[i].from) || !container_name_valid(plan.v[i].to) ||
 		    strcmp(plan.v[i].from, plan.v[i].to) == 0)
 			__builtin_trap();
 		for (size_t k = 0; k < i; k++)

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "refit/base.h"
 #include "refit/api-request.h"
 #include "refit/imageref.h"
 #include "refit/migrate.h"
@@ -29,7 +30,7 @@ static int check_names(json_t *v, char *err, size_t errlen)
 	if (json_array_size(v) > API_MAX_NAMES)
 		return bad(err, errlen, "%s: at most 256 names", "containers");
 	json_array_foreach(v, i, n) {
-		if (!json_is_string(n) || !migrate_valid_name(json_string_value(n)))
+		if (!json_is_string(n) || !container_name_valid(json_string_value(n)))
 			return bad(err, errlen, "%s: each entry must be a container name ([a-zA-Z0-9_.-], at most 128)",
 				   "containers");
 	}

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/api-request.h"
 #include "refit/api.h"
 #include "refit/check.h"
@@ -137,14 +138,6 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return (size_t)(w - s);
 }
 
-static time_t monotonic_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* The connection's slot (see conn_slot), or NULL. */
 static struct conn_slot *conn_of(struct MHD_Connection *c)
 {
@@ -162,7 +155,7 @@ static void conn_mark(struct api *a, struct MHD_Connection *c, bool waiting)
 		return;
 	pthread_mutex_lock(&a->conn_lock);
 	slot->waiting = waiting;
-	slot->since = monotonic_s();
+	slot->since = mono_s();
 	pthread_mutex_unlock(&a->conn_lock);
 }
 
@@ -179,7 +172,7 @@ static void connection_event(void *cls, struct MHD_Connection *c, void **socket_
 		for (size_t i = 0; ci && i < API_CONNECTIONS; i++) {
 			if (!a->conns[i].used) {
 				a->conns[i] = (struct conn_slot){ .used = true, .waiting = true, .fd = ci->connect_fd,
-								  .since = monotonic_s() };
+								  .since = mono_s() };
 				*socket_context = &a->conns[i];
 				break;
 			}
@@ -197,7 +190,7 @@ static void *conn_watchdog(void *arg)
 	struct api *a = arg;
 
 	while (!atomic_load(&a->stopping)) {
-		time_t now = monotonic_s();
+		time_t now = mono_s();
 
 		pthread_mutex_lock(&a->conn_lock);
 		for (size_t i = 0; i < API_CONNECTIONS; i++) {

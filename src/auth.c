@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/auth.h"
 
 #define DOCKER_HUB_SERVER "https://index.docker.io/v1/"
@@ -183,15 +184,6 @@ int auth_helper_parse(const char *body, size_t len, struct cred *ret, struct ref
 	return 0;
 }
 
-/* Milliseconds on the monotonic clock. */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * write(2) to a pipe whose reader may be gone (a helper that exits without
  * reading): EPIPE instead of a SIGPIPE that would end the whole process.
@@ -228,7 +220,7 @@ static int run_helper(const char *name, const char *server, struct cred *ret, st
 	int in[2] = { -1, -1 }, outp[2] = { -1, -1 }, status = 0, rc = -1;
 	size_t got = 0, sent = 0, slen = strlen(server);
 	posix_spawn_file_actions_t fa;
-	long long deadline = now_ms() + AUTH_HELPER_TIMEOUT_MS;
+	long long deadline = mono_ms() + AUTH_HELPER_TIMEOUT_MS;
 	pid_t pid;
 
 	for (const char *p = name; *p; p++)
@@ -261,7 +253,7 @@ static int run_helper(const char *name, const char *server, struct cred *ret, st
 	/* Feed the server name, read the answer, within the deadline. */
 	while (outp[0] >= 0) {
 		struct pollfd pf[2] = { { outp[0], POLLIN, 0 }, { in[1], POLLOUT, 0 } };
-		long long left = deadline - now_ms();
+		long long left = deadline - mono_ms();
 		int np = in[1] >= 0 ? 2 : 1;
 
 		if (left <= 0) {

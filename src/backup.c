@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/fsutil.h"
 #include "refit/hooks.h"
 #include "refit/log.h"
@@ -17,16 +18,6 @@
 
 #define ARCHIVE_TIMEOUT (60L * 60)
 #define MANIFEST_MAX (1u << 20)
-
-/* Current UTC time, ISO 8601. */
-static void iso_now(char buf[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static void hex(const unsigned char *d, unsigned n, char *out)
 {

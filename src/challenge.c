@@ -4,10 +4,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "refit/base.h"
 #include "refit/challenge.h"
 
 #define QUOTE_MAX 32 /* header characters quoted in error messages */
-#define QUOTE_SIZE (QUOTE_MAX * 4 + 4)
 
 /* A cursor over the header value. */
 struct lexer {
@@ -81,32 +81,6 @@ static void skip_token68(struct lexer *lx)
 		q++;
 	if (*q == ',' || *q == '\0')
 		lx->p = q;
-}
-
-/* Render a bounded, printable prefix of S into BUF for an error message. */
-static const char *quote(const char *s, char *buf)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-
-	for (i = 0; s[i] && i < QUOTE_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		} else {
-			buf[o++] = (char)c;
-		}
-	}
-	if (s[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
 }
 
 /* Set E to "out of memory" and return -1. */
@@ -226,7 +200,7 @@ static char **field_of(struct challenge *c, const char *name, size_t n)
 static int parse_params(struct lexer *lx, struct challenge *cur, const char **next_scheme,
 			size_t *next_len, struct refit_err *e)
 {
-	char q[QUOTE_SIZE];
+	char q[QUOTE_SIZE(QUOTE_MAX)];
 
 	*next_scheme = NULL;
 	*next_len = 0;
@@ -245,7 +219,7 @@ static int parse_params(struct lexer *lx, struct challenge *cur, const char **ne
 		n = token_len(name);
 		if (n == 0)
 			return err_set(e, ERR_FAILED, "WWW-Authenticate: unexpected character at \"%s\"",
-				       quote(name, q));
+				       quote_input(name, QUOTE_MAX, q));
 		after = name + n;
 		while (*after == ' ' || *after == '\t')
 			after++;
@@ -269,7 +243,7 @@ static int parse_params(struct lexer *lx, struct challenge *cur, const char **ne
 			return 0;
 		if (*lx->p != ',')
 			return err_set(e, ERR_FAILED, "WWW-Authenticate: expected ',' at \"%s\"",
-				       quote(lx->p, q));
+				       quote_input(lx->p, QUOTE_MAX, q));
 	}
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "refit/check.h"
+#include "refit/strategy.h"
 #include "refit/imageref.h"
 #include "refit/log.h"
 #include "refit/select.h"
@@ -198,7 +199,11 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		set_str(&ce->image, img);
 		set_str(&ce->image_id, imgid);
 		if (!ce->strategy) {
-			entry_error(ce, ERR_FAILED, "label refit.strategy: expected recreate, blue-green or alias");
+			char known[128], msg[200];
+
+			strategy_names(known, sizeof(known));
+			snprintf(msg, sizeof(msg), "label refit.strategy: expected one of %s", known);
+			entry_error(ce, ERR_FAILED, msg);
 		} else if (!img || !imgid) {
 			entry_error(ce, ERR_FAILED, "engine: inspect has no Config.Image or Image");
 		} else if (strncmp(img, "sha256:", 7) == 0) {

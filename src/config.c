@@ -17,6 +17,7 @@
 #include "refit/fsutil.h"
 #include "refit/notify.h"
 #include "refit/ollama.h"
+#include "refit/strategy.h"
 #include "refit/tags.h"
 
 enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
@@ -30,7 +31,6 @@ struct key {
 	int (*check)(const char *value, const char **why);
 };
 
-static const char *const strategies[] = { "recreate", "blue-green", "alias", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const swarm_modes[] = { "auto", "true", "false", NULL };
@@ -38,6 +38,7 @@ static const char *const swarm_modes[] = { "auto", "true", "false", NULL };
 #define YEAR (366L * 24 * 3600)
 #define OFF(f) offsetof(struct refit_config, f)
 
+static int check_strategy(const char *v, const char **why);
 static int check_docker_host(const char *v, const char **why);
 static int check_listen(const char *v, const char **why);
 static int check_scope(const char *v, const char **why);
@@ -53,7 +54,7 @@ static const struct key keys[] = {
 	{ "schedule", K_STR, OFF(schedule), 0, 0, NULL, check_schedule },
 	{ "label_enable", K_BOOL, OFF(label_enable), 0, 0, NULL, NULL },
 	{ "scope", K_STR, OFF(scope), 0, 0, NULL, check_scope },
-	{ "strategy", K_ENUM, OFF(strategy), 0, 0, strategies, NULL },
+	{ "strategy", K_STR, OFF(strategy), 0, 0, NULL, check_strategy },
 	{ "health_timeout", K_SECONDS, OFF(health_timeout), 1, 3600, NULL, NULL },
 	{ "min_uptime", K_SECONDS, OFF(min_uptime), 0, 3600, NULL, NULL },
 	{ "stop_timeout", K_SECONDS, OFF(stop_timeout), 0, 3600, NULL, NULL },
@@ -138,6 +139,20 @@ static int check_listen(const char *v, const char **why)
 }
 
 /* Scopes are short words: letters, digits, '.', '_', '-'. */
+/* A strategy from the strategy table. */
+static int check_strategy(const char *v, const char **why)
+{
+	static _Thread_local char msg[160];
+	char names[128];
+
+	if (strategy_known(v))
+		return 0;
+	strategy_names(names, sizeof(names));
+	snprintf(msg, sizeof(msg), "expected one of %s", names);
+	*why = msg;
+	return -1;
+}
+
 static int check_scope(const char *v, const char **why)
 {
 	size_t n = strlen(v);

@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "refit/base.h"
 #include "refit/api.h"
 #include "refit/cron.h"
 #include "refit/daemon.h"
@@ -65,15 +66,6 @@ static long daemon_wait(const struct refit_config *cfg)
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
 	log_info("next pass at %s", when);
 	return at - now > 0 ? at - now : 1;
-}
-
-/* Seconds on the monotonic clock. */
-static time_t mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
 }
 
 /* Reload the configuration under the write lock; a bad one is logged and the old one kept. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "refit/base.h"
 #include "refit/fleet.h"
 #include "refit/migrate.h"
 
@@ -124,7 +125,7 @@ static int parse_list(json_t *list, bool rollback, struct fleet_op *op, char *er
 		}
 		if (strcmp(status, rollback ? "rolled-back" : "updated") == 0) {
 			/* a changed container's name goes back to the host in a rollback */
-			if (!migrate_valid_name(ch->name)) {
+			if (!container_name_valid(ch->name)) {
 				snprintf(err, errlen, "operation result: container %zu has no valid container name", i + 1);
 				return -1;
 			}

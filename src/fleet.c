@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/api-request.h"
 #include "refit/fleet.h"
 #include "refit/registry.h"
@@ -109,14 +110,6 @@ struct answer {
 	bool too_large;
 	char curl_err[CURL_ERROR_SIZE];
 };
-
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* One progress line: "[done/total] host: text" on a terminal, "host: text" otherwise. */
 static void progress(struct hrun *r, bool finished, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -254,7 +247,7 @@ static long host_timeout(const struct hrun *r)
 /* Seconds left until DEADLINE, at most REQUEST_TIMEOUT, at least 1. */
 static long left(double deadline)
 {
-	double l = deadline - now();
+	double l = deadline - mono_seconds();
 
 	return l > REQUEST_TIMEOUT ? REQUEST_TIMEOUT : l < 1 ? 1 : (long)l;
 }
@@ -289,7 +282,7 @@ static int run_operation(struct hrun *r, const char *what, const char *path, con
 	progress(r, false, "%s: operation %s queued", what, id);
 	snprintf(opath, sizeof(opath), "/api/v1/operations/%s", id);
 	for (;;) {
-		if (now() > deadline) {
+		if (mono_seconds() > deadline) {
 			snprintf(err, errlen, "%s: operation %s did not finish within %ld s (it may still be running there)",
 				 what, id, host_timeout(r));
 			return -1;
@@ -348,7 +341,7 @@ static void first_failure(const struct fleet_op *op, bool rollback, char *out, s
 static void *rollout_host(void *arg)
 {
 	struct hrun *r = arg;
-	double t0 = now(), deadline = t0 + (double)host_timeout(r);
+	double t0 = mono_seconds(), deadline = t0 + (double)host_timeout(r);
 	json_t *body = json_pack("{s:s}", "action", "trigger");
 	char *text, why[400], version[64];
 	struct answer a;
@@ -388,7 +381,7 @@ static void *rollout_host(void *arg)
 	answer_free(&a);
 out:
 	free(text);
-	r->seconds = now() - t0;
+	r->seconds = mono_seconds() - t0;
 	snprintf(r->result, sizeof(r->result), "%s", r->ok ? "succeeded" : "failed");
 	if (r->ok)
 		progress(r, true, "succeeded in %.1f s: %zu container%s changed", r->seconds, r->op.changed,
@@ -402,7 +395,7 @@ out:
 static void *rollback_host(void *arg)
 {
 	struct hrun *r = arg;
-	double deadline = now() + (double)host_timeout(r);
+	double deadline = mono_seconds() + (double)host_timeout(r);
 	json_t *names, *body = NULL;
 	char *text = NULL, why[400];
 
@@ -610,7 +603,7 @@ static int rollout(struct fleet_ctx *c)
 static void *status_host(void *arg)
 {
 	struct hrun *r = arg;
-	double deadline = now() + REQUEST_TIMEOUT * 4;
+	double deadline = mono_seconds() + REQUEST_TIMEOUT * 4;
 	struct answer a;
 	char why[300];
 

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/health.h"
 #include "refit/select.h"
 #include "refit/waited.h"
@@ -70,15 +71,6 @@ int health_opts_from(const struct refit_config *cfg, json_t *labels, struct heal
 	return 0;
 }
 
-/* Milliseconds on the monotonic clock. */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static size_t discard(char *p, size_t s, size_t n, void *u)
 {
 	(void)p;
@@ -124,7 +116,7 @@ static bool http_probe(json_t *ins, const struct health_opts *o)
 
 int health_wait(struct engine *en, const char *id, const struct health_opts *o, struct refit_err *e)
 {
-	long long start = now_ms(), running_since = -1, deadline;
+	long long start = mono_ms(), running_since = -1, deadline;
 	long restarts0 = -1;
 	enum health_mode mode = o->mode;
 	char path[128];
@@ -163,7 +155,7 @@ int health_wait(struct engine *en, const char *id, const struct health_opts *o, 
 			return -1;
 		}
 		if (running_since < 0)
-			running_since = now_ms();
+			running_since = mono_ms();
 		if (mode == HEALTH_DOCKER) {
 			if (!hs) {
 				json_decref(ins);
@@ -188,12 +180,12 @@ int health_wait(struct engine *en, const char *id, const struct health_opts *o, 
 				json_decref(ins);
 				return 0;
 			}
-		} else if (now_ms() - running_since >= 1000LL * o->min_uptime) {
+		} else if (mono_ms() - running_since >= 1000LL * o->min_uptime) {
 			json_decref(ins);
 			return 0;
 		}
 		json_decref(ins);
-		if (now_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			return err_set(e, ERR_FAILED, "health: not %s within %ld s",
 				       mode == HEALTH_DOCKER ? "healthy" : mode == HEALTH_HTTP ? "answering 2xx" : "up",
 				       o->timeout);

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "refit/base.h"
 #include "refit/imageref.h"
 
 #define PATH_MAX_LEN 255 /* Docker's RepositoryNameTotalLengthMax, applied to the path */
 #define TAG_MAX_LEN 128	 /* [\w][\w.-]{0,127} */
 #define QUOTE_MAX 64	 /* input characters quoted in error messages */
-#define QUOTE_SIZE (QUOTE_MAX * 4 + 4)
 
 static const char default_domain[] = "docker.io";
 static const char legacy_domain[] = "index.docker.io";
@@ -64,38 +64,12 @@ static bool is_word(unsigned char c)
 	return is_alnum(c) || c == '_';
 }
 
-/* Render a bounded, printable prefix of S into BUF for an error message. */
-static const char *quote(const char *s, char *buf)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-
-	for (i = 0; s[i] && i < QUOTE_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		} else {
-			buf[o++] = (char)c;
-		}
-	}
-	if (s[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 /* Fill E with a usage error about reference S and return -1. */
 static int bad_ref(struct refit_err *e, const char *s, const char *why)
 {
-	char q[QUOTE_SIZE];
+	char q[QUOTE_SIZE(QUOTE_MAX)];
 
-	return err_set(e, ERR_USAGE, "invalid image reference \"%s\": %s", quote(s, q), why);
+	return err_set(e, ERR_USAGE, "invalid image reference \"%s\": %s", quote_input(s, QUOTE_MAX, q), why);
 }
 
 /* True when S is exactly 64 lowercase hex digits, which Docker takes for an image ID. */

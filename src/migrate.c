@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "refit/base.h"
 #include "refit/fsutil.h"
 #include "refit/imageref.h"
 #include "refit/log.h"
@@ -16,16 +17,6 @@
 #include "refit/strategy.h"
 #include "refit/swarm.h"
 #include "refit/update.h"
-
-bool migrate_valid_name(const char *n)
-{
-	size_t len = n ? strlen(n) : 0;
-
-	if (len == 0 || len > 128 || !((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') ||
-				       (n[0] >= '0' && n[0] <= '9')))
-		return false;
-	return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == len;
-}
 
 void migrate_plan_free(struct migration_plan *plan)
 {
@@ -92,8 +83,8 @@ static int entry_set(struct migration *m, const char *key, const char *v, const 
 	if (strcmp(key, "from") == 0 || strcmp(key, "to") == 0) {
 		char **slot = key[0] == 'f' ? &m->from : &m->to;
 
-		if (!migrate_valid_name(v))
-			return err_set(e, ERR_USAGE, "%s: %s: expected a container name ([a-zA-Z0-9][a-zA-Z0-9_.-], at most 128), got \"%.64s\"",
+		if (!container_name_valid(v))
+			return err_set(e, ERR_USAGE, "%s: %s: expected a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+, at most 128), got \"%.64s\"",
 				       where, key, v);
 		if (*slot)
 			return err_set(e, ERR_USAGE, "%s: %s: given twice", where, key);
@@ -478,6 +469,7 @@ static int migrate_one(struct engine *en, struct journal *j, const struct refit_
 	json_t *old = NULL, *old_image = NULL, *new_image = NULL;
 	struct refit_err e = { 0 };
 	struct swap_request rq = { 0 };
+	struct swap_plan sp;
 	struct swap_result res;
 	const char *image, *img_id;
 	char path[1200], *esc, opid[17], dir[4200] = "";
@@ -553,7 +545,9 @@ static int migrate_one(struct engine *en, struct journal *j, const struct refit_
 	rq.strategy = "alias";
 	rq.rename_to = m->to;
 	rq.backup = dir[0] ? dir : NULL;
-	swap_run(en, j, cfg, &rq, &res);
+	if (swap_plan(&rq, &sp, &e) < 0)
+		goto fail;
+	swap_run(en, j, cfg, &rq, &sp, &res);
 	log_info("%s -> %s: %s%s%s", m->from, m->to, res.outcome, res.error[0] ? ": " : "", res.error);
 	if (strcmp(res.outcome, "updated") == 0) {
 		json_object_set_new(out, "status", json_string("migrated"));

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "refit/base.h"
 #include "refit/http.h"
 #include "refit/journal.h"
 #include "refit/log.h"
@@ -268,25 +269,6 @@ done:
 	return out;
 }
 
-/* Current UTC time, ISO 8601. */
-static void iso_now(char buf[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* Seconds since T0 on the monotonic clock. */
-static double since(const struct timespec *t0)
-{
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 /* Record M (updated or failed) in the history. */
 static void record(const struct models_settings *s, const struct model_result *m, const char *started)
 {
@@ -359,7 +341,7 @@ static void run_one(const struct models_settings *s, const char *name, const str
 	if (strcmp(m->status, "failed") != 0)
 		m->error[0] = '\0';
 out:
-	m->seconds = since(&t0);
+	m->seconds = mono_since(&t0);
 	m->abandoned = strcmp(m->status, "failed") == 0 && atomic_load(&stop_requested);
 	if (strcmp(m->status, "failed") == 0)
 		log_error("model %s: failed: %s", name, m->error);

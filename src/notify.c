@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "refit/base.h"
 #include "refit/notify.h"
 
 #define NOTIFY_ERROR_MAX 300 /* bytes of a container's error in a text message */
@@ -614,7 +615,6 @@ json_t *notify_payload(const char *host, const char *kind, const char *op_id, js
 	size_t i, updated = 0, rolled = 0, failed = 0;
 	char summary[320], part[64], when[32];
 	time_t now = time(NULL);
-	struct tm tm;
 
 	if (!list)
 		return NULL;
@@ -663,8 +663,7 @@ json_t *notify_payload(const char *host, const char *kind, const char *op_id, js
 		strncat(summary, part, sizeof(summary) - strlen(summary) - 1);
 	}
 	summary[strlen(summary) - 1] = '\0'; /* the last comma */
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	iso_time(now, when);
 	out = json_pack("{s:s, s:s, s:s, s:o, s:s}", "host", host, "kind", kind, "time", when, "containers", list,
 			"summary", summary);
 	if (out && op_id)
@@ -678,7 +677,6 @@ json_t *notify_models_payload(const char *host, json_t *result)
 	size_t i, updated = 0, failed = 0;
 	char summary[320], when[32];
 	time_t now = time(NULL);
-	struct tm tm;
 
 	if (!list)
 		return NULL;
@@ -710,8 +708,7 @@ json_t *notify_models_payload(const char *host, json_t *result)
 	else
 		snprintf(summary, sizeof(summary), "refit on %s: models: %zu %s", host, updated ? updated : failed,
 			 updated ? "updated" : "failed");
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	iso_time(now, when);
 	out = json_pack("{s:s, s:s, s:s, s:o, s:s}", "host", host, "kind", "models", "time", when, "models", list,
 			"summary", summary);
 	return out;

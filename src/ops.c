@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/engine.h"
 #include "refit/imageref.h"
 #include "refit/journal.h"
@@ -34,13 +35,9 @@ struct ops {
 /* Current UTC time, ISO 8601. */
 static json_t *now_json(void)
 {
-	char buf[32];
-	time_t t = time(NULL);
-	struct tm tm;
+	char buf[ISO_TIME_LEN];
 
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
+	return json_string(iso_now(buf));
 }
 
 /* The record of ID (borrowed), under the lock. */

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/auth.h"
 #include "refit/challenge.h"
 #include "refit/http.h"
@@ -100,15 +101,6 @@ struct registry {
 	unsigned active;
 	struct registry_stats stats;
 };
-
-/* Milliseconds on the monotonic clock. */
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int registry_digest_valid(const char *d)
 {

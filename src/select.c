@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "refit/select.h"
+#include "refit/strategy.h"
 
 #define REFIT_PREFIX "refit."
 #define WATCHTOWER_PREFIX "com.centurylinklabs.watchtower."
@@ -90,13 +91,7 @@ bool select_no_pull(const struct refit_config *cfg, json_t *labels)
 
 const char *select_strategy(const struct refit_config *cfg, json_t *labels)
 {
-	static const char *const known[] = { "recreate", "blue-green", "alias", NULL };
 	const char *v = label_raw(labels, REFIT_PREFIX, "strategy");
 
-	if (!v)
-		return cfg->strategy;
-	for (int i = 0; known[i]; i++)
-		if (strcmp(v, known[i]) == 0)
-			return known[i];
-	return NULL;
+	return v ? strategy_known(v) : cfg->strategy;
 }

@@ -4,18 +4,6 @@
 
 #include "strategy-internal.h"
 
-/* Undo after a failure: the new one removed; the old one never stopped. */
-static int blue_green_undo(struct swap *s, struct refit_err *e)
-{
-	struct refit_err ue = { 0 };
-
-	if (swap_restore_old(s, &ue) < 0) {
-		err_prefix(e, "restoring the old container failed too (%s) after: ", ue.msg);
-		return -1;
-	}
-	return 1;
-}
-
 /* Take every step of the blue-green swap. */
 static int blue_green_run(struct swap *s, struct refit_err *e)
 {
@@ -26,14 +14,14 @@ static int blue_green_run(struct swap *s, struct refit_err *e)
 	if (swap_note(s, "temp_name", temp, e) < 0 || swap_step(s, "creating", e) < 0)
 		return 1;
 	if (swap_create(s, temp, s->name, true, e) < 0)
-		return blue_green_undo(s, e);
+		return swap_undo(s, e);
 	new_id = swap_get(s, "new_id");
 	if (swap_step(s, "starting", e) < 0 || swap_start(s, new_id, e) < 0 || swap_step(s, "health", e) < 0 ||
 	    health_wait(s->en, new_id, &s->health, e) < 0)
-		return blue_green_undo(s, e);
+		return swap_undo(s, e);
 	/* Healthy: now it answers to the shared names beside the old one. */
 	if (swap_step(s, "joining", e) < 0 || swap_join(s, e) < 0 || swap_step(s, "cutover", e) < 0)
-		return blue_green_undo(s, e);
+		return swap_undo(s, e);
 	/*
 	 * Past the gate: the old one leaves DNS, drains and stops (best effort:
 	 * it is removed by force next), and the new one takes the name.
@@ -47,18 +35,8 @@ static int blue_green_run(struct swap *s, struct refit_err *e)
 	return swap_complete(s, s->name, e) < 0 ? -1 : 0;
 }
 
-/* Continue an interrupted blue-green swap. */
-static int blue_green_recover(struct swap *s, struct refit_err *e)
-{
-	const char *step = swap_get(s, "step");
-
-	if (step && strcmp(step, "cutover") == 0)
-		return swap_complete(s, s->name, e) < 0 ? -1 : 0;
-	return swap_restore_old(s, e) < 0 ? -1 : 1;
-}
-
 const struct strategy_ops strategy_blue_green = {
 	.name = "blue-green",
 	.run = blue_green_run,
-	.recover = blue_green_recover,
+	.commit_step = "cutover",
 };

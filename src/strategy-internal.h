@@ -20,15 +20,26 @@ struct swap {
 
 struct strategy_ops {
 	const char *name;
-	/* Take the steps; on failure undo them. 0 updated, 1 rolled back, -1 not restored. */
+	/* Take the steps; on failure swap_undo(). 0 updated, 1 rolled back, -1 not restored. */
 	int (*run)(struct swap *s, struct refit_err *e);
-	/* Continue from the record's step after a crash; returns as run. */
-	int (*recover)(struct swap *s, struct refit_err *e);
+	/*
+	 * The step past the health gate: a swap interrupted at it is completed
+	 * by swap_recover(), one interrupted before it is undone.
+	 */
+	const char *commit_step;
+	bool downtime;     /* the old container stops before the replacement serves */
+	bool takes_new_name; /* the replacement ends under the record's new_name */
 };
 
 extern const struct strategy_ops strategy_recreate;
 extern const struct strategy_ops strategy_blue_green;
 extern const struct strategy_ops strategy_alias;
+
+/*
+ * Undo after a failure: the old container back under its name, as it was
+ * (swap_restore_old). 1, or -1 when even that failed (E then says both).
+ */
+int swap_undo(struct swap *s, struct refit_err *e);
 
 /* Journal STEP before taking it. */
 int swap_step(struct swap *s, const char *step, struct refit_err *e);

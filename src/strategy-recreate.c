@@ -4,18 +4,6 @@
 
 #include "strategy-internal.h"
 
-/* Undo after a failure: the old container back under its name, as it was. */
-static int recreate_undo(struct swap *s, struct refit_err *e)
-{
-	struct refit_err ue = { 0 };
-
-	if (swap_restore_old(s, &ue) < 0) {
-		err_prefix(e, "restoring the old container failed too (%s) after: ", ue.msg);
-		return -1;
-	}
-	return 1;
-}
-
 /* Take every step of the recreate swap. */
 static int recreate_run(struct swap *s, struct refit_err *e)
 {
@@ -28,38 +16,29 @@ static int recreate_run(struct swap *s, struct refit_err *e)
 	if (swap_step(s, "stopping", e) < 0)
 		return 1;
 	if (s->was_running && swap_stop(s, s->old_id, e) < 0)
-		return recreate_undo(s, e);
+		return swap_undo(s, e);
 	if (swap_step(s, "renaming-old", e) < 0 || swap_rename(s, s->old_id, aside, e) < 0 ||
 	    swap_step(s, "creating", e) < 0 || swap_create(s, s->name, NULL, false, e) < 0)
-		return recreate_undo(s, e);
+		return swap_undo(s, e);
 	new_id = swap_get(s, "new_id");
 	if (!s->was_running && !s->cfg->revive_stopped) {
 		/* A stopped container is replaced by a stopped one: nothing to gate. */
 		if (swap_step(s, "removing-old", e) < 0)
-			return recreate_undo(s, e);
+			return swap_undo(s, e);
 		return swap_remove(s, s->old_id, false, e) < 0 ? -1 : 0;
 	}
 	if (swap_step(s, "starting", e) < 0 || swap_start(s, new_id, e) < 0 || swap_step(s, "health", e) < 0 ||
 	    health_wait(s->en, new_id, &s->health, e) < 0)
-		return recreate_undo(s, e);
+		return swap_undo(s, e);
 	if (swap_step(s, "removing-old", e) < 0)
-		return recreate_undo(s, e);
+		return swap_undo(s, e);
 	/* Past the gate: finishing never goes back to the old one. */
 	return swap_complete(s, s->name, e) < 0 ? -1 : 0;
-}
-
-/* Continue an interrupted recreate. */
-static int recreate_recover(struct swap *s, struct refit_err *e)
-{
-	const char *step = swap_get(s, "step");
-
-	if (step && strcmp(step, "removing-old") == 0)
-		return swap_complete(s, s->name, e) < 0 ? -1 : 0;
-	return swap_restore_old(s, e) < 0 ? -1 : 1;
 }
 
 const struct strategy_ops strategy_recreate = {
 	.name = "recreate",
 	.run = recreate_run,
-	.recover = recreate_recover,
+	.commit_step = "removing-old",
+	.downtime = true,
 };

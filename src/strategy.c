@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/engine-spec.h"
 #include "refit/log.h"
 #include "refit/select.h"
@@ -13,16 +14,6 @@
 #include "strategy-internal.h"
 
 #define DRAIN_SECONDS 2
-
-/* Current UTC time, ISO 8601. */
-static void iso_now(char buf[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 int swap_step(struct swap *s, const char *step, struct refit_err *e)
 {
@@ -529,15 +520,89 @@ int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
 	return 0;
 }
 
-/* The strategy named NAME. */
+/* The strategies: the one list of their names (configuration and labels are checked against it). */
+static const struct strategy_ops *const strategies[] = { &strategy_recreate, &strategy_blue_green, &strategy_alias };
+
+/* The strategy named NAME, or NULL. */
 static const struct strategy_ops *strategy_find(const char *name)
 {
-	static const struct strategy_ops *const all[] = { &strategy_recreate, &strategy_blue_green, &strategy_alias };
-
-	for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++)
-		if (strcmp(all[i]->name, name) == 0)
-			return all[i];
+	for (size_t i = 0; name && i < ARRAY_SIZE(strategies); i++)
+		if (strcmp(strategies[i]->name, name) == 0)
+			return strategies[i];
 	return NULL;
+}
+
+const char *strategy_known(const char *name)
+{
+	const struct strategy_ops *ops = strategy_find(name);
+
+	return ops ? ops->name : NULL;
+}
+
+void strategy_names(char *buf, size_t len)
+{
+	size_t used = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(strategies) && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", strategies[i]->name);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+int swap_undo(struct swap *s, struct refit_err *e)
+{
+	struct refit_err ue = { 0 };
+
+	if (swap_restore_old(s, &ue) < 0) {
+		err_prefix(e, "restoring the old container failed too (%s) after: ", ue.msg);
+		return -1;
+	}
+	return 1;
+}
+
+int swap_plan(const struct swap_request *rq, struct swap_plan *plan, struct refit_err *e)
+{
+	const struct strategy_ops *ops = strategy_find(rq->strategy);
+	const char *to = rq->rename_to, *exclusive;
+
+	memset(plan, 0, sizeof(*plan));
+	if (!ops)
+		return err_set(e, ERR_FAILED, "unknown strategy \"%.40s\"", rq->strategy ? rq->strategy : "");
+	if (strcmp(rq->kind, "rollback") == 0 && to && strcmp(to, rq->name) != 0 && ops != &strategy_alias) {
+		ops = &strategy_alias;
+		plan->reason = "a renamed container goes back to its old name";
+	}
+	if (ops == &strategy_alias) {
+		if (!to)
+			return err_set(e, ERR_FAILED, "strategy alias needs the label refit.rename-to");
+		if (strcmp(to, rq->name) == 0) {
+			/* Already moved to its new name: later updates swap it in place. */
+			ops = &strategy_blue_green;
+			plan->reason = "already under its new name: swapped in place";
+		} else if (!container_name_valid(to)) {
+			return err_set(e, ERR_FAILED,
+				       "alias strategy: refit.rename-to must name a different container ([a-zA-Z0-9][a-zA-Z0-9_.-]+), got \"%.60s\"",
+				       to);
+		} else {
+			plan->rename_to = to;
+		}
+	}
+	if (ops == &strategy_blue_green && (exclusive = spec_exclusive(rq->old))) {
+		ops = &strategy_recreate;
+		plan->reason = exclusive; /* two copies cannot run at once */
+	} else if (ops == &strategy_blue_green &&
+		   !json_is_true(json_object_get(json_object_get(rq->old, "State"), "Running"))) {
+		ops = &strategy_recreate;
+		plan->reason = "not running: nothing to keep serving";
+	}
+	plan->strategy = ops->name;
+	plan->downtime = ops->downtime;
+	return 0;
 }
 
 /* Record the outcome in the history and fill RES. */
@@ -599,12 +664,12 @@ static int swap_prepare(struct swap *s, struct engine *en, struct journal *j, co
 }
 
 int swap_run(struct engine *en, struct journal *j, const struct refit_config *cfg, const struct swap_request *rq,
-	     struct swap_result *res)
+	     const struct swap_plan *plan, struct swap_result *res)
 {
-	const struct strategy_ops *ops = strategy_find(rq->strategy);
+	const struct strategy_ops *ops = strategy_find(plan->strategy);
 	struct refit_err e = { 0 };
 	const char *old_id = json_string_value(json_object_get(rq->old, "Id"));
-	char id[17], now[32];
+	char id[17], now[ISO_TIME_LEN];
 	struct swap s;
 	json_t *rec;
 	int rc;
@@ -615,13 +680,8 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 		snprintf(res->error, sizeof(res->error), "%s", !ops ? "unknown strategy" : "inspect has no Id");
 		return -1;
 	}
-	if (ops == &strategy_blue_green && spec_exclusive(rq->old)) {
-		log_info("%s: %s, so two copies cannot run at once: using recreate", rq->name, spec_exclusive(rq->old));
-		ops = &strategy_recreate;
-	} else if (ops == &strategy_blue_green &&
-		   !json_is_true(json_object_get(json_object_get(rq->old, "State"), "Running"))) {
-		ops = &strategy_recreate; /* nothing is serving: no overlap to keep */
-	}
+	if (plan->reason && strcmp(plan->strategy, rq->strategy) != 0)
+		log_info("%s: %s: using %s", rq->name, plan->reason, ops->name);
 	res->strategy = ops->name;
 	journal_new_id(id);
 	iso_now(now);
@@ -629,7 +689,7 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 			"kind", rq->kind, "container", rq->name, "strategy", ops->name, "step", "intent", "old_id",
 			old_id, "old_inspect", rq->old, "old_image_inspect", rq->old_image, "old_digest",
 			rq->old_digest, "image", rq->image, "new_image_id", rq->new_image_id, "new_digest",
-			rq->new_digest, "new_name", rq->rename_to, "started", now);
+			rq->new_digest, "new_name", plan->rename_to, "started", now);
 	if (rec && rq->backup)
 		json_object_set_new(rec, "backup", json_string(rq->backup));
 	if (rec && rq->spec) {
@@ -658,6 +718,7 @@ int swap_recover(struct engine *en, struct journal *j, const struct refit_config
 {
 	const struct strategy_ops *ops = strategy_find(json_string_value(json_object_get(rec, "strategy")));
 	struct refit_err e = { 0 };
+	const char *step, *final;
 	struct swap s;
 	int rc;
 
@@ -673,8 +734,16 @@ int swap_recover(struct engine *en, struct journal *j, const struct refit_config
 		return -1;
 	}
 	json_object_set_new(rec, "recovered", json_true());
-	rc = ops->recover(&s, &e);
+	step = swap_get(&s, "step");
+	final = ops->takes_new_name ? swap_get(&s, "new_name") : s.name;
+	/* Past the gate (its commit step): finish; before it: put the old one back. */
+	if (step && strcmp(step, ops->commit_step) == 0)
+		rc = final && swap_complete(&s, final, &e) == 0 ? 0 : -1;
+	else
+		rc = swap_restore_old(&s, &e) < 0 ? -1 : 1;
+	if (rc < 0 && !final && !e.msg[0])
+		err_set(&e, ERR_FAILED, "the journal record has no new name to finish under");
 	if (rc == 1 && !e.msg[0])
-		err_set(&e, ERR_FAILED, "interrupted at step %s; the old container was restored", swap_get(&s, "step"));
+		err_set(&e, ERR_FAILED, "interrupted at step %s; the old container was restored", step ? step : "?");
 	return swap_finish(&s, rc, &e, res);
 }

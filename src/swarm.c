@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "refit/base.h"
 #include "refit/imageref.h"
 #include "refit/log.h"
 #include "refit/registry.h"
@@ -313,24 +314,6 @@ int swarm_collect(struct engine *en, const struct refit_config *cfg, char *const
 	return 0;
 }
 
-/* Seconds on the monotonic clock. */
-static double mono_now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void iso_now(char buf[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* GET /services/ID_OR_NAME into *RET; *STATUS gets the HTTP status. */
 static int service_get(struct engine *en, const char *id, json_t **ret, long *status, struct refit_err *e)
 {
@@ -401,7 +384,7 @@ static const char *spec_image(json_t *spec)
 static enum swarm_state follow(struct engine *en, const char *id, const char *before, long timeout,
 			       const atomic_bool *stop, char *why, size_t whylen)
 {
-	double deadline = mono_now() + (double)timeout;
+	double deadline = mono_seconds() + (double)timeout;
 	enum swarm_state st = SWARM_NONE;
 	char state_name[64] = "not started";
 
@@ -436,7 +419,7 @@ static enum swarm_state follow(struct engine *en, const char *id, const char *be
 			snprintf(why, whylen, "refit stopped while Swarm was rolling out (%s)", state_name);
 			return SWARM_NONE;
 		}
-		if (mono_now() >= deadline) {
+		if (mono_seconds() >= deadline) {
 			snprintf(why, whylen, "Swarm's rollout did not end within %ld s (state %s); Swarm carries on", timeout,
 				 state_name);
 			return SWARM_RUNNING;
@@ -527,7 +510,7 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 	char *want = NULL, *pinned = NULL, *before = NULL, why[600] = "";
 	const char *b;
 	enum swarm_state st;
-	double t0 = mono_now();
+	double t0 = mono_seconds();
 	long status = 0;
 	bool ok = true;
 
@@ -573,7 +556,7 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 		raise(SIGKILL);
 	log_info("%s: Swarm is rolling out %s", c->name, pinned);
 	st = follow(en, sv.id, before, uc.timeout, stop, why, sizeof(why));
-	c->swap_seconds = mono_now() - t0;
+	c->swap_seconds = mono_seconds() - t0;
 	c->overhead_seconds = 0;
 	if (st == SWARM_NONE) {
 		/* Stopped: the record stays, and the next run records how the rollout ended. */
@@ -633,7 +616,7 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	char *before = NULL, *want = NULL, why[600] = "";
 	const char *b;
 	enum swarm_state st;
-	double t0 = mono_now();
+	double t0 = mono_seconds();
 	long status = 0;
 	int handled = 0;
 	bool ok = true;
@@ -691,7 +674,7 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	log_info("%s: Swarm is rolling back to its previous spec (%s)", c->name,
 		 c->latest_digest ? c->latest_digest : "no digest");
 	st = follow(en, sv.id, before, uc.timeout, NULL, why, sizeof(why));
-	c->swap_seconds = mono_now() - t0;
+	c->swap_seconds = mono_seconds() - t0;
 	if (st == SWARM_COMPLETED || st == SWARM_ROLLED_BACK) {
 		outcome(c, "rolled-back", NULL);
 		record_end(j, jr, "updated", NULL);

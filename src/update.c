@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "refit/auth.h"
+#include "refit/base.h"
 #include "refit/depends.h"
 #include "refit/engine-spec.h"
 #include "refit/hooks.h"
@@ -133,64 +134,82 @@ static void pulled_key(const struct check_entry *c, char *buf, size_t len)
 	snprintf(buf, len, "%s@%s", check_entry_image(c), c->latest_digest ? c->latest_digest : "");
 }
 
-/* Swap one stale container onto the image its check found. */
-static void update_one(struct engine *en, struct journal *j, const struct refit_config *cfg, struct check_entry *c,
-		       json_t *pulled)
-{
-	json_t *old = NULL, *old_image = NULL, *new_image = NULL, *labels;
-	struct imageref ref = { 0 };
-	struct refit_err e = { 0 };
-	struct swap_result res;
-	struct swap_request rq = { 0 };
-	struct timespec t0, t1;
-	double waited0;
-	const char *new_id;
+/* A stale container's swap, prepared: the inspects it needs, the request and its plan. */
+struct prepared {
+	json_t *old, *old_image, *new_image;
+	struct swap_request rq;
+	struct swap_plan plan;
+};
 
+static void prepared_free(struct prepared *p)
+{
+	json_decref(p->old);
+	json_decref(p->old_image);
+	json_decref(p->new_image);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Inspect what C's swap needs and plan it; -1 with C failed when it cannot run. */
+static int update_prepare(struct engine *en, struct check_entry *c, json_t *pulled, struct prepared *p)
+{
+	struct refit_err e = { 0 };
+	struct imageref ref = { 0 };
+	json_t *labels;
+
+	memset(p, 0, sizeof(*p));
 	if (imageref_parse(check_entry_image(c), &ref, &e) < 0) {
 		set_outcome(c, "failed", e.msg);
-		return;
+		return -1;
 	}
+	imageref_free(&ref);
 	if (!c->no_pull) {
 		char key[1200];
 
 		pulled_key(c, key, sizeof(key));
 		if (json_is_string(json_object_get(pulled, key))) {
 			set_outcome(c, "failed", json_string_value(json_object_get(pulled, key)));
-			goto out;
+			return -1;
 		}
 	}
-	if (inspect_or_fail(en, "containers", c->id, &old, c) < 0 || inspect_or_fail(en, "images", check_entry_image(c), &new_image, c) < 0)
-		goto out;
-	if (inspect_or_fail(en, "images", c->image_id, &old_image, c) < 0) {
-		old_image = NULL; /* gone: every setting is then kept as the container has it */
+	if (inspect_or_fail(en, "containers", c->id, &p->old, c) < 0 ||
+	    inspect_or_fail(en, "images", check_entry_image(c), &p->new_image, c) < 0)
+		return -1;
+	if (inspect_or_fail(en, "images", c->image_id, &p->old_image, c) < 0) {
+		p->old_image = NULL; /* gone: every setting is then kept as the container has it */
 		c->status = NULL;
 	}
-	new_id = json_string_value(json_object_get(new_image, "Id"));
-	labels = json_object_get(json_object_get(old, "Config"), "Labels");
-	rq.kind = "update";
-	rq.name = c->name;
-	rq.old = old;
-	rq.old_image = old_image;
-	rq.old_digest = c->current_digest;
-	rq.image = check_entry_image(c); /* the tag it moves to, when it moves */
-	rq.new_image_id = new_id;
-	rq.new_digest = c->latest_digest;
-	rq.strategy = c->strategy;
-	rq.rename_to = json_string_value(json_object_get(labels, "refit.rename-to"));
-	if (strcmp(c->strategy, "alias") == 0 && !rq.rename_to) {
-		set_outcome(c, "failed", "strategy alias needs the label refit.rename-to");
-		goto out;
+	labels = json_object_get(json_object_get(p->old, "Config"), "Labels");
+	p->rq = (struct swap_request){
+		.kind = "update",
+		.name = c->name,
+		.old = p->old,
+		.old_image = p->old_image,
+		.old_digest = c->current_digest,
+		.image = check_entry_image(c), /* the tag it moves to, when it moves */
+		.new_image_id = json_string_value(json_object_get(p->new_image, "Id")),
+		.new_digest = c->latest_digest,
+		.strategy = c->strategy,
+		.rename_to = json_string_value(json_object_get(labels, "refit.rename-to")),
+	};
+	if (swap_plan(&p->rq, &p->plan, &e) < 0) {
+		set_outcome(c, "failed", e.msg);
+		return -1;
 	}
-	if (strcmp(c->strategy, "alias") == 0 && strcmp(rq.rename_to, c->name) == 0) {
-		/* Already moved to its new name: later updates swap it in place. */
-		rq.strategy = "blue-green";
-		rq.rename_to = NULL;
-	}
+	return 0;
+}
+
+/* Swap one stale container onto the image its check found, as P planned. */
+static void update_one(struct engine *en, struct journal *j, const struct refit_config *cfg, struct check_entry *c,
+		       const struct prepared *p)
+{
+	struct swap_result res;
+	struct timespec t0;
+	double waited0;
+
 	waited0 = waited_seconds();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	swap_run(en, j, cfg, &rq, &res);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	c->swap_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	swap_run(en, j, cfg, &p->rq, &p->plan, &res);
+	c->swap_seconds = mono_since(&t0);
 	/* Refit's own share: the swap minus what its thread waited for (engine, probes, timers). */
 	c->overhead_seconds = c->swap_seconds - (waited_seconds() - waited0);
 	log_info("%s: %s (%s)%s%s", c->name, res.outcome, res.strategy ? res.strategy : c->strategy,
@@ -202,11 +221,6 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 		free(c->id);
 		c->id = strdup(res.new_id);
 	}
-out:
-	json_decref(old);
-	json_decref(old_image);
-	json_decref(new_image);
-	imageref_free(&ref);
 }
 
 /*
@@ -308,13 +322,6 @@ void update_request_stop(void)
 	atomic_store(&stop_requested, true);
 }
 
-/* Does this swap stop the old container before the new one runs? */
-static bool has_downtime(struct check_entry *c, json_t *ins)
-{
-	return strcmp(c->strategy, "recreate") == 0 ||
-	       (strcmp(c->strategy, "blue-green") == 0 && spec_exclusive(ins));
-}
-
 /* Run hook KIND of C in container ID; logs failures. Returns the exit code, or -1. */
 static int run_hook(struct engine *en, json_t *ins, const char *kind, const char *id, struct check_entry *c,
 		    char *why, size_t why_len)
@@ -352,6 +359,7 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 {
 	json_t *ins = json_object_get(w->all, name), *deps;
 	struct check_entry *c = NULL;
+	struct prepared p;
 	char why[512] = "";
 	bool downtime;
 	int hrc;
@@ -374,11 +382,14 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 		set_outcome(c, "failed", why);
 		return;
 	}
+	if (update_prepare(en, c, w->pulled, &p) < 0)
+		return; /* nothing changed: its dependents are left as they are */
 	deps = dependents_of(w->all, name);
-	downtime = has_downtime(c, ins);
+	downtime = p.plan.downtime;
 	if (json_array_size(deps) && downtime)
 		stop_or_start(en, w->all, deps, true);
-	update_one(en, w->j, w->cfg, c, w->pulled);
+	update_one(en, w->j, w->cfg, c, &p);
+	prepared_free(&p);
 	if (strcmp(c->status, "updated") == 0) {
 		json_t *fresh = NULL;
 		struct refit_err ie = { 0 };
@@ -675,6 +686,7 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	struct refit_err e = { 0 };
 	struct imageref ref = { 0 };
 	struct swap_request rq = { 0 };
+	struct swap_plan plan;
 	struct swap_result res;
 	char path[2048];
 
@@ -732,12 +744,14 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	rq.new_image_id = old_image_id;
 	rq.new_digest = old_digest;
 	rq.strategy = json_string_value(json_object_get(rec, "strategy"));
-	rq.rename_to = strcmp(c->name, old_name) != 0 ? old_name : NULL;
-	if (rq.rename_to)
-		rq.strategy = "alias"; /* an alias migration goes back to its old name */
+	rq.rename_to = old_name; /* a renamed container goes back to its old name */
 	rq.spec = spec;
 	rq.spec_image = json_is_object(spec_image) ? spec_image : NULL;
-	swap_run(en, j, cfg, &rq, &res);
+	if (swap_plan(&rq, &plan, &e) < 0) {
+		set_outcome(c, "failed", e.msg);
+		goto out;
+	}
+	swap_run(en, j, cfg, &rq, &plan, &res);
 	log_info("%s: rollback %s%s%s", c->name, strcmp(res.outcome, "updated") == 0 ? "done" : res.outcome,
 		 res.error[0] ? ": " : "", res.error);
 	set_outcome(c, strcmp(res.outcome, "updated") == 0 ? "rolled-back" : "failed", res.error);

@@ -27,9 +27,6 @@ struct migration_plan {
 	size_t n;
 };
 
-/* A Docker container name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 bytes. */
-bool migrate_valid_name(const char *n);
-
 /*
  * Parse a migration file held in BUF (LEN bytes, at most MIGRATE_MAX_FILE):
  * `migrations: [{from, to, image?, preserve_data?, rollback_on_failure?}]`,

@@ -210,9 +210,9 @@ static void test_op_answers(void **state)
 	struct fleet_op op;
 	char err[200], id[17];
 	const char *done = "{\"id\":\"0123456789abcdef\",\"kind\":\"update\",\"state\":\"succeeded\",\"result\":{\"containers\":["
-			   "{\"name\":\"a\",\"image\":\"r/a:latest\",\"status\":\"updated\",\"current_digest\":\"sha256:11\",\"latest_digest\":\"sha256:22\"},"
+			   "{\"name\":\"app\",\"image\":\"r/a:latest\",\"status\":\"updated\",\"current_digest\":\"sha256:11\",\"latest_digest\":\"sha256:22\"},"
 			   "{\"name\":\"b\",\"status\":\"up-to-date\"},"
-			   "{\"name\":\"c\",\"status\":\"rolled-back\",\"error\":\"not healthy\\u0007\"}]}}";
+			   "{\"name\":\"cache\",\"status\":\"rolled-back\",\"error\":\"not healthy\\u0007\"}]}}";
 
 	(void)state;
 	assert_int_equal(fleet_parse_op(done, strlen(done), false, &op, err, sizeof(err)), 0);

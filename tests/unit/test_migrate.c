@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "refit/base.h"
 #include "refit/config.h"
 #include "refit/migrate.h"
 
@@ -78,25 +79,25 @@ static void test_file_errors(void **state)
 	refused("migrations:\n  - from: a1\n    to: a2\n  - from: a2\n    to: a3\n", "m.yml:4:",
 		"both a container migrated and a new name");
 	refused("migrations:\n  - from: a1\n    to: a1\n", "m.yml:2:", "must differ");
-	refused("migrations:\n  - from: a1\n    to: a1\n  - from: a1\n    to: b\n", "must differ", NULL);
+	refused("migrations:\n  - from: a1\n    to: a1\n  - from: a1\n    to: bb\n", "must differ", NULL);
 	refused("migrations:\n  - from: a1\n    to: 'x/y'\n", "m.yml:3:", "to: expected a container name");
-	refused("migrations:\n  - from: -a\n    to: b\n", "from: expected a container name", NULL);
+	refused("migrations:\n  - from: -aa\n    to: bb\n", "from: expected a container name", NULL);
 	refused("migrations:\n  - from: a1\n    to: b1\n    image: 'Not A Ref'\n", "m.yml:4:", "image");
 	refused("migrations:\n  - from: a1\n    to: b1\n    preserve_data: maybe\n", "preserve_data", "true or false");
 	refused("migrations:\n  - from: a1\n    to: b1\n    rollback_on_failure: false\n", "rollback_on_failure",
 		"not supported");
 	refused("migrations:\n  - to: b1\n", "from: missing", NULL);
 	refused("migrations:\n  - from: a1\n", "to: missing", NULL);
-	refused("migrations:\n  - from: [a]\n    to: b\n", "expected a single value", NULL);
+	refused("migrations:\n  - from: [aa]\n    to: bb\n", "expected a single value", NULL);
 	refused("migrations:\n  - just-a-string\n", "expected a mapping", NULL);
 	refused("migrations: []\n", "at least one", NULL);
 	refused("migrations: {}\n", "expected a list", NULL);
 	refused("other: 1\n", "unknown key \"other\"", NULL);
-	refused("migrations:\n  - {from: a, to: b}\nmigrations:\n  - {from: c, to: d}\n", "given twice", NULL);
+	refused("migrations:\n  - {from: aa, to: bb}\nmigrations:\n  - {from: cc, to: dd}\n", "given twice", NULL);
 	refused("", "expected a mapping", NULL);
 	refused("[1, 2]\n", "expected a mapping", NULL);
 	refused("migrations: [\n", "m.yml:", NULL);
-	refused("migrations:\n  - &x {from: a, to: b}\n  - *x\n", "migrated twice", NULL);
+	refused("migrations:\n  - &x {from: aa, to: bb}\n  - *x\n", "migrated twice", NULL);
 	{
 		char buf[64 * 40 + 64];
 		size_t o = (size_t)snprintf(buf, sizeof(buf), "migrations:\n");
@@ -116,21 +117,23 @@ static void test_file_errors(void **state)
 static void test_names(void **state)
 {
 	(void)state;
-	assert_true(migrate_valid_name("a"));
-	assert_true(migrate_valid_name("avatar_controller-2.b"));
-	assert_false(migrate_valid_name(""));
-	assert_false(migrate_valid_name(NULL));
-	assert_false(migrate_valid_name("_a"));
-	assert_false(migrate_valid_name("a b"));
-	assert_false(migrate_valid_name("a/b"));
+	/* the engine's rule, [a-zA-Z0-9][a-zA-Z0-9_.-]+: one character is refused (moby daemon/names) */
+	assert_true(container_name_valid("ab"));
+	assert_false(container_name_valid("a"));
+	assert_true(container_name_valid("avatar_controller-2.b"));
+	assert_false(container_name_valid(""));
+	assert_false(container_name_valid(NULL));
+	assert_false(container_name_valid("_a"));
+	assert_false(container_name_valid("a b"));
+	assert_false(container_name_valid("a/b"));
 	{
 		char n[130];
 
 		memset(n, 'a', 129);
 		n[129] = '\0';
-		assert_false(migrate_valid_name(n));
+		assert_false(container_name_valid(n));
 		n[128] = '\0';
-		assert_true(migrate_valid_name(n));
+		assert_true(container_name_valid(n));
 	}
 }
 
@@ -155,12 +158,12 @@ static void test_api_config(void **state)
 	} bad[] = {
 		{ "{\"rename_containers\": true}", "rename_containers needs a rename_map" },
 		{ "{\"rename_containers\": true, \"rename_map\": {}}", "rename_map" },
-		{ "{\"rename_containers\": true, \"rename_map\": {\"a\": \"b/c\"}}", "rename_map[0]: to" },
-		{ "{\"rename_containers\": true, \"rename_map\": {\"a\": 1}}", "rename_map[0]" },
-		{ "{\"rename_containers\": true, \"rename_map\": {\"a\": \"a\"}}", "must differ" },
-		{ "{\"rename_containers\": true, \"rename_map\": {\"a\": \"c\", \"b\": \"c\"}}", "two containers" },
-		{ "{\"rename_containers\": \"yes\", \"rename_map\": {\"a\": \"b\"}}", "rename_containers" },
-		{ "{\"rename_containers\": false, \"rename_map\": {\"a\": \"b\"}}", "rename_containers" },
+		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": \"bb/cc\"}}", "rename_map[0]: to" },
+		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": 1}}", "rename_map[0]" },
+		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": \"aa\"}}", "must differ" },
+		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": \"cc\", \"bb\": \"cc\"}}", "two containers" },
+		{ "{\"rename_containers\": \"yes\", \"rename_map\": {\"aa\": \"bb\"}}", "rename_containers" },
+		{ "{\"rename_containers\": false, \"rename_map\": {\"aa\": \"bb\"}}", "rename_containers" },
 		{ "{\"preserve_data\": true}", "rename_containers" },
 		{ "{\"rollback_on_failure\": false}", "not supported" },
 		{ "{\"rename_map\": []}", "old: new" },

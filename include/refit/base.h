@@ -1,0 +1,56 @@
+/*
+ * What every module shares: array length, cleanup attributes, the clocks,
+ * the one container-name rule and a printable quote of outside input.
+ */
+#ifndef REFIT_BASE_H
+#define REFIT_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Cleanup on scope exit (GCC and clang): `_cleanup_(json_decrefp) json_t *j = NULL;` (jansson's json_decrefp). */
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+
+#define ISO_TIME_LEN 32
+
+/* Now, UTC, ISO 8601 to the second ("2026-12-01T23:09:30Z"); returns BUF. */
+char *iso_now(char buf[ISO_TIME_LEN]);
+
+/* The same for T. */
+char *iso_time(time_t t, char buf[ISO_TIME_LEN]);
+
+/* The monotonic clock: seconds (fractional), milliseconds, whole seconds. */
+double mono_seconds(void);
+long long mono_ms(void);
+time_t mono_s(void);
+
+/* Seconds on the monotonic clock since T0. */
+double mono_since(const struct timespec *t0);
+
+/*
+ * A Docker container name, as the engine accepts one:
+ * [a-zA-Z0-9][a-zA-Z0-9_.-]+ (two characters at least), at most 128.
+ */
+#define CONTAINER_NAME_MAX 128
+bool container_name_valid(const char *name);
+
+/*
+ * A bounded, printable copy of outside input S for an error message: at
+ * most MAX characters, others as \xHH, "..." when cut. BUF holds
+ * QUOTE_SIZE(MAX) bytes. Returns BUF.
+ */
+#define QUOTE_SIZE(max) ((max) * 4 + 4)
+const char *quote_input(const char *s, size_t max, char *buf);
+
+#endif
