@@ -31,7 +31,7 @@ static int check_names(json_t *v, char *err, size_t errlen)
 		return bad(err, errlen, "%s: at most 256 names", "containers");
 	json_array_foreach(v, i, n) {
 		if (!json_is_string(n) || !container_name_valid(json_string_value(n)))
-			return bad(err, errlen, "%s: each entry must be a container name ([a-zA-Z0-9_.-], at most 128)",
+			return bad(err, errlen, "%s: each entry must be a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+, at most 128)",
 				   "containers");
 	}
 	return 0;
@@ -84,11 +84,11 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 				rc = bad(err, errlen, "%s: expected true or false", key);
 			else
 				json_object_set(ret->params, "dry_run", v);
-		} else if (kind == BODY_ROLLBACK && strcmp(key, "all") == 0) {
+		} else if (kind == BODY_ROLLBACK && (strcmp(key, "all") == 0 || strcmp(key, "restore_data") == 0)) {
 			if (!json_is_boolean(v))
 				rc = bad(err, errlen, "%s: expected true or false", key);
 			else
-				json_object_set(ret->params, "all", v);
+				json_object_set(ret->params, key, v);
 		} else if (kind == BODY_COMMAND && strcmp(key, "action") == 0) {
 			int a = -1;
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/check.h"
 #include "refit/config.h"
 #include "refit/daemon.h"
@@ -15,14 +16,26 @@
 #include "refit/models.h"
 #include "refit/journal.h"
 #include "refit/notify.h"
+#include "refit/op.h"
 #include "refit/registry.h"
 #include "refit/semver.h"
 #include "refit/update.h"
 
 extern char **environ;
 
+/* A command's own options; global ones (--config, --state-dir, ...) go with every command. */
+enum {
+	OPT_JSON = 1 << 0,
+	OPT_DRY_RUN = 1 << 1,
+	OPT_ALL = 1 << 2,
+	OPT_RESTORE_DATA = 1 << 3,
+	OPT_TO = 1 << 4,
+};
+
 /* Options given on the command line. */
 struct opts {
+	unsigned given;          /* OPT_* seen */
+	const char *spelled[5];  /* how each OPT_* was written, by bit index */
 	const char *config;
 	const char *flag_value[5]; /* state-dir, docker-host, scope, log-format, log-level */
 	bool json;
@@ -145,21 +158,36 @@ static void print_result(const struct check_result *res)
 	}
 }
 
-/*
- * Send RES's changes and failures to the configured notification URLs, after
- * the result is printed (flushed, so that a waiting reader has it while the
- * notifications are still being delivered).
- */
-static void notify_result(const struct refit_config *cfg, const char *kind, const struct check_result *res)
+/* Print a migration's result ({"migrations":[...]}) as JSON or as a table. */
+static void print_migrations(json_t *result, bool dry_run)
 {
-	json_t *j;
+	size_t i;
+	json_t *m;
 
-	fflush(stdout);
-	if (!cfg->notifications.n)
+	if (opts.json) {
+		char *txt = json_dumps(result, JSON_INDENT(2));
+
+		if (txt)
+			printf("%s\n", txt);
+		free(txt);
 		return;
-	j = check_result_json(res);
-	notify_pass(cfg, kind, NULL, j);
-	json_decref(j);
+	}
+	printf("%-24s  %-24s  %-11s  %s\n", "FROM", "TO", "STATUS", "IMAGE");
+	json_array_foreach(json_object_get(result, "migrations"), i, m) {
+		const char *err = json_string_value(json_object_get(m, "error"));
+		const char *bk = json_string_value(json_object_get(m, "backup"));
+
+		printf("%-24s  %-24s  %-11s  %s%s\n", json_string_value(json_object_get(m, "from")),
+		       json_string_value(json_object_get(m, "to")), json_string_value(json_object_get(m, "status")),
+		       json_string_value(json_object_get(m, "image")) ? json_string_value(json_object_get(m, "image")) : "-",
+		       json_is_true(json_object_get(m, "preserve_data")) && dry_run ? " (volumes backed up first)" : "");
+		if (bk)
+			printf("%26s backup: %s\n", "", bk);
+		if (err)
+			printf("%26s error: %s\n", "", err);
+	}
+	if (dry_run)
+		printf("(dry run: nothing was changed)\n");
 }
 
 /* Open the engine, and the registry client when REG is non-NULL; print why not. */
@@ -176,103 +204,60 @@ static int open_clients(struct refit_config *cfg, struct engine **en, struct reg
 	return 0;
 }
 
-/* Take the state directory's lock and finish what an interrupted run left. */
-static int open_journal(struct refit_config *cfg, struct engine *en, struct journal **j)
+/*
+ * Run RQ through op_run(), as the daemon does, and print its result; the
+ * notifications op_run() sent are waited for at exit (notify_flush).
+ */
+static int run_op(struct refit_config *cfg, const struct op_request *rq)
 {
-	struct refit_err e = { 0 };
+	struct op_outcome out;
+	int code = op_run(cfg, NULL, rq, &out);
 
-	if (journal_open(j, cfg->state_dir, 120, &e) < 0) {
-		fprintf(stderr, "refit: %s (refit changes nothing it cannot journal)\n", e.msg);
-		return ERR_FAILED;
+	if (!out.result) {
+		fprintf(stderr, "refit: %s\n", out.err.msg);
+	} else if (rq->kind == OP_MIGRATE) {
+		print_migrations(out.result, rq->dry_run);
+	} else {
+		print_result(&out.res);
 	}
-	if (update_recover(en, *j, cfg) < 0) {
-		fprintf(stderr, "refit: an interrupted operation could not be finished; see the log above\n");
-		journal_close(*j);
-		return ERR_FAILED;
-	}
-	return 0;
+	fflush(stdout); /* a waiting reader has the result while notifications are delivered */
+	op_outcome_free(&out);
+	return code;
 }
 
 /* `refit update`: one update pass now. */
 static int cmd_update(struct refit_config *cfg)
 {
-	struct engine *en;
-	struct registry *reg = NULL;
-	struct journal *j = NULL;
-	struct check_result res;
-	struct refit_err e = { 0 };
-	int code;
+	struct op_request rq = { .kind = OP_UPDATE, .names = opts.args, .nnames = opts.nargs,
+				 .dry_run = opts.dry_run, .to_tag = opts.to };
 
 	if (opts.to && (opts.nargs == 0 || !tag_valid(opts.to))) {
 		fprintf(stderr, "refit update: %s\n", opts.nargs == 0 ? "--to TAG needs the names of the containers to move"
 								    : "--to: not a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})");
 		return ERR_USAGE;
 	}
-	if ((code = open_clients(cfg, &en, &reg)) != 0)
-		return code;
-	if (!opts.dry_run && (code = open_journal(cfg, en, &j)) != 0)
-		goto out;
-	if (update_run_to(en, reg, j, cfg, opts.args, opts.nargs, opts.to, opts.dry_run, &res, &e) < 0) {
-		fprintf(stderr, "refit: %s\n", e.msg);
-		code = e.kind ? e.kind : ERR_FAILED;
-		goto out;
-	}
-	print_result(&res);
-	if (!opts.dry_run)
-		notify_result(cfg, "update", &res);
-	code = opts.dry_run ? check_exit_code(&res) : update_exit_code(&res, "rolled-back");
-	if (!opts.dry_run)
-		for (size_t i = 0; i < res.n; i++)
-			if (res.v[i].err_kind == ERR_UNREACHABLE)
-				code = ERR_UNREACHABLE;
-	check_result_free(&res);
-out:
-	journal_close(j);
-	registry_free(reg);
-	engine_close(en);
-	return code;
+	return run_op(cfg, &rq);
 }
 
 /* `refit rollback`: back to the image and configuration before the last update. */
 static int cmd_rollback(struct refit_config *cfg)
 {
-	struct engine *en;
-	struct journal *j = NULL;
-	struct check_result res;
-	struct refit_err e = { 0 };
-	int code;
+	struct op_request rq = { .kind = OP_ROLLBACK, .names = opts.args, .nnames = opts.nargs, .all = opts.all,
+				 .restore_data = opts.restore_data };
 
 	if (!opts.all && opts.nargs == 0) {
 		fprintf(stderr, "refit rollback: name the containers, or --all\n");
 		return ERR_USAGE;
 	}
-	if ((code = open_clients(cfg, &en, NULL)) != 0)
-		return code;
-	if ((code = open_journal(cfg, en, &j)) != 0)
-		goto out;
-	if (update_rollback_data(en, j, cfg, opts.args, opts.nargs, opts.all, opts.restore_data, &res, &e) < 0) {
-		fprintf(stderr, "refit: %s\n", e.msg);
-		code = e.kind ? e.kind : ERR_FAILED;
-		goto out;
-	}
-	print_result(&res);
-	notify_result(cfg, "rollback", &res);
-	code = update_exit_code(&res, NULL);
-	check_result_free(&res);
-out:
-	journal_close(j);
-	engine_close(en);
-	return code;
+	return run_op(cfg, &rq);
 }
 
 /* `refit migrate FILE`: rename (and move to a new image) the containers FILE names, through the alias strategy. */
 static int cmd_migrate(struct refit_config *cfg)
 {
 	struct migration_plan plan;
-	struct engine *en = NULL;
-	struct journal *j = NULL;
 	struct refit_err e = { 0 };
-	json_t *result = NULL;
+	struct op_request rq = { .kind = OP_MIGRATE, .dry_run = opts.dry_run, .plan = &plan };
 	int code;
 
 	if (opts.nargs != 1) {
@@ -283,48 +268,9 @@ static int cmd_migrate(struct refit_config *cfg)
 		fprintf(stderr, "refit: %s\n", e.msg);
 		return e.kind ? e.kind : ERR_USAGE;
 	}
-	if ((code = open_clients(cfg, &en, NULL)) != 0)
-		goto out;
-	if (!opts.dry_run && (code = open_journal(cfg, en, &j)) != 0)
-		goto out;
-	if (migrate_check(en, cfg, &plan, opts.args[0], &e) < 0) {
-		fprintf(stderr, "refit: %s\n", e.msg);
-		code = e.kind ? e.kind : ERR_USAGE;
-		goto out;
-	}
-	code = migrate_run(en, j, cfg, &plan, opts.dry_run, &result);
-	if (opts.json) {
-		char *txt = result ? json_dumps(result, JSON_INDENT(2)) : NULL;
-
-		if (txt)
-			printf("%s\n", txt);
-		free(txt);
-	} else {
-		size_t i;
-		json_t *m;
-
-		printf("%-24s  %-24s  %-11s  %s\n", "FROM", "TO", "STATUS", "IMAGE");
-		json_array_foreach(json_object_get(result, "migrations"), i, m) {
-			const char *err = json_string_value(json_object_get(m, "error"));
-			const char *bk = json_string_value(json_object_get(m, "backup"));
-
-			printf("%-24s  %-24s  %-11s  %s%s\n", json_string_value(json_object_get(m, "from")),
-			       json_string_value(json_object_get(m, "to")), json_string_value(json_object_get(m, "status")),
-			       json_string_value(json_object_get(m, "image")) ? json_string_value(json_object_get(m, "image")) : "-",
-			       json_is_true(json_object_get(m, "preserve_data")) && opts.dry_run ? " (volumes backed up first)" : "");
-			if (bk)
-				printf("%26s backup: %s\n", "", bk);
-			if (err)
-				printf("%26s error: %s\n", "", err);
-		}
-		if (opts.dry_run)
-			printf("(dry run: nothing was changed)\n");
-	}
-out:
-	json_decref(result);
+	rq.plan_source = opts.args[0];
+	code = run_op(cfg, &rq);
 	migrate_plan_free(&plan);
-	journal_close(j);
-	engine_close(en);
 	return code;
 }
 
@@ -569,18 +515,19 @@ static const struct command {
 	const char *name;
 	int (*run)(struct refit_config *cfg);
 	bool takes_names;
+	unsigned options; /* OPT_* it takes */
 	const char *usage;
 	const char *help;
 } commands[] = {
-	{ "daemon", cmd_daemon, false, "refit daemon",
+	{ "daemon", cmd_daemon, false, 0, "refit daemon",
 	  "Run as a service: check the managed containers every poll_interval and log\n"
 	  "what has an update. SIGTERM or SIGINT stops it; SIGHUP reloads the configuration.\n"
 	  "With models.names set it also pulls those Ollama models at start and every\n"
 	  "models.interval (see refit models).\n" },
-	{ "check", cmd_check, true, "refit check [--json] [NAME...]",
+	{ "check", cmd_check, true, OPT_JSON, "refit check [--json] [NAME...]",
 	  "Say which managed containers have a newer image in their registry. Changes\n"
 	  "nothing and pulls nothing. --json prints {\"containers\":[...]}.\n" },
-	{ "update", cmd_update, true, "refit update [--dry-run] [--json] [--to TAG] [NAME...]",
+	{ "update", cmd_update, true, OPT_DRY_RUN | OPT_JSON | OPT_TO, "refit update [--dry-run] [--json] [--to TAG] [NAME...]",
 	  "One update pass now: every managed container with a newer image is pulled\n"
 	  "(exactly the digest found) and swapped with its strategy; the old one is kept\n"
 	  "until the new one passes the health gate and is restored when it does not.\n"
@@ -589,14 +536,15 @@ static const struct command {
 	  "repository (checked to exist first; if it is missing for any, none moves).\n"
 	  "--dry-run only says what would be updated. Exit code 1 when a container could\n"
 	  "not be updated (it is left on its working version).\n" },
-	{ "rollback", cmd_rollback, true, "refit rollback NAME... | --all [--restore-data]",
+	{ "rollback", cmd_rollback, true, OPT_ALL | OPT_RESTORE_DATA | OPT_JSON,
+	  "refit rollback NAME... | --all [--restore-data] [--json]",
 	  "Put containers back on the image and configuration they had before their last\n"
 	  "update (the image by ID while it is here, else pulled by digest), through the\n"
 	  "same strategy and health gate. A migrated container (named by its new or its\n"
 	  "old name) goes back to its old name and image. --restore-data also puts back\n"
 	  "the volume backup its migration took (preserve_data), each tar checked against\n"
 	  "its SHA-256 first.\n" },
-	{ "migrate", cmd_migrate, true, "refit migrate FILE [--dry-run] [--json]",
+	{ "migrate", cmd_migrate, true, OPT_DRY_RUN | OPT_JSON, "refit migrate FILE [--dry-run] [--json]",
 	  "Rename containers, optionally onto a new image, as FILE says\n"
 	  "(migrations: [{from, to, image, preserve_data, rollback_on_failure}]); each\n"
 	  "through the alias strategy: the new container keeps the old one's settings,\n"
@@ -604,20 +552,20 @@ static const struct command {
 	  "health gate, then the old one is removed. A failure leaves the old container\n"
 	  "running as it was. preserve_data backs up every volume first (see\n"
 	  "docs/migrations.md). --dry-run prints the plan and changes nothing.\n" },
-	{ "status", cmd_status, true, "refit status [--json] [NAME...]",
+	{ "status", cmd_status, true, OPT_JSON, "refit status [--json] [NAME...]",
 	  "The managed containers: image, digest, strategy, last change and whether an\n"
 	  "update is pending (asks the registries, like check).\n" },
-	{ "history", cmd_history, true, "refit history [--json] [NAME]",
+	{ "history", cmd_history, true, OPT_JSON, "refit history [--json] [NAME]",
 	  "What refit changed, when, from which digest to which, and how it ended.\n"
 	  "Model pulls that updated a model or failed are listed with kind \"model\".\n" },
-	{ "models", cmd_models, false, "refit models [--json]",
+	{ "models", cmd_models, false, OPT_JSON, "refit models [--json]",
 	  "One model pass now: each Ollama model in models.names (OLLAMA_MODELS) is\n"
 	  "pulled from models.endpoint and reported updated (its digest changed),\n"
 	  "up-to-date or failed; updated and failed ones go to the history and the\n"
 	  "notifications. --json prints {\"endpoint\",\"models\":[...]}. Exit code 1 when\n"
 	  "a model failed, 3 when the endpoint cannot be reached.\n" },
-	{ "fleet", NULL, false, fleet_usage, fleet_help },
-	{ "version", cmd_version, false, "refit version",
+	{ "fleet", NULL, false, 0, fleet_usage, fleet_help },
+	{ "version", cmd_version, false, 0, "refit version",
 	  "Print refit's version and the Docker API version negotiated with the engine.\n" },
 };
 
@@ -629,6 +577,24 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %s\n", commands[i].usage);
 	fprintf(f, "  help [COMMAND]\n\n%s", global_help);
+}
+
+/* Note option BIT, written as SPELLED, as given. */
+static void given(unsigned bit, const char *spelled)
+{
+	opts.given |= bit;
+	for (size_t k = 0; k < ARRAY_SIZE(opts.spelled); k++)
+		if (bit == 1u << k && !opts.spelled[k])
+			opts.spelled[k] = spelled;
+}
+
+/* The first option given that COMMAND does not take, or NULL. */
+static const char *foreign_option(unsigned takes)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(opts.spelled); k++)
+		if ((opts.given & ~takes) & (1u << k))
+			return opts.spelled[k];
+	return NULL;
 }
 
 /* Split argv into global options, the command and its arguments. */
@@ -669,25 +635,33 @@ static int parse_args(int argc, char **argv)
 		}
 		if (strcmp(a, "--json") == 0) {
 			opts.json = true;
+			given(OPT_JSON, a);
 			continue;
 		}
 		if (strcmp(a, "--dry-run") == 0) {
 			opts.dry_run = true;
+			given(OPT_DRY_RUN, a);
 			continue;
 		}
 		if (strcmp(a, "--all") == 0) {
 			opts.all = true;
+			given(OPT_ALL, a);
 			continue;
 		}
 		if (strcmp(a, "--restore-data") == 0) {
 			opts.restore_data = true;
+			given(OPT_RESTORE_DATA, a);
 			continue;
 		}
-		if (strncmp(a, "--", 2) != 0)
-			goto bad;
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(stderr, "refit: unknown option %s (see refit --help)\n", a);
+			return -1;
+		}
 		n = strcspn(a + 2, "=");
-		if (n >= sizeof(name))
-			goto bad;
+		if (n >= sizeof(name)) {
+			fprintf(stderr, "refit: unknown option %.40s... (see refit --help)\n", a);
+			return -1;
+		}
 		memcpy(name, a + 2, n);
 		name[n] = '\0';
 		if (a[2 + n] == '=')
@@ -704,6 +678,7 @@ static int parse_args(int argc, char **argv)
 		}
 		if (strcmp(name, "to") == 0) {
 			opts.to = val;
+			given(OPT_TO, "--to");
 			known = true;
 		}
 		for (size_t k = 0; k < 5; k++) {
@@ -712,12 +687,10 @@ static int parse_args(int argc, char **argv)
 				known = true;
 			}
 		}
-		if (!known)
-			goto bad;
-		continue;
-bad:
-		fprintf(stderr, "refit: unknown option %s (see refit --help)\n", a);
-		return -1;
+		if (!known) {
+			fprintf(stderr, "refit: unknown option %s (see refit --help)\n", a);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -776,8 +749,9 @@ int main(int argc, char **argv)
 		free(opts.args);
 		return 0;
 	}
-	if (opts.to && strcmp(cmd->name, "update") != 0) {
-		fprintf(stderr, "refit %s: --to belongs to refit update\n", cmd->name);
+	if (foreign_option(cmd->options)) {
+		fprintf(stderr, "refit %s: option %s does not apply to this command (see refit help %s)\n", cmd->name,
+			foreign_option(cmd->options), cmd->name);
 		free(opts.args);
 		return ERR_USAGE;
 	}

@@ -16,6 +16,7 @@
 #include "refit/metrics.h"
 #include "refit/migrate.h"
 #include "refit/notify.h"
+#include "refit/op.h"
 #include "refit/ops.h"
 #include "refit/registry.h"
 #include "refit/update.h"
@@ -106,118 +107,89 @@ static json_t *names_for_images(struct engine *en, json_t *images)
 	return names;
 }
 
-/* A migration from the API's rename map (PARAMS "migrations", checked by api_parse); its result. */
-static json_t *run_migrate(struct engine *en, struct journal *j, const struct refit_config *cfg, json_t *params,
-			   char *err, size_t errlen)
+/* The migration plan of the API's rename map (PARAMS "migrations", checked by api_parse); -1 out of memory. */
+static int migration_of(json_t *params, struct migration_plan *plan)
 {
-	struct migration_plan plan = { 0 };
-	struct refit_err e = { 0 };
-	json_t *out = NULL, *m;
+	json_t *m;
 	size_t i;
-	int code;
 
-	plan.v = calloc(json_array_size(json_object_get(params, "migrations")) + 1, sizeof(*plan.v));
-	if (!plan.v) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	memset(plan, 0, sizeof(*plan));
+	plan->v = calloc(json_array_size(json_object_get(params, "migrations")) + 1, sizeof(*plan->v));
+	if (!plan->v)
+		return -1;
 	json_array_foreach(json_object_get(params, "migrations"), i, m) {
 		const char *from = json_string_value(json_object_get(m, "from"));
 		const char *to = json_string_value(json_object_get(m, "to"));
 
 		if (!from || !to)
 			continue;
-		plan.v[plan.n].from = strdup(from);
-		plan.v[plan.n].to = strdup(to);
-		plan.v[plan.n].preserve_data = json_is_true(json_object_get(m, "preserve_data"));
-		plan.n++; /* counted first, so migrate_plan_free() frees what was made */
-		if (!plan.v[plan.n - 1].from || !plan.v[plan.n - 1].to) {
-			snprintf(err, errlen, "out of memory");
-			migrate_plan_free(&plan);
-			return NULL;
+		plan->v[plan->n].from = strdup(from);
+		plan->v[plan->n].to = strdup(to);
+		plan->v[plan->n].preserve_data = json_is_true(json_object_get(m, "preserve_data"));
+		plan->n++; /* counted first, so migrate_plan_free() frees what was made */
+		if (!plan->v[plan->n - 1].from || !plan->v[plan->n - 1].to) {
+			migrate_plan_free(plan);
+			return -1;
 		}
 	}
-	if (migrate_check(en, cfg, &plan, NULL, &e) < 0) {
-		snprintf(err, errlen, "%s", e.msg);
-	} else {
-		code = migrate_run(en, j, cfg, &plan, false, &out);
-		if (code != 0)
-			snprintf(err, errlen, "some containers could not be migrated");
-	}
-	migrate_plan_free(&plan);
-	return out;
+	return 0;
 }
 
-/* Run operation ID; returns its result, or NULL with ERR set. */
-static json_t *run(struct ops *o, struct registry **reg, const char *id, const char *kind, json_t *params, char *err,
-		   size_t errlen)
+/*
+ * Run operation ID of KIND through op_run(); returns its result and fills
+ * *EXIT_CODE, with ERR set when it failed.
+ */
+static json_t *run(struct ops *o, struct registry **reg, const char *id, enum op_kind kind, json_t *params,
+		   int *exit_code, char *err, size_t errlen)
 {
-	const struct refit_config *cfg = o->cfg;
-	struct engine *en = NULL;
-	struct journal *j = NULL;
-	struct check_result res = { 0 };
-	struct refit_err e = { 0 };
-	struct timespec t0, t1;
-	json_t *out = NULL;
+	struct op_request rq = {
+		.kind = kind,
+		.id = id,
+		.all = json_is_true(json_object_get(params, "all")),
+		.dry_run = json_is_true(json_object_get(params, "dry_run")),
+		.restore_data = json_is_true(json_object_get(params, "restore_data")),
+		.to_tag = json_string_value(json_object_get(params, "target_version")),
+	};
+	struct migration_plan plan = { 0 };
+	struct op_outcome out;
+	json_t *result;
+	char **names = NULL;
 	size_t n = 0;
-	char **names = names_of(params, &n);
-	bool dry = json_is_true(json_object_get(params, "dry_run"));
-	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!*reg && registry_new(reg, cfg, &e) < 0)
-		goto fail;
-	if (engine_open(&en, cfg->docker_host, &e) < 0)
-		goto fail;
-	if (!dry && journal_open(&j, cfg->state_dir, 120, &e) < 0)
-		goto fail;
-	if (j && update_recover(en, j, cfg) < 0) {
-		err_set(&e, ERR_FAILED, "an interrupted operation could not be finished");
-		goto fail;
-	}
+	*exit_code = 0;
 	if (json_is_array(json_object_get(params, "images"))) {
-		json_t *named = names_for_images(en, json_object_get(params, "images"));
+		struct engine *en = NULL;
+		struct refit_err e = { 0 };
 
-		json_object_set_new(params, "containers", named);
-		free(names);
-		names = names_of(params, &n);
-		if (n == 0) {
-			out = json_pack("{s:[]}", "containers");
-			goto out;
+		if (engine_open(&en, o->cfg->docker_host, &e) < 0) {
+			*exit_code = e.kind ? e.kind : ERR_FAILED;
+			snprintf(err, errlen, "%s", e.msg);
+			return NULL;
 		}
+		json_object_set_new(params, "containers", names_for_images(en, json_object_get(params, "images")));
+		engine_close(en);
+		if (json_array_size(json_object_get(params, "containers")) == 0)
+			return json_pack("{s:[]}", "containers");
 	}
-	if (strcmp(kind, "migrate") == 0) {
-		out = run_migrate(en, j, cfg, params, err, errlen);
-		goto out;
+	names = names_of(params, &n);
+	if (!names || (kind == OP_MIGRATE && migration_of(params, &plan) < 0)) {
+		free(names);
+		*exit_code = ERR_FAILED;
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
-	if (strcmp(kind, "rollback") == 0)
-		rc = update_rollback(en, j, cfg, names, n, json_is_true(json_object_get(params, "all")), &res, &e);
-	else
-		rc = update_run_to(en, *reg, j, cfg, names, n,
-				   json_string_value(json_object_get(params, "target_version")), dry, &res, &e);
-	if (rc < 0)
-		goto fail;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	metrics_pass(kind, &res, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	for (size_t i = 0; i < res.n; i++)
-		if (res.v[i].swap_seconds > 0)
-			metrics_swap(res.v[i].swap_seconds);
-	metrics_registry(registry_stats(*reg));
-	out = check_result_json(&res);
-	if (!dry)
-		notify_pass(cfg, kind, id, out); /* sent on threads of their own: the pass is done */
-	if (update_exit_code(&res, strcmp(kind, "rollback") == 0 ? NULL : "rolled-back") != 0)
-		snprintf(err, errlen, "some containers could not be %s",
-			 strcmp(kind, "rollback") == 0 ? "rolled back" : "updated");
-	check_result_free(&res);
-	goto out;
-fail:
-	snprintf(err, errlen, "%s", e.msg);
-out:
+	rq.names = names;
+	rq.nnames = n;
+	rq.plan = &plan;
+	*exit_code = op_run(o->cfg, reg, &rq, &out);
+	if (*exit_code != 0)
+		snprintf(err, errlen, "%s", out.err.msg);
+	result = out.result;
+	out.result = NULL;
+	op_outcome_free(&out);
+	migrate_plan_free(&plan);
 	free(names);
-	journal_close(j);
-	engine_close(en);
-	return out;
+	return result;
 }
 
 /* The worker: takes the oldest queued operation, runs it, records the outcome. */
@@ -229,6 +201,8 @@ static void *worker(void *arg)
 	for (;;) {
 		json_t *rec = NULL, *r, *result, *params;
 		char kind[16], id[17], err[600] = "";
+		int exit_code = 0;
+		bool ran = false;
 		size_t i;
 
 		pthread_mutex_lock(&o->lock);
@@ -261,8 +235,12 @@ static void *worker(void *arg)
 			snprintf(err, sizeof(err), "skipped: updates are paused");
 		} else {
 			pthread_rwlock_rdlock(o->cfg_lock);
-			result = run(o, &reg, id, strcmp(kind, "rollback") == 0 ? "rollback" :
-						  strcmp(kind, "migrate") == 0 ? "migrate" : "update", params, err, sizeof(err));
+			enum op_kind k = op_kind_from_string(kind);
+
+			/* "scheduled" is an update pass that a pause skips */
+			ran = true;
+			result = run(o, &reg, id, k == _OP_KIND_INVALID ? OP_UPDATE : k, params, &exit_code, err,
+				     sizeof(err));
 			pthread_rwlock_unlock(o->cfg_lock);
 		}
 		json_decref(params);
@@ -274,6 +252,8 @@ static void *worker(void *arg)
 			json_object_set_new(rec, "result", result);
 		if (err[0])
 			json_object_set_new(rec, "error", json_string(err));
+		if (ran) /* what `refit KIND` would have exited with */
+			json_object_set_new(rec, "exit_code", json_integer(exit_code));
 		log_info("operation %s (%s): %s", json_string_value(json_object_get(rec, "id")), kind,
 			 err[0] ? err : "succeeded");
 		json_decref(rec);

@@ -22,7 +22,7 @@ struct api_request {
  * Parse BODY (LEN bytes; empty means {}) of kind KIND: the fleet command
  * {"action", "target_version", "containers", "migration_config"}, POST
  * /api/v1/update {"containers", "dry_run", "target_version"} or POST /api/v1/rollback
- * {"containers"} | {"all": true}. Unknown fields, wrong types, names that
+ * {"containers"} | {"all": true}, with "restore_data". Unknown fields, wrong types, names that
  * are not container names and options this build does not have are
  * refused: -1 with ERR (a sentence for the client). On success the caller
  * frees RET->params.

@@ -382,7 +382,7 @@ def test_request_errors(daemons, scope):
     assert "invalid JSON" in e
     _, e = err("POST", COMMAND, 400, body={"action": "explode"})
     assert "action" in e and "trigger" in e
-    _, e = err("POST", COMMAND, 400, body={"containers": ["x"]})
+    _, e = err("POST", COMMAND, 400, body={"containers": ["web"]})
     assert "action" in e and "missing" in e
     _, e = err("POST", COMMAND, 400, body={"action": "trigger", "target_version": "v2/x"})
     assert "target_version" in e and "tag" in e
@@ -648,6 +648,22 @@ def test_api_update_history_and_rollback(daemons, scope, scoped, containers, pai
         [(a, "rollback", "updated"), (b, "rollback", "updated")], hist
     assert d.post_json("/api/v1/resume", status=200).json() == {"paused": False}
     assert len(exact_named(a)) == 1 and len(exact_named(b)) == 1
+    d.stop()
+
+
+def test_unreachable_engine_is_exit_code_3_in_the_operation(daemons, scope, refit):
+    """The daemon's operations run the commands' code path: an engine that
+    cannot be reached fails the operation with the exit code `refit update`
+    (and rollback) exits with, 3."""
+    dead = "unix:///nonexistent/docker.sock"
+    d = daemons(scope=scope, config_extra="docker_host: %s\n" % dead).start()
+    for path, body in (("/api/v1/update", {}), ("/api/v1/rollback", {"all": True}),
+                       ("/api/v1/rollback", {"containers": ["web1"], "restore_data": True})):
+        rec = d.wait_op(d.submit(path, body))
+        assert rec["state"] == "failed" and rec["exit_code"] == 3, rec
+        assert "cannot reach the Docker engine" in rec["error"], rec
+    res = refit.run("update", "--docker-host", dead)
+    assert res.rc == 3, res.describe()
     d.stop()
 
 

@@ -51,3 +51,43 @@ def test_help(args, needles, refit):
     for n in needles:
         assert n in text, "%r not in help\n%s" % (n, res.describe())
     assert "usage" in text.lower(), res.describe()
+
+
+@pytest.mark.parametrize("args,option", [
+    (["history", "--dry-run", "--restore-data"], "--dry-run"),
+    (["history", "--restore-data"], "--restore-data"),
+    (["check", "--all"], "--all"),
+    (["status", "--dry-run"], "--dry-run"),
+    (["version", "--json"], "--json"),
+    (["daemon", "--json"], "--json"),
+    (["check", "--to", "v2"], "--to"),
+    (["migrate", "--restore-data", "plan.yml"], "--restore-data"),
+    (["rollback", "--dry-run", "--all"], "--dry-run"),
+])
+def test_an_option_of_another_command_is_refused(args, option, refit):
+    """Each command takes its own options: one it does not take is exit 2
+    naming it, before any configuration, engine or state is touched."""
+    res = refit.run(*args)
+    assert res.rc == 2, res.describe()
+    assert option in res.stderr and args[0] in res.stderr, res.describe()
+    assert res.stdout == "", res.describe()
+
+
+def test_commands_still_take_their_own_options(refit):
+    for args in (["history", "--json"], ["help", "rollback"], ["rollback", "--help"]):
+        res = refit.run(*args)
+        assert res.rc == 0, res.describe()
+    assert "--json" in refit.run("rollback", "--help").stdout
+
+
+def test_unreachable_engine_is_exit_3_for_every_operation(refit):
+    """update, rollback and migrate run one code path (op_run): an engine
+    that cannot be reached is exit code 3 for each of them."""
+    dead = "unix:///nonexistent/docker.sock"
+    plan = os.path.join(refit.state_dir, "..", "unreachable-plan.yml")
+    with open(plan, "w") as f:
+        f.write("migrations:\n  - {from: web1, to: web2}\n")
+    for args in (["update"], ["rollback", "--all"], ["rollback", "web1"], ["migrate", plan]):
+        res = refit.run(args[0], "--docker-host", dead, *args[1:])
+        assert res.rc == 3, res.describe()
+        assert "cannot reach the Docker engine" in res.stderr, res.describe()

@@ -366,6 +366,36 @@ def test_api_migration(daemon, scope, swapenv, common_pairs, swap_images):
     assert old["Id"] != new["Id"]
 
 
+def test_api_rollback_restores_data(daemon, scope, swapenv, common_pairs, swap_images):
+    """POST /api/v1/rollback with "restore_data": true puts the migration's
+    volume backup back, as `refit rollback --restore-data` does."""
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    net, _ = swapenv.network()
+    name, vol = start_app(swapenv, v1, "apird", net)
+    target = swapenv.name("apird-new")
+    data = write_data(name, PATHS)
+    d = daemon(scope=scope).start()
+    op = d.submit(COMMAND, {"action": "trigger", "migration_config": {
+        "rename_containers": True, "rename_map": {name: target}, "preserve_data": True}})
+    rec = d.wait_op(op, timeout=90)
+    assert rec["state"] == "succeeded" and rec["exit_code"] == 0, rec
+    later = write_data(target, PATHS)
+    assert later != data
+    r = d.curl("POST", "/api/v1/rollback", body={"containers": [target], "restore_data": "yes"})
+    assert r.status == 400 and "restore_data" in r.json()["error"], r.describe()
+    op = d.submit("/api/v1/rollback", {"containers": [target], "restore_data": True})
+    rec = d.wait_op(op, timeout=90)
+    assert rec["state"] == "succeeded" and rec["exit_code"] == 0, rec
+    assert rec["params"] == {"containers": [target], "restore_data": True}, rec
+    cur = inspect(name)
+    assert cur and cur["State"]["Running"] and cur["Image"] == v1.id
+    assert inspect(target) is None
+    assert mounts_by_dest(cur)["/data"]["Name"] == vol
+    assert read_data(name, PATHS) == data, "the pre-migration data is not back"
+    d.stop()
+
+
 COMPOSE = """version: "2.4"
 services:
   neurosync_s1:
