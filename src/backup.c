@@ -327,8 +327,7 @@ int backup_restore(struct engine *en, const char *dir, json_t *manifest, const c
 	size_t i;
 	char path[4400];
 
-	snprintf(path, sizeof(path), "/containers/%s/json", id);
-	if (engine_get_json(en, path, &ins, e) < 0)
+	if (engine_container_inspect(en, id, &ins, e) <= 0)
 		return -1;
 	json_array_foreach(json_object_get(manifest, "volumes"), i, v) {
 		const char *mp = json_string_value(json_object_get(v, "mount_point"));

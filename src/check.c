@@ -51,7 +51,6 @@ static struct image_info *image_get(struct pass *p, const char *key)
 {
 	struct image_info *ii, **nv;
 	struct refit_err e = { 0 };
-	char path[1200], *esc;
 
 	for (size_t i = 0; i < p->nimages; i++)
 		if (strcmp(p->images[i]->key, key) == 0)
@@ -66,10 +65,7 @@ static struct image_info *image_get(struct pass *p, const char *key)
 		return NULL;
 	}
 	nv[p->nimages++] = ii;
-	esc = engine_escape(p->en, key);
-	snprintf(path, sizeof(path), "/images/%s/json", esc ? esc : "");
-	free(esc);
-	if (engine_get_json(p->en, path, &ii->inspect, &e) < 0) {
+	if (engine_image_inspect(p->en, key, &ii->inspect, &e) <= 0) {
 		ii->err_kind = e.kind;
 		snprintf(ii->error, sizeof(ii->error), "image %.100s: %s", key, e.msg);
 		return ii;
@@ -166,7 +162,6 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		json_t *labels = json_object_get(c, "Labels"), *ins = NULL;
 		struct check_entry *ce;
 		struct refit_err ie = { 0 };
-		char path[128];
 		const char *img, *imgid, *track;
 
 		if (i >= n)
@@ -189,8 +184,7 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 			return err_set(e, ERR_FAILED, "out of memory");
 		}
 		p->res->n++;
-		snprintf(path, sizeof(path), "/containers/%s/json", id);
-		if (engine_get_json(p->en, path, &ins, &ie) < 0) {
+		if (engine_container_inspect(p->en, id, &ins, &ie) <= 0) {
 			entry_error(ce, ie.kind, ie.msg);
 			continue;
 		}

@@ -420,6 +420,42 @@ char *engine_escape(struct engine *en, const char *s)
 	return r;
 }
 
+/* GET /KIND/NAME/json, NAME escaped; 404 is 0 (see engine_container_inspect). */
+static int inspect(struct engine *en, const char *kind, const char *what, const char *name, json_t **ret,
+		   struct refit_err *e)
+{
+	char path[1200], *esc = name ? engine_escape(en, name) : NULL;
+	struct refit_err ie = { 0 };
+	long status = 0;
+	int n;
+
+	*ret = NULL;
+	if (!esc)
+		return err_set(e, ERR_FAILED, "%s: %s", what, name ? "out of memory" : "no name");
+	n = snprintf(path, sizeof(path), "/%s/%s/json", kind, esc);
+	free(esc);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return err_set(e, ERR_FAILED, "%s %.80s...: name too long", what, name);
+	if (engine_call(en, "GET", path, NULL, 0, ret, &status, &ie) < 0) {
+		if (e)
+			*e = ie; /* the engine's own words, "No such container: NAME" on 404 */
+		return status == 404 ? 0 : -1;
+	}
+	if (!*ret)
+		return err_set(e, ERR_FAILED, "engine: empty answer to the inspect of %s %.200s", what, name);
+	return 1;
+}
+
+int engine_container_inspect(struct engine *en, const char *id_or_name, json_t **ret, struct refit_err *e)
+{
+	return inspect(en, "containers", "container", id_or_name, ret, e);
+}
+
+int engine_image_inspect(struct engine *en, const char *ref_or_id, json_t **ret, struct refit_err *e)
+{
+	return inspect(en, "images", "image", ref_or_id, ret, e);
+}
+
 /* A streamed transfer: the caller's sink, or the error body of a refused request. */
 struct stream_state {
 	struct engine *en;

@@ -119,9 +119,6 @@ int health_wait(struct engine *en, const char *id, const struct health_opts *o, 
 	long long start = mono_ms(), running_since = -1, deadline;
 	long restarts0 = -1;
 	enum health_mode mode = o->mode;
-	char path[128];
-
-	snprintf(path, sizeof(path), "/containers/%s/json", id);
 	deadline = start + 1000LL * (o->timeout > o->min_uptime + 5 ? o->timeout : o->min_uptime + 5);
 	for (;;) {
 		json_t *ins = NULL, *state, *health;
@@ -129,7 +126,7 @@ int health_wait(struct engine *en, const char *id, const struct health_opts *o, 
 		long restarts;
 		bool running;
 
-		if (engine_get_json(en, path, &ins, e) < 0)
+		if (engine_container_inspect(en, id, &ins, e) <= 0)
 			return -1;
 		state = json_object_get(ins, "State");
 		health = json_object_get(state, "Health");

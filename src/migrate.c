@@ -351,20 +351,12 @@ json_t *migrate_plan_json(const struct migration_plan *plan)
 /* Inspect container NAME: 1 with *RET, 0 when there is none, -1 on error. */
 static int inspect_container(struct engine *en, const char *name, json_t **ret, struct refit_err *e)
 {
-	char path[512], *esc = engine_escape(en, name);
-	long status = 0;
 	struct refit_err ie = { 0 };
+	int rc = engine_container_inspect(en, name, ret, &ie);
 
-	*ret = NULL;
-	snprintf(path, sizeof(path), "/containers/%s/json", esc ? esc : "");
-	free(esc);
-	if (engine_call(en, "GET", path, NULL, 0, ret, &status, &ie) < 0) {
-		if (status == 404)
-			return 0;
+	if (rc < 0)
 		*e = ie;
-		return -1;
-	}
-	return *ret ? 1 : 0;
+	return rc;
 }
 
 /* "FILE:LINE: migrations[I]" or "rename_map[I]" for messages. */
@@ -472,7 +464,7 @@ static int migrate_one(struct engine *en, struct journal *j, const struct refit_
 	struct swap_plan sp;
 	struct swap_result res;
 	const char *image, *img_id;
-	char path[1200], *esc, opid[17], dir[4200] = "";
+	char opid[17], dir[4200] = "";
 	int code = ERR_FAILED, f;
 
 	f = inspect_container(en, m->from, &old, &e);
@@ -515,13 +507,9 @@ static int migrate_one(struct engine *en, struct journal *j, const struct refit_
 		err_prefix(&e, "pull: ");
 		goto fail;
 	}
-	esc = engine_escape(en, image);
-	snprintf(path, sizeof(path), "/images/%s/json", esc ? esc : "");
-	free(esc);
-	if (engine_get_json(en, path, &new_image, &e) < 0)
+	if (engine_image_inspect(en, image, &new_image, &e) <= 0)
 		goto fail;
-	snprintf(path, sizeof(path), "/images/%s/json", json_string_value(json_object_get(old, "Image")) ?: "none");
-	if (engine_get_json(en, path, &old_image, &e) < 0) {
+	if (engine_image_inspect(en, json_string_value(json_object_get(old, "Image")) ?: "none", &old_image, &e) <= 0) {
 		err_clear(&e);
 		old_image = NULL; /* gone: every setting is kept as the container has it */
 	}

@@ -44,19 +44,15 @@ const char *swap_get(struct swap *s, const char *key)
 
 int swap_find(struct swap *s, const char *name, char id[65], struct refit_err *e)
 {
-	char path[512];
 	json_t *ins = NULL;
-	long status = 0;
 	const char *v, *op;
 	struct refit_err ie = { 0 };
-	int rc;
+	int rc = engine_container_inspect(s->en, name, &ins, &ie);
 
-	snprintf(path, sizeof(path), "/containers/%s/json", name);
-	if (engine_call(s->en, "GET", path, NULL, 0, &ins, &status, &ie) < 0) {
-		if (status == 404)
-			return 0;
-		*e = ie;
-		return -1;
+	if (rc <= 0) {
+		if (rc < 0)
+			*e = ie;
+		return rc; /* 0: none of that name */
 	}
 	v = json_string_value(json_object_get(ins, "Id"));
 	op = json_string_value(json_object_get(json_object_get(json_object_get(ins, "Config"), "Labels"), "refit.operation"));
@@ -195,8 +191,7 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, bool 
 		json_decref(body);
 	}
 	/* The replacement must run exactly the image the check found. */
-	snprintf(path, sizeof(path), "/containers/%s/json", swap_get(s, "new_id"));
-	if (engine_get_json(s->en, path, &ins, e) < 0)
+	if (engine_container_inspect(s->en, swap_get(s, "new_id"), &ins, e) <= 0)
 		goto out;
 	got = json_string_value(json_object_get(ins, "Image"));
 	if (want && (!got || strcmp(got, want) != 0)) {
@@ -251,8 +246,7 @@ int swap_stop(struct swap *s, const char *id, struct refit_err *e)
 			for (long waited = 0; waited <= t * 4; waited++) {
 				json_t *ins = NULL;
 
-				snprintf(path, sizeof(path), "/containers/%s/json", id);
-				if (engine_get_json(s->en, path, &ins, e) < 0)
+				if (engine_container_inspect(s->en, id, &ins, e) <= 0)
 					return -1;
 				if (!json_is_true(json_object_get(json_object_get(ins, "State"), "Running"))) {
 					json_decref(ins);
@@ -355,14 +349,12 @@ static int ns_busy(long pid)
  */
 static void drain_old(struct swap *s)
 {
-	char path[160];
 	json_t *ins = NULL;
 	struct refit_err ie = { 0 };
 	long pid;
 	struct timespec t0, now;
 
-	snprintf(path, sizeof(path), "/containers/%s/json", s->old_id);
-	if (engine_get_json(s->en, path, &ins, &ie) < 0)
+	if (engine_container_inspect(s->en, s->old_id, &ins, &ie) <= 0)
 		return;
 	pid = (long)json_integer_value(json_object_get(json_object_get(ins, "State"), "Pid"));
 	json_decref(ins);
@@ -437,8 +429,7 @@ int swap_restore_old(struct swap *s, struct refit_err *e)
 		if (f == 2 && strcmp(id, s->old_id) != 0 && swap_remove(s, id, true, e) < 0)
 			return -1;
 	}
-	snprintf(path, sizeof(path), "/containers/%s/json", s->old_id);
-	if (engine_get_json(s->en, path, &ins, e) < 0) {
+	if (engine_container_inspect(s->en, s->old_id, &ins, e) <= 0) {
 		err_prefix(e, "old container %.12s: ", s->old_id);
 		return -1;
 	}
@@ -489,7 +480,7 @@ int swap_restore_old(struct swap *s, struct refit_err *e)
 int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
 {
 	const char *new_id = swap_get(s, "new_id");
-	char id[65], path[160];
+	char id[65];
 	json_t *ins = NULL;
 	const char *cur;
 
@@ -497,8 +488,7 @@ int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
 		return err_set(e, ERR_FAILED, "journal has no new container id");
 	if (swap_remove(s, s->old_id, false, e) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "/containers/%s/json", new_id);
-	if (engine_get_json(s->en, path, &ins, e) < 0)
+	if (engine_container_inspect(s->en, new_id, &ins, e) <= 0)
 		return -1;
 	cur = json_string_value(json_object_get(ins, "Name"));
 	if (cur && *cur == '/')

@@ -62,15 +62,12 @@ static void set_outcome(struct check_entry *c, const char *status, const char *e
 	c->err_kind = c->error ? ERR_FAILED : ERR_NONE;
 }
 
-/* Inspect PATH into *RET, or fail the entry. */
-static int inspect_or_fail(struct engine *en, const char *what, const char *id, json_t **ret, struct check_entry *c)
+/* Inspect container (IMAGE false) or image ID into *RET, or fail the entry. */
+static int inspect_or_fail(struct engine *en, bool image, const char *id, json_t **ret, struct check_entry *c)
 {
 	struct refit_err e = { 0 };
-	char path[1200], *esc = engine_escape(en, id);
 
-	snprintf(path, sizeof(path), "/%s/%s/json", what, esc ? esc : "");
-	free(esc);
-	if (engine_get_json(en, path, ret, &e) < 0) {
+	if ((image ? engine_image_inspect(en, id, ret, &e) : engine_container_inspect(en, id, ret, &e)) <= 0) {
 		set_outcome(c, "failed", e.msg);
 		return -1;
 	}
@@ -171,10 +168,10 @@ static int update_prepare(struct engine *en, struct check_entry *c, json_t *pull
 			return -1;
 		}
 	}
-	if (inspect_or_fail(en, "containers", c->id, &p->old, c) < 0 ||
-	    inspect_or_fail(en, "images", check_entry_image(c), &p->new_image, c) < 0)
+	if (inspect_or_fail(en, false, c->id, &p->old, c) < 0 ||
+	    inspect_or_fail(en, true, check_entry_image(c), &p->new_image, c) < 0)
 		return -1;
-	if (inspect_or_fail(en, "images", c->image_id, &p->old_image, c) < 0) {
+	if (inspect_or_fail(en, true, c->image_id, &p->old_image, c) < 0) {
 		p->old_image = NULL; /* gone: every setting is then kept as the container has it */
 		c->status = NULL;
 	}
@@ -393,10 +390,8 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 	if (strcmp(c->status, "updated") == 0) {
 		json_t *fresh = NULL;
 		struct refit_err ie = { 0 };
-		char path[128];
 
-		snprintf(path, sizeof(path), "/containers/%s/json", c->id);
-		if (engine_get_json(en, path, &fresh, &ie) == 0) {
+		if (engine_container_inspect(en, c->id, &fresh, &ie) == 1) {
 			run_hook(en, fresh, "post-update", c->id, c, why, sizeof(why));
 			run_hook(en, fresh, "post-check", c->id, c, why, sizeof(why));
 			if (w->cfg->cleanup)
@@ -616,10 +611,8 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 		struct check_entry *c = &res->v[i];
 		json_t *ins = NULL;
 		struct refit_err ie = { 0 };
-		char path[128];
 
-		snprintf(path, sizeof(path), "/containers/%s/json", c->id);
-		if (!c->kind && engine_get_json(en, path, &ins, &ie) == 0)
+		if (!c->kind && engine_container_inspect(en, c->id, &ins, &ie) == 1)
 			json_object_set_new(w.all, c->name, ins);
 		if (strcmp(c->status, "update-available") == 0) {
 			if (!c->kind) /* services are updated through Swarm, after the containers */
@@ -705,10 +698,10 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 			goto out;
 		}
 	}
-	if (inspect_or_fail(en, "containers", c->name, &cur, c) < 0)
+	if (inspect_or_fail(en, false, c->name, &cur, c) < 0)
 		goto out;
 	/* The previous image by ID if still here, else pulled by its digest. */
-	if (inspect_or_fail(en, "images", old_image_id, &img, c) < 0) {
+	if (inspect_or_fail(en, true, old_image_id, &img, c) < 0) {
 		if (!old_digest || update_pull(en, cfg, &ref, old_digest, &e) < 0 ||
 		    tag_digest(en, &ref, old_digest, &e) < 0) {
 			set_outcome(c, "failed", old_digest ? e.msg : "previous image is gone and its digest is unknown");
@@ -716,7 +709,7 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 		}
 		json_decref(img);
 		img = NULL;
-		if (inspect_or_fail(en, "images", image, &img, c) < 0)
+		if (inspect_or_fail(en, true, image, &img, c) < 0)
 			goto out;
 		old_image_id = json_string_value(json_object_get(img, "Id"));
 	} else {
@@ -731,7 +724,7 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 		}
 	}
 	if (!json_string_value(json_object_get(cur, "Image")) ||
-	    inspect_or_fail(en, "images", json_string_value(json_object_get(cur, "Image")), &cur_image, c) < 0) {
+	    inspect_or_fail(en, true, json_string_value(json_object_get(cur, "Image")), &cur_image, c) < 0) {
 		cur_image = NULL;
 		c->status = NULL;
 	}
@@ -779,14 +772,11 @@ out:
 static bool managed_here(struct engine *en, const struct refit_config *cfg, const char *name, json_t **ret)
 {
 	struct refit_err e = { 0 };
-	char path[512], *esc = engine_escape(en, name);
 	json_t *ins = NULL;
 	bool ok;
 
-	snprintf(path, sizeof(path), "/containers/%s/json", esc ? esc : "");
-	free(esc);
 	*ret = NULL;
-	if (engine_get_json(en, path, &ins, &e) < 0)
+	if (engine_container_inspect(en, name, &ins, &e) <= 0)
 		return false;
 	ok = select_container(cfg, json_object_get(json_object_get(ins, "Config"), "Labels"), name, true, NULL, 0) &&
 	     !swarm_is_task(json_object_get(json_object_get(ins, "Config"), "Labels"));

@@ -74,4 +74,14 @@ int engine_put_fd(struct engine *en, const char *path, int fd, long long size, c
 /* Percent-encode S for a path segment or query value; malloc'd. */
 char *engine_escape(struct engine *en, const char *s);
 
+/*
+ * Inspect container ID_OR_NAME (escaped here) into *RET: 1; 0 when the
+ * engine has no such container (404: *RET NULL, E holds the engine's words
+ * for callers that take it as an error); -1 on any other error.
+ */
+int engine_container_inspect(struct engine *en, const char *id_or_name, json_t **ret, struct refit_err *e);
+
+/* The same for image REF_OR_ID (a reference, an ID or repo@digest). */
+int engine_image_inspect(struct engine *en, const char *ref_or_id, json_t **ret, struct refit_err *e);
+
 #endif
