@@ -46,9 +46,12 @@ BUILD := build/default
 BIN := refit
 endif
 
+# The library is src/*.c (what the daemon, the unit tests and the fuzzers
+# link); the command line is src/cli/*.c, linked into the binary only.
 SRCS := $(wildcard src/*.c)
-LIB_OBJS := $(patsubst src/%.c,$(BUILD)/src/%.o,$(filter-out src/main.c,$(SRCS)))
-MAIN_OBJ := $(BUILD)/src/main.o
+CLI_SRCS := $(wildcard src/cli/*.c)
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/src/%.o,$(SRCS))
+CLI_OBJS := $(patsubst src/%.c,$(BUILD)/src/%.o,$(CLI_SRCS))
 LIBREFIT := $(BUILD)/librefit.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -63,7 +66,7 @@ FUZZ_SECONDS ?= 30
 
 all: $(BIN)
 
-$(BIN): $(MAIN_OBJ) $(LIBREFIT)
+$(BIN): $(CLI_OBJS) $(LIBREFIT)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(LIBREFIT): $(LIB_OBJS)
@@ -109,7 +112,7 @@ e2e: $(BIN)
 # (build/fuzz/obj), and each fuzz/NAME-fuzzer.c is linked against them.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DREFIT_VERSION='"$(VERSION)"' -Iinclude -g -O1 \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-FUZZ_OBJS := $(patsubst src/%.c,build/fuzz/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+FUZZ_OBJS := $(patsubst src/%.c,build/fuzz/obj/%.o,$(SRCS))
 build/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
@@ -168,4 +171,4 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all build and test dependencies are installed"; fi
 
--include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(FUZZ_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d)

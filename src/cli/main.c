@@ -1,0 +1,231 @@
+/* refit: the command table, the option parser and dispatch; each command lives in src/cli/cmd-NAME.c. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "refit/base.h"
+#include "refit/fleet.h"
+#include "refit/log.h"
+#include "refit/notify.h"
+
+static const struct command cmd_fleet = { "fleet", NULL, false, 0, fleet_usage, fleet_help };
+
+static const struct command *const commands[] = {
+	&cmd_daemon, &cmd_check, &cmd_update, &cmd_rollback, &cmd_migrate, &cmd_status,
+	&cmd_history, &cmd_models, &cmd_fleet, &cmd_version,
+};
+
+/* Configure logging from CFG. */
+static void setup_logging(const struct refit_config *cfg)
+{
+	log_setup(log_level_parse(cfg->log_level), strcmp(cfg->log_format, "json") == 0);
+}
+
+/* Print the overview of all commands. */
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: refit [global options] COMMAND [options]\n\n"
+		   "refit keeps containers on the newest image of their reference.\n\nCommands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %s\n", commands[i]->usage);
+	fprintf(f, "  help [COMMAND]\n\n%s", global_help);
+}
+
+/* Note option BIT, written as SPELLED, as given. */
+static void given(unsigned bit, const char *spelled)
+{
+	opts.given |= bit;
+	for (size_t k = 0; k < ARRAY_SIZE(opts.spelled); k++)
+		if (bit == 1u << k && !opts.spelled[k])
+			opts.spelled[k] = spelled;
+}
+
+/* The first option given that COMMAND does not take, or NULL. */
+static const char *foreign_option(unsigned takes)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(opts.spelled); k++)
+		if ((opts.given & ~takes) & (1u << k))
+			return opts.spelled[k];
+	return NULL;
+}
+
+/* Split argv into global options, the command and its arguments. */
+static int parse_args(int argc, char **argv)
+{
+	bool no_more = false;
+
+	opts.args = calloc((size_t)argc, sizeof(char *));
+	if (!opts.args)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL;
+		char name[32];
+		size_t n;
+		bool known = false;
+
+		if (opts.cmd && strcmp(opts.cmd, "fleet") == 0) { /* the rest is fleet_main's */
+			opts.fleet_argv = argv + i;
+			opts.fleet_argc = argc - i;
+			return 0;
+		}
+		if (!opts.cmd && !opts.before_fleet && a[0] == '-' && strcmp(a, "-") != 0 && strcmp(a, "--") != 0)
+			opts.before_fleet = a; /* an error only when the command is fleet */
+		if (no_more || a[0] != '-' || strcmp(a, "-") == 0) {
+			if (!opts.cmd)
+				opts.cmd = a;
+			else
+				opts.args[opts.nargs++] = argv[i];
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			no_more = true;
+			continue;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			opts.help = true;
+			continue;
+		}
+		if (strcmp(a, "--json") == 0) {
+			opts.json = true;
+			given(OPT_JSON, a);
+			continue;
+		}
+		if (strcmp(a, "--dry-run") == 0) {
+			opts.dry_run = true;
+			given(OPT_DRY_RUN, a);
+			continue;
+		}
+		if (strcmp(a, "--all") == 0) {
+			opts.all = true;
+			given(OPT_ALL, a);
+			continue;
+		}
+		if (strcmp(a, "--restore-data") == 0) {
+			opts.restore_data = true;
+			given(OPT_RESTORE_DATA, a);
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(stderr, "refit: unknown option %s (see refit --help)\n", a);
+			return -1;
+		}
+		n = strcspn(a + 2, "=");
+		if (n >= sizeof(name)) {
+			fprintf(stderr, "refit: unknown option %.40s... (see refit --help)\n", a);
+			return -1;
+		}
+		memcpy(name, a + 2, n);
+		name[n] = '\0';
+		if (a[2 + n] == '=')
+			val = a + 3 + n;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else {
+			fprintf(stderr, "refit: --%s needs a value\n", name);
+			return -1;
+		}
+		if (strcmp(name, "config") == 0) {
+			opts.config = val;
+			known = true;
+		}
+		if (strcmp(name, "to") == 0) {
+			opts.to = val;
+			given(OPT_TO, "--to");
+			known = true;
+		}
+		for (size_t k = 0; k < FLAG_KEYS; k++) {
+			if (strcmp(name, flag_keys[k].flag) == 0) {
+				opts.flag_value[k] = val;
+				known = true;
+			}
+		}
+		if (!known) {
+			fprintf(stderr, "refit: unknown option %s (see refit --help)\n", a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *cmd = NULL;
+	struct refit_config cfg;
+	struct refit_err e = { 0 };
+	int code;
+
+	if (parse_args(argc, argv) < 0)
+		return ERR_USAGE;
+	if (!opts.cmd || strcmp(opts.cmd, "help") == 0) {
+		const char *topic = opts.cmd ? (opts.nargs ? opts.args[0] : NULL) : NULL;
+
+		for (size_t i = 0; topic && i < ARRAY_SIZE(commands); i++)
+			if (strcmp(commands[i]->name, topic) == 0)
+				cmd = commands[i];
+		if (cmd) {
+			printf("usage: %s\n\n%s\n%s", cmd->usage, cmd->help, global_help);
+		} else {
+			usage(opts.cmd || opts.help ? stdout : stderr);
+		}
+		free(opts.args);
+		return opts.cmd || opts.help ? 0 : ERR_USAGE;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i]->name, opts.cmd) == 0)
+			cmd = commands[i];
+	if (!cmd) {
+		fprintf(stderr, "refit: unknown command '%s' (see refit --help)\n", opts.cmd);
+		free(opts.args);
+		return ERR_USAGE;
+	}
+	if (!cmd->run) { /* fleet: its own options; needs no configuration, engine or state */
+		/* a global option before `fleet` (--dry-run, --json, ...) would
+		 * otherwise be dropped without a word: refuse it */
+		if (opts.before_fleet && !opts.help) {
+			fprintf(stderr, "refit fleet: %s: options go after 'fleet rollout' or 'fleet status'\n",
+				opts.before_fleet);
+			free(opts.args);
+			return ERR_USAGE;
+		}
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		if (opts.help)
+			code = printf("usage: %s\n\n%s", fleet_usage, fleet_help) < 0;
+		else
+			code = fleet_main(opts.fleet_argc, opts.fleet_argv);
+		curl_global_cleanup();
+		free(opts.args);
+		return code;
+	}
+	if (opts.help) {
+		printf("usage: %s\n\n%s\n%s", cmd->usage, cmd->help, global_help);
+		free(opts.args);
+		return 0;
+	}
+	if (foreign_option(cmd->options)) {
+		fprintf(stderr, "refit %s: option %s does not apply to this command (see refit help %s)\n", cmd->name,
+			foreign_option(cmd->options), cmd->name);
+		free(opts.args);
+		return ERR_USAGE;
+	}
+	if (!cmd->takes_names && opts.nargs > 0) {
+		fprintf(stderr, "refit %s: unexpected argument '%s'\n", cmd->name, opts.args[0]);
+		free(opts.args);
+		return ERR_USAGE;
+	}
+	if (load_config(&cfg, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		free(opts.args);
+		return ERR_USAGE;
+	}
+	setup_logging(&cfg);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	code = cmd->run(&cfg);
+	notify_flush(NOTIFY_EXIT_WAIT); /* the pass's result is out; its notifications get a bounded wait */
+	config_free(&cfg);
+	curl_global_cleanup();
+	free(opts.args);
+	return code;
+}
