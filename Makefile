@@ -25,8 +25,7 @@ PKGS := libcurl jansson yaml-0.1 libmicrohttpd libcrypto libsystemd
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wcast-align -Wwrite-strings -Wvla -Wundef -Wnull-dereference \
-	-Wimplicit-fallthrough -Wno-unused-parameter \
-	$(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
+	-Wimplicit-fallthrough -Wno-unused-parameter
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif

@@ -133,7 +133,8 @@ static int write_file_atomic(const char *path, const char *text, struct refit_er
 	size_t len = strlen(text);
 	int fd;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return err_set(e, ERR_FAILED, "%.200s...: path too long", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
 		int saved = errno;
@@ -434,13 +435,14 @@ void backup_prune(const struct refit_config *cfg, const char *name)
 
 		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(v->name))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/manifest.json", root, de->d_name);
+		if (path_fmt(path, sizeof(path), "%s/%s/manifest.json", root, de->d_name) < 0)
+			continue;
 		m = json_load_file(path, 0, NULL);
 		c = json_string_value(json_object_get(m, "container"));
 		t = json_string_value(json_object_get(m, "time"));
 		if (c && t && strcmp(c, name) == 0 && (nv = realloc(v, (n + 1) * sizeof(*v)))) {
 			v = nv;
-			snprintf(v[n].name, sizeof(v[n].name), "%s", de->d_name);
+			memcpy(v[n].name, de->d_name, strlen(de->d_name) + 1); /* its length was checked above */
 			snprintf(v[n].time, sizeof(v[n].time), "%s", t);
 			n++;
 		}

@@ -1,4 +1,6 @@
 /* The helpers of base.h. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "refit/base.h"
@@ -83,4 +85,20 @@ const char *quote_input(const char *s, size_t max, char *buf)
 	}
 	buf[o] = '\0';
 	return buf;
+}
+
+int path_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len) {
+		if (len)
+			buf[0] = '\0';
+		return -1;
+	}
+	return 0;
 }

@@ -67,7 +67,7 @@ static struct image_info *image_get(struct pass *p, const char *key)
 	nv[p->nimages++] = ii;
 	if (engine_image_inspect(p->en, key, &ii->inspect, &e) <= 0) {
 		ii->err_kind = e.kind;
-		snprintf(ii->error, sizeof(ii->error), "image %.100s: %s", key, e.msg);
+		snprintf(ii->error, sizeof(ii->error), "image %.100s: %.180s", key, e.msg);
 		return ii;
 	}
 	ii->id = json_string_value(json_object_get(ii->inspect, "Id"));

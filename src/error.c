@@ -29,7 +29,16 @@ void err_prefix(struct refit_err *e, const char *fmt, ...)
 	vsnprintf(head, sizeof(head), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s%s", head, old);
+	/* HEAD and as much of the old message as fits: a message may be cut, never overrun */
+	{
+		size_t h = strnlen(head, sizeof(head) - 1), o = strnlen(old, sizeof(old) - 1);
+
+		if (h + o > sizeof(e->msg) - 1)
+			o = sizeof(e->msg) - 1 - h;
+		memcpy(e->msg, head, h);
+		memcpy(e->msg + h, old, o);
+		e->msg[h + o] = '\0';
+	}
 }
 
 void err_clear(struct refit_err *e)

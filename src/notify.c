@@ -479,7 +479,7 @@ static const char *parse_ntfy(struct parse_ctx *c, const struct url_parts *u)
 	else
 		snprintf(hp, sizeof(hp), "ntfy.sh");
 	snprintf(t->url, sizeof(t->url), "%s://%s/%.*s", c->plain ? "http" : "https", hp, (int)topic.n, topic.p);
-	snprintf(t->name, sizeof(t->name), "ntfy %s", hp);
+	snprintf(t->name, sizeof(t->name), "ntfy %.290s", hp);
 	return NULL;
 }
 
@@ -515,7 +515,7 @@ static const char *parse_gotify(struct parse_ctx *c, const struct url_parts *u)
 	host_port(u, hp, sizeof(hp));
 	snprintf(t->url, sizeof(t->url), "%s://%s%.*s/message", c->plain ? "http" : "https", hp,
 		 (int)(slash - path.p), path.p);
-	snprintf(t->name, sizeof(t->name), "gotify %s", hp);
+	snprintf(t->name, sizeof(t->name), "gotify %.290s", hp);
 	return NULL;
 }
 
@@ -553,7 +553,7 @@ static const char *parse_generic(struct parse_ctx *c, const struct url_parts *u,
 			 rest);
 	}
 	host_port(u, hp, sizeof(hp));
-	snprintf(t->name, sizeof(t->name), "generic %s", hp);
+	snprintf(t->name, sizeof(t->name), "generic %.290s", hp);
 	return NULL;
 }
 
@@ -824,7 +824,7 @@ static int json_body(struct notify_message *m, json_t *o)
 
 int notify_render(const struct notify_target *t, json_t *payload, struct notify_message *ret)
 {
-	char title[300], *text = NULL, prio[8];
+	char title[300], *text = NULL, prio[16];
 	json_t *o;
 	int rc = -1;
 

@@ -390,7 +390,7 @@ static void host_load_cred(struct registry *r, struct host *h)
 	if (rc < 0) {
 		h->state = H_FAILED;
 		h->err_kind = ERR_FAILED;
-		snprintf(h->err, sizeof(h->err), "credentials for %s: %s", h->name, e.msg);
+		snprintf(h->err, sizeof(h->err), "credentials for %.60s: %.170s", h->name, e.msg);
 	}
 }
 
@@ -721,7 +721,7 @@ static void ping_done(struct host *h, CURLcode rc, struct xfer *x)
 	h->state = H_FAILED;
 	h->err_kind = ERR_FAILED;
 	if (x->resp.status == 401)
-		snprintf(h->err, sizeof(h->err), "registry %s: 401 with an unusable WWW-Authenticate: %s",
+		snprintf(h->err, sizeof(h->err), "registry %.60s: 401 with an unusable WWW-Authenticate: %.140s",
 			 h->name, wa ? e.msg : "header missing");
 	else
 		snprintf(h->err, sizeof(h->err), "registry %s: /v2/ answered HTTP %ld (not a registry?)", h->name,
@@ -755,7 +755,7 @@ static void token_done(struct token *t, CURLcode rc, struct xfer *x, struct host
 	free(t->value);
 	t->value = NULL;
 	if (auth_token_parse(x->resp.body ? x->resp.body : "", x->resp.len, &t->value, &expires, &e) < 0) {
-		snprintf(t->err, sizeof(t->err), "token from %s: %s", h->name, e.msg);
+		snprintf(t->err, sizeof(t->err), "token from %.60s: %.170s", h->name, e.msg);
 		return;
 	}
 	/* Renew a little early so a token never expires in flight. */

@@ -50,6 +50,12 @@ bool container_name_valid(const char *name);
  * most MAX characters, others as \xHH, "..." when cut. BUF holds
  * QUOTE_SIZE(MAX) bytes. Returns BUF.
  */
+/*
+ * Format a path (file or engine request) into BUF of LEN bytes: 0, or -1
+ * when it does not fit (BUF is then ""): a path is never cut silently.
+ */
+int path_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #define QUOTE_SIZE(max) ((max) * 4 + 4)
 const char *quote_input(const char *s, size_t max, char *buf);
 
