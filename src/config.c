@@ -19,6 +19,7 @@
 #include "refit/ollama.h"
 #include "refit/strategy.h"
 #include "refit/tags.h"
+#include "refit/yamlfile.h"
 
 enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
 
@@ -493,11 +494,6 @@ static const char *node_scalar(yaml_node_t *n)
 	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-static unsigned long node_line(yaml_node_t *n)
-{
-	return n ? (unsigned long)n->start_mark.line + 1 : 0;
-}
-
 /* True when the scalar is YAML's null ("", "~", "null") written plain. */
 static bool node_is_null(yaml_node_t *n)
 {
@@ -534,7 +530,7 @@ static int load_registry_auth(struct yload *y, yaml_node_t *map)
 
 	if (map->type != YAML_MAPPING_NODE)
 		return err_set(e, ERR_USAGE, "%s:%lu: registry_auth: expected a mapping of registry hosts",
-			       y->name, node_line(map));
+			       y->name, yfile_line(map));
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
 		yaml_node_t *kn = yaml_document_get_node(y->doc, p->key);
 		yaml_node_t *vn = yaml_document_get_node(y->doc, p->value);
@@ -543,10 +539,10 @@ static int load_registry_auth(struct yload *y, yaml_node_t *map)
 
 		if (!host || !*host || strlen(host) > 255 || !vn || vn->type != YAML_MAPPING_NODE)
 			return err_set(e, ERR_USAGE, "%s:%lu: registry_auth: expected HOST: {username, password}",
-				       y->name, node_line(kn));
+				       y->name, yfile_line(kn));
 		if (y->cfg->ncreds >= CONFIG_MAX_LIST)
 			return err_set(e, ERR_USAGE, "%s:%lu: registry_auth: too many registries",
-				       y->name, node_line(kn));
+				       y->name, yfile_line(kn));
 		c.registry = strdup(host);
 		for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
 			yaml_node_t *fk = yaml_document_get_node(y->doc, q->key);
@@ -561,7 +557,7 @@ static int load_registry_auth(struct yload *y, yaml_node_t *map)
 				slot = &c.password;
 			if (!slot || !v || strlen(v) > CONFIG_MAX_STRING) {
 				rc = err_set(e, ERR_USAGE, "%s:%lu: registry_auth.%s.%s: %s", y->name,
-					     node_line(fk), host, f ? f : "?",
+					     yfile_line(fk), host, f ? f : "?",
 					     slot ? "expected a string" :
 						    "unknown key (username, password, password_file)");
 			} else if (strcmp(f, "password_file") == 0) {
@@ -569,7 +565,7 @@ static int load_registry_auth(struct yload *y, yaml_node_t *map)
 				*slot = NULL;
 				if (read_secret_file(v, slot) < 0)
 					rc = err_set(e, ERR_USAGE, "%s:%lu: registry_auth.%s.password_file: cannot read %s",
-						     y->name, node_line(fv), host, v);
+						     y->name, yfile_line(fv), host, v);
 			} else {
 				free(*slot);
 				*slot = strdup(v);
@@ -586,7 +582,7 @@ static int load_registry_auth(struct yload *y, yaml_node_t *map)
 			free(c.username);
 			free(c.password);
 			return err_set(e, ERR_USAGE, "%s:%lu: registry_auth.%s: needs username and password",
-				       y->name, node_line(kn), host);
+				       y->name, yfile_line(kn), host);
 		}
 		nc = realloc(y->cfg->creds, (y->cfg->ncreds + 1) * sizeof(*nc));
 		if (!nc) {
@@ -607,7 +603,7 @@ static int load_pair(struct yload *y, const char *name, yaml_node_t *kn, yaml_no
 	const struct key *k = key_find(name);
 	char where[512];
 
-	snprintf(where, sizeof(where), "%s:%lu: %s", y->name, node_line(kn), name);
+	snprintf(where, sizeof(where), "%s:%lu: %s", y->name, yfile_line(kn), name);
 	if (!k)
 		return err_set(y->e, ERR_USAGE, "%s: unknown key", where);
 	if (node_is_null(vn))
@@ -625,7 +621,7 @@ static int load_pair(struct yload *y, const char *name, yaml_node_t *kn, yaml_no
 				return err_set(y->e, ERR_USAGE, "%s: expected a list of at most %d strings",
 					       where, CONFIG_MAX_LIST);
 			}
-			snprintf(at, sizeof(at), "%s:%lu: %s", y->name, node_line(in), name); /* the item's line */
+			snprintf(at, sizeof(at), "%s:%lu: %s", y->name, yfile_line(in), name); /* the item's line */
 			if (list_item_check(k, v, nv.n - 1, at, y->e) < 0) {
 				strv_free(&nv);
 				return -1;
@@ -654,13 +650,13 @@ static int load_mapping(struct yload *y, yaml_node_t *map, const char *section)
 
 		if (!k || !vn || strlen(k) > 64)
 			return err_set(y->e, ERR_USAGE, "%s:%lu: keys must be short strings", y->name,
-				       node_line(kn));
+				       yfile_line(kn));
 		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
 			const char *prev = node_scalar(yaml_document_get_node(y->doc, q->key));
 
 			if (prev && strcmp(prev, k) == 0)
 				return err_set(y->e, ERR_USAGE, "%s:%lu: %s%s%s: key given twice", y->name,
-					       node_line(kn), section ? section : "", section ? "." : "", k);
+					       yfile_line(kn), section ? section : "", section ? "." : "", k);
 		}
 		snprintf(name, sizeof(name), "%s%s%s", section ? section : "", section ? "." : "", k);
 		if (!section && strcmp(k, "registry_auth") == 0) {
@@ -673,7 +669,7 @@ static int load_mapping(struct yload *y, yaml_node_t *map, const char *section)
 		if (is_section) {
 			if (vn->type != YAML_MAPPING_NODE)
 				return err_set(y->e, ERR_USAGE, "%s:%lu: %s: expected a mapping", y->name,
-					       node_line(kn), k);
+					       yfile_line(kn), k);
 			if (load_mapping(y, vn, k) < 0)
 				return -1;
 			continue;
@@ -687,33 +683,22 @@ static int load_mapping(struct yload *y, yaml_node_t *map, const char *section)
 int config_load_buffer(struct refit_config *cfg, const char *buf, size_t len, const char *name,
 		       struct refit_err *e)
 {
-	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;
 	int rc = 0;
 
-	if (len > CONFIG_MAX_FILE)
-		return err_set(e, ERR_USAGE, "%s: larger than %u bytes", name, CONFIG_MAX_FILE);
-	if (!yaml_parser_initialize(&parser))
-		return err_set(e, ERR_FAILED, "out of memory");
-	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-	if (!yaml_parser_load(&parser, &doc)) {
-		rc = err_set(e, ERR_USAGE, "%s:%lu: %s", name, (unsigned long)parser.problem_mark.line + 1,
-			     parser.problem ? parser.problem : "invalid YAML");
-		yaml_parser_delete(&parser);
-		return rc;
-	}
+	if (yfile_load(buf, len, CONFIG_MAX_FILE, name, &doc, e) < 0)
+		return -1;
 	root = yaml_document_get_root_node(&doc);
 	if (root && !node_is_null(root)) {
 		struct yload y = { cfg, &doc, name, e };
 
 		if (root->type != YAML_MAPPING_NODE)
-			rc = err_set(e, ERR_USAGE, "%s:%lu: expected a mapping of keys", name, node_line(root));
+			rc = err_set(e, ERR_USAGE, "%s:%lu: expected a mapping of keys", name, yfile_line(root));
 		else
 			rc = load_mapping(&y, root, NULL);
 	}
 	yaml_document_delete(&doc);
-	yaml_parser_delete(&parser);
 	return rc;
 }
 

@@ -9,16 +9,12 @@
 #include <yaml.h>
 
 #include "refit/fleet.h"
+#include "refit/yamlfile.h"
 #include "refit/fsutil.h"
 
 static const char *scalar(yaml_node_t *n)
 {
 	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static unsigned long line_of(yaml_node_t *n)
-{
-	return n ? (unsigned long)n->start_mark.line + 1 : 0;
 }
 
 /* A host name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
@@ -135,7 +131,7 @@ static const char *const host_keys[] = { "name", "url", "token", "token_file", "
 static int parse_host(yaml_document_t *doc, yaml_node_t *map, size_t idx, const char *file, struct fleet_host *h,
 		      struct refit_err *e)
 {
-	unsigned long line = line_of(map);
+	unsigned long line = yfile_line(map);
 
 	h->line = line;
 	if (map->type != YAML_MAPPING_NODE)
@@ -144,7 +140,7 @@ static int parse_host(yaml_document_t *doc, yaml_node_t *map, size_t idx, const 
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
 		yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
 		const char *k = scalar(kn), *v = scalar(vn);
-		unsigned long kl = line_of(kn);
+		unsigned long kl = yfile_line(kn);
 		int which = -1;
 
 		if (!k)
@@ -232,31 +228,20 @@ static int parse_host(yaml_document_t *doc, yaml_node_t *map, size_t idx, const 
 
 int fleet_hosts_parse(const char *text, size_t len, const char *file, struct fleet_hosts *ret, struct refit_err *e)
 {
-	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root, *list = NULL;
 	int rc = 0;
 
 	memset(ret, 0, sizeof(*ret));
-	if (len > FLEET_MAX_FILE)
-		return err_set(e, ERR_USAGE, "%s: larger than %u bytes", file, FLEET_MAX_FILE);
 	if (!(ret->file = strdup(file)))
 		return err_set(e, ERR_FAILED, "out of memory");
-	if (!yaml_parser_initialize(&parser)) {
+	if (yfile_load(text, len, FLEET_MAX_FILE, file, &doc, e) < 0) {
 		fleet_hosts_free(ret);
-		return err_set(e, ERR_FAILED, "out of memory");
-	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&parser, &doc)) {
-		rc = err_set(e, ERR_USAGE, "%s:%lu: %s", file, (unsigned long)parser.problem_mark.line + 1,
-			     parser.problem ? parser.problem : "invalid YAML");
-		yaml_parser_delete(&parser);
-		fleet_hosts_free(ret);
-		return rc;
+		return -1;
 	}
 	root = yaml_document_get_root_node(&doc);
 	if (!root || root->type != YAML_MAPPING_NODE) {
-		rc = err_set(e, ERR_USAGE, "%s:%lu: expected a mapping with the key hosts", file, line_of(root));
+		rc = err_set(e, ERR_USAGE, "%s:%lu: expected a mapping with the key hosts", file, yfile_line(root));
 		goto out;
 	}
 	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
@@ -264,12 +249,12 @@ int fleet_hosts_parse(const char *text, size_t len, const char *file, struct fle
 		const char *k = scalar(kn);
 
 		if (!k || strcmp(k, "hosts") != 0) {
-			rc = err_set(e, ERR_USAGE, "%s:%lu: %.64s: unknown key (expected hosts)", file, line_of(kn),
+			rc = err_set(e, ERR_USAGE, "%s:%lu: %.64s: unknown key (expected hosts)", file, yfile_line(kn),
 				     k ? k : "(not a word)");
 			goto out;
 		}
 		if (list) {
-			rc = err_set(e, ERR_USAGE, "%s:%lu: hosts: given twice", file, line_of(kn));
+			rc = err_set(e, ERR_USAGE, "%s:%lu: hosts: given twice", file, yfile_line(kn));
 			goto out;
 		}
 		list = yaml_document_get_node(&doc, p->value);
@@ -277,11 +262,11 @@ int fleet_hosts_parse(const char *text, size_t len, const char *file, struct fle
 	if (!list || list->type != YAML_SEQUENCE_NODE ||
 	    list->data.sequence.items.top == list->data.sequence.items.start) {
 		rc = err_set(e, ERR_USAGE, "%s:%lu: hosts: expected a list of at least one host", file,
-			     line_of(list ? list : root));
+			     yfile_line(list ? list : root));
 		goto out;
 	}
 	if (list->data.sequence.items.top - list->data.sequence.items.start > FLEET_MAX_HOSTS) {
-		rc = err_set(e, ERR_USAGE, "%s:%lu: hosts: more than %d hosts", file, line_of(list), FLEET_MAX_HOSTS);
+		rc = err_set(e, ERR_USAGE, "%s:%lu: hosts: more than %d hosts", file, yfile_line(list), FLEET_MAX_HOSTS);
 		goto out;
 	}
 	ret->v = calloc((size_t)(list->data.sequence.items.top - list->data.sequence.items.start), sizeof(*ret->v));
@@ -303,7 +288,6 @@ int fleet_hosts_parse(const char *text, size_t len, const char *file, struct fle
 	}
 out:
 	yaml_document_delete(&doc);
-	yaml_parser_delete(&parser);
 	if (rc < 0)
 		fleet_hosts_free(ret);
 	return rc;

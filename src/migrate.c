@@ -17,6 +17,7 @@
 #include "refit/strategy.h"
 #include "refit/swarm.h"
 #include "refit/update.h"
+#include "refit/yamlfile.h"
 
 void migrate_plan_free(struct migration_plan *plan)
 {
@@ -193,23 +194,13 @@ out:
 
 int migrate_parse(const char *buf, size_t len, const char *name, struct migration_plan *plan, struct refit_err *e)
 {
-	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root, *list = NULL;
 	int rc = -1;
 
 	memset(plan, 0, sizeof(*plan));
-	if (len > MIGRATE_MAX_FILE)
-		return err_set(e, ERR_USAGE, "%s: larger than %u bytes", name, MIGRATE_MAX_FILE);
-	if (!yaml_parser_initialize(&parser))
-		return err_set(e, ERR_FAILED, "out of memory");
-	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-	if (!yaml_parser_load(&parser, &doc)) {
-		rc = err_set(e, ERR_USAGE, "%s:%lu: %s", name, (unsigned long)parser.problem_mark.line + 1,
-			     parser.problem ? parser.problem : "invalid YAML");
-		yaml_parser_delete(&parser);
-		return rc;
-	}
+	if (yfile_load(buf, len, MIGRATE_MAX_FILE, name, &doc, e) < 0)
+		return -1;
 	root = yaml_document_get_root_node(&doc);
 	if (!root || root->type != YAML_MAPPING_NODE) {
 		err_set(e, ERR_USAGE, "%s:%lu: expected a mapping with the key migrations", name,
@@ -260,7 +251,6 @@ out:
 	if (rc < 0)
 		migrate_plan_free(plan);
 	yaml_document_delete(&doc);
-	yaml_parser_delete(&parser);
 	return rc;
 }
 
