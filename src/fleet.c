@@ -12,6 +12,7 @@
 
 #include "refit/base.h"
 #include "refit/api-request.h"
+#include "refit/args.h"
 #include "refit/fleet.h"
 #include "refit/registry.h"
 #include "refit/semver.h"
@@ -719,13 +720,30 @@ static long number(const char *name, const char *v, long min, long max)
 	return n;
 }
 
+/* The options of refit fleet (rollout and status), read with the scanner refit's own commands use. */
+enum { F_HELP = 1, F_JSON, F_ROLLBACK, F_HOSTS, F_CANARY, F_BATCH, F_TIMEOUT, F_CONNECT_TIMEOUT, F_TARGET };
+
+static const struct arg_opt fleet_options[] = {
+	{ "help", false, F_HELP, "-h" },
+	{ "json", false, F_JSON, NULL },
+	{ "rollback-on-failure", false, F_ROLLBACK, NULL },
+	{ "hosts", true, F_HOSTS, NULL },
+	{ "canary", true, F_CANARY, NULL },
+	{ "batch", true, F_BATCH, NULL },
+	{ "timeout", true, F_TIMEOUT, NULL },
+	{ "connect-timeout", true, F_CONNECT_TIMEOUT, NULL },
+	{ "target-version", true, F_TARGET, NULL },
+};
+
 int fleet_main(int argc, char **argv)
 {
 	struct fleet_ctx c = { .o = { .batch = 1, .timeout = DEFAULT_TIMEOUT, .connect_timeout = DEFAULT_CONNECT_TIMEOUT } };
 	struct refit_err e = { 0 };
 	const char *sub = argc > 0 ? argv[0] : NULL;
+	struct args a;
+	const char *val;
 	bool is_rollout;
-	int code;
+	int code, id;
 
 	if (!sub) {
 		fprintf(stderr, "usage: %s (see refit fleet --help)\n", fleet_usage);
@@ -745,57 +763,58 @@ int fleet_main(int argc, char **argv)
 	}
 	is_rollout = strcmp(sub, "rollout") == 0;
 	signal(SIGPIPE, SIG_IGN); /* a peer closing a TLS connection must not end the rollout */
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL;
-		char name[32];
-		size_t n;
+	args_init(&a, argc, argv, 1);
+	while ((id = args_next(&a, fleet_options, ARRAY_SIZE(fleet_options), &val)) != ARG_DONE) {
+		bool rollout_only = id == F_ROLLBACK || id == F_CANARY || id == F_BATCH || id == F_TIMEOUT ||
+				    id == F_TARGET;
 
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			printf("usage: %s\n\n%s", fleet_usage, fleet_help);
-			return 0;
-		}
-		if (strcmp(a, "--json") == 0) {
-			c.o.json = true;
-			continue;
-		}
-		if (is_rollout && strcmp(a, "--rollback-on-failure") == 0) {
-			c.o.rollback = true;
-			continue;
-		}
-		if (strncmp(a, "--", 2) != 0 || (n = strcspn(a + 2, "=")) >= sizeof(name)) {
-			fprintf(stderr, "refit fleet %s: unexpected argument '%.64s' (see refit fleet --help)\n", sub, a);
+		if (id == ARG_WORD) {
+			fprintf(stderr, "refit fleet %s: unexpected argument '%.64s' (see refit fleet --help)\n", sub, val);
 			return ERR_USAGE;
 		}
-		memcpy(name, a + 2, n);
-		name[n] = '\0';
-		if (a[2 + n] == '=')
-			val = a + 3 + n;
-		else if (i + 1 < argc)
-			val = argv[++i];
-		if (strcmp(name, "hosts") == 0 && val) {
+		if (id < 0 || (rollout_only && !is_rollout)) {
+			fprintf(stderr, "refit fleet %s: unknown option or missing value: %.64s (see refit fleet --help)\n",
+				sub, a.word);
+			return ERR_USAGE;
+		}
+		switch (id) {
+		case F_HELP:
+			printf("usage: %s\n\n%s", fleet_usage, fleet_help);
+			return 0;
+		case F_JSON:
+			c.o.json = true;
+			break;
+		case F_ROLLBACK:
+			c.o.rollback = true;
+			break;
+		case F_HOSTS:
 			c.o.hosts_file = val;
-		} else if (is_rollout && strcmp(name, "canary") == 0) {
-			if ((c.o.canary = number(name, val, 0, FLEET_MAX_HOSTS)) < 0)
+			break;
+		case F_CANARY:
+			if ((c.o.canary = number("canary", val, 0, FLEET_MAX_HOSTS)) < 0)
 				return ERR_USAGE;
-		} else if (is_rollout && strcmp(name, "batch") == 0) {
-			if ((c.o.batch = number(name, val, 1, FLEET_MAX_HOSTS)) < 0)
+			break;
+		case F_BATCH:
+			if ((c.o.batch = number("batch", val, 1, FLEET_MAX_HOSTS)) < 0)
 				return ERR_USAGE;
-		} else if (is_rollout && strcmp(name, "timeout") == 0) {
-			if ((c.o.timeout = number(name, val, 1, 86400)) < 0)
+			break;
+		case F_TIMEOUT:
+			if ((c.o.timeout = number("timeout", val, 1, 86400)) < 0)
 				return ERR_USAGE;
-		} else if (strcmp(name, "connect-timeout") == 0) {
-			if ((c.o.connect_timeout = number(name, val, 1, 300)) < 0)
+			break;
+		case F_CONNECT_TIMEOUT:
+			if ((c.o.connect_timeout = number("connect-timeout", val, 1, 300)) < 0)
 				return ERR_USAGE;
-		} else if (is_rollout && strcmp(name, "target-version") == 0 && val) {
+			break;
+		case F_TARGET:
 			if (!tag_valid(val)) {
 				fprintf(stderr, "refit fleet: --target-version: \"%.64s\" is not an image tag\n", val);
 				return ERR_USAGE;
 			}
 			c.o.target_version = val;
-		} else {
-			fprintf(stderr, "refit fleet %s: unknown option or missing value: %.64s (see refit fleet --help)\n",
-				sub, a);
-			return ERR_USAGE;
+			break;
+		default:
+			break;
 		}
 	}
 	if (!c.o.hosts_file) {

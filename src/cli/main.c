@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "refit/args.h"
 #include "refit/base.h"
 #include "refit/fleet.h"
 #include "refit/log.h"
@@ -52,99 +53,98 @@ static const char *foreign_option(unsigned takes)
 	return NULL;
 }
 
-/* Split argv into global options, the command and its arguments. */
+/* Every option of refit's commands; which command takes which is each command's .options. */
+enum {
+	ID_HELP = 1,
+	ID_JSON,
+	ID_DRY_RUN,
+	ID_ALL,
+	ID_RESTORE_DATA,
+	ID_TO,
+	ID_CONFIG,
+	ID_FLAG_KEY, /* ID_FLAG_KEY + k: flag_keys[k] */
+};
+
+static const struct arg_opt options[] = {
+	{ "help", false, ID_HELP, "-h" },
+	{ "json", false, ID_JSON, NULL },
+	{ "dry-run", false, ID_DRY_RUN, NULL },
+	{ "all", false, ID_ALL, NULL },
+	{ "restore-data", false, ID_RESTORE_DATA, NULL },
+	{ "to", true, ID_TO, NULL },
+	{ "config", true, ID_CONFIG, NULL },
+	{ "state-dir", true, ID_FLAG_KEY + 0, NULL },
+	{ "docker-host", true, ID_FLAG_KEY + 1, NULL },
+	{ "scope", true, ID_FLAG_KEY + 2, NULL },
+	{ "log-format", true, ID_FLAG_KEY + 3, NULL },
+	{ "log-level", true, ID_FLAG_KEY + 4, NULL },
+};
+
+/* Split argv into global options, the command and its arguments; -1 (said on stderr) on a bad word. */
 static int parse_args(int argc, char **argv)
 {
-	bool no_more = false;
+	struct args a;
+	const char *val;
+	int id;
 
 	opts.args = calloc((size_t)argc, sizeof(char *));
 	if (!opts.args)
 		return -1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL;
-		char name[32];
-		size_t n;
-		bool known = false;
-
-		if (opts.cmd && strcmp(opts.cmd, "fleet") == 0) { /* the rest is fleet_main's */
-			opts.fleet_argv = argv + i;
-			opts.fleet_argc = argc - i;
-			return 0;
-		}
-		if (!opts.cmd && !opts.before_fleet && a[0] == '-' && strcmp(a, "-") != 0 && strcmp(a, "--") != 0)
-			opts.before_fleet = a; /* an error only when the command is fleet */
-		if (no_more || a[0] != '-' || strcmp(a, "-") == 0) {
-			if (!opts.cmd)
-				opts.cmd = a;
-			else
-				opts.args[opts.nargs++] = argv[i];
-			continue;
-		}
-		if (strcmp(a, "--") == 0) {
-			no_more = true;
-			continue;
-		}
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+	args_init(&a, argc, argv, 1);
+	while ((id = args_next(&a, options, ARRAY_SIZE(options), &val)) != ARG_DONE) {
+		if (id != ARG_WORD && !opts.cmd && !opts.before_fleet)
+			opts.before_fleet = a.word; /* an error only when the command is fleet */
+		switch (id) {
+		case ARG_WORD:
+			if (opts.cmd) {
+				opts.args[opts.nargs++] = (char *)val;
+				break;
+			}
+			opts.cmd = val;
+			if (strcmp(val, "fleet") == 0) { /* the rest is fleet_main's */
+				opts.fleet_argc = args_rest(&a, &opts.fleet_argv);
+				return 0;
+			}
+			break;
+		case ARG_UNKNOWN:
+			fprintf(stderr, "refit: unknown option %.64s (see refit --help)\n", val);
+			return -1;
+		case ARG_NO_VALUE:
+			fprintf(stderr, "refit: %.64s needs a value\n", val);
+			return -1;
+		case ARG_BAD_VALUE:
+			fprintf(stderr, "refit: %.64s: this option takes no value\n", val);
+			return -1;
+		case ID_HELP:
 			opts.help = true;
-			continue;
-		}
-		if (strcmp(a, "--json") == 0) {
+			break;
+		case ID_JSON:
 			opts.json = true;
-			given(OPT_JSON, a);
-			continue;
-		}
-		if (strcmp(a, "--dry-run") == 0) {
+			given(OPT_JSON, val);
+			break;
+		case ID_DRY_RUN:
 			opts.dry_run = true;
-			given(OPT_DRY_RUN, a);
-			continue;
-		}
-		if (strcmp(a, "--all") == 0) {
+			given(OPT_DRY_RUN, val);
+			break;
+		case ID_ALL:
 			opts.all = true;
-			given(OPT_ALL, a);
-			continue;
-		}
-		if (strcmp(a, "--restore-data") == 0) {
+			given(OPT_ALL, val);
+			break;
+		case ID_RESTORE_DATA:
 			opts.restore_data = true;
-			given(OPT_RESTORE_DATA, a);
-			continue;
-		}
-		if (strncmp(a, "--", 2) != 0) {
-			fprintf(stderr, "refit: unknown option %s (see refit --help)\n", a);
-			return -1;
-		}
-		n = strcspn(a + 2, "=");
-		if (n >= sizeof(name)) {
-			fprintf(stderr, "refit: unknown option %.40s... (see refit --help)\n", a);
-			return -1;
-		}
-		memcpy(name, a + 2, n);
-		name[n] = '\0';
-		if (a[2 + n] == '=')
-			val = a + 3 + n;
-		else if (i + 1 < argc)
-			val = argv[++i];
-		else {
-			fprintf(stderr, "refit: --%s needs a value\n", name);
-			return -1;
-		}
-		if (strcmp(name, "config") == 0) {
-			opts.config = val;
-			known = true;
-		}
-		if (strcmp(name, "to") == 0) {
+			given(OPT_RESTORE_DATA, val);
+			break;
+		case ID_TO:
 			opts.to = val;
 			given(OPT_TO, "--to");
-			known = true;
-		}
-		for (size_t k = 0; k < FLAG_KEYS; k++) {
-			if (strcmp(name, flag_keys[k].flag) == 0) {
-				opts.flag_value[k] = val;
-				known = true;
-			}
-		}
-		if (!known) {
-			fprintf(stderr, "refit: unknown option %s (see refit --help)\n", a);
-			return -1;
+			break;
+		case ID_CONFIG:
+			opts.config = val;
+			break;
+		default:
+			if (id >= ID_FLAG_KEY && id < ID_FLAG_KEY + FLAG_KEYS)
+				opts.flag_value[id - ID_FLAG_KEY] = val;
+			break;
 		}
 	}
 	return 0;
