@@ -37,13 +37,34 @@ struct pass {
 	size_t nimages;
 };
 
+static const char *const entry_status_names[_ENTRY_STATUS_MAX] = {
+	[ENTRY_UNSET] = "error", [ENTRY_UP_TO_DATE] = "up-to-date", [ENTRY_UPDATE_AVAILABLE] = "update-available",
+	[ENTRY_PINNED] = "pinned", [ENTRY_MONITOR_ONLY] = "monitor-only", [ENTRY_SKIPPED] = "skipped",
+	[ENTRY_ERROR] = "error", [ENTRY_UPDATED] = "updated", [ENTRY_ROLLED_BACK] = "rolled-back",
+	[ENTRY_FAILED] = "failed",
+};
+
+const char *entry_status_to_string(enum entry_status s)
+{
+	return s >= 0 && s < _ENTRY_STATUS_MAX ? entry_status_names[s] : "error";
+}
+
+enum entry_status entry_status_from_string(const char *s)
+{
+	/* from 1: "error" reads back as ENTRY_ERROR, never as UNSET */
+	for (int i = 1; s && i < _ENTRY_STATUS_MAX; i++)
+		if (strcmp(entry_status_names[i], s) == 0)
+			return (enum entry_status)i;
+	return _ENTRY_STATUS_INVALID;
+}
+
 /* Set ENTRY's error and status. */
 static void entry_error(struct check_entry *c, int kind, const char *msg)
 {
 	free(c->error);
 	c->error = strdup(msg);
 	c->err_kind = kind;
-	c->status = "error";
+	c->status = ENTRY_ERROR;
 }
 
 /* Inspect image KEY (an ID or a reference) once per pass. */
@@ -201,7 +222,7 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		} else if (!img || !imgid) {
 			entry_error(ce, ERR_FAILED, "engine: inspect has no Config.Image or Image");
 		} else if (strncmp(img, "sha256:", 7) == 0) {
-			ce->status = "skipped";
+			ce->status = ENTRY_SKIPPED;
 			ce->error = strdup("created from an image ID: no repository to follow");
 		} else if (imageref_parse(img, &p->refs[res->n - 1], &ie) < 0) {
 			entry_error(ce, ERR_FAILED, ie.msg);
@@ -209,8 +230,8 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 			p->parsed[res->n - 1] = true;
 		}
 		json_decref(ins);
-		if (!ce->status && select_monitor_only(cfg, labels))
-			ce->status = "monitor-only";
+		if (ce->status == ENTRY_UNSET && select_monitor_only(cfg, labels))
+			ce->status = ENTRY_MONITOR_ONLY;
 		p->no_pull[res->n - 1] = ce->no_pull = select_no_pull(cfg, labels);
 		track = json_string_value(json_object_get(labels, "refit.track"));
 		if (track && !(p->track[res->n - 1] = strdup(track)))
@@ -236,8 +257,8 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 			entry_error(ce, ERR_FAILED, ie.msg);
 		else
 			p->parsed[res->n - 1] = true;
-		if (!ce->status && select_monitor_only(cfg, svcs[i].labels))
-			ce->status = "monitor-only";
+		if (ce->status == ENTRY_UNSET && select_monitor_only(cfg, svcs[i].labels))
+			ce->status = ENTRY_MONITOR_ONLY;
 	}
 	swarm_services_free(svcs, nsvc);
 	return 0;
@@ -262,8 +283,8 @@ static void compare_local(struct pass *p, struct check_entry *ce, const struct i
 	set_str(&ce->current_digest, repo_digest_for(cur->repo_digests, ref, NULL));
 	set_str(&ce->latest_digest, repo_digest_for(tag->repo_digests, ref, NULL));
 	ce->update_available = strcmp(tag->id ? tag->id : "", ce->image_id) != 0;
-	if (!ce->status)
-		ce->status = ce->update_available ? "update-available" : "up-to-date";
+	if (ce->status == ENTRY_UNSET)
+		ce->status = ce->update_available ? ENTRY_UPDATE_AVAILABLE : ENTRY_UP_TO_DATE;
 }
 
 /*
@@ -332,14 +353,14 @@ static void plan_targets(struct pass *p, struct registry *reg, const char *to_ta
 		char *key;
 		size_t k;
 
-		if (!p->parsed[i] || (ce->status && strcmp(ce->status, "monitor-only") != 0))
+		if (!p->parsed[i] || ((ce->status != ENTRY_UNSET && ce->status != ENTRY_MONITOR_ONLY)))
 			continue;
 		if (to_tag && ce->kind) {
 			/* named: the request cannot be done as asked; unnamed: the move is about the containers */
 			if (named) {
 				entry_error(ce, ERR_FAILED, "a Swarm service: --to and target_version move containers only");
 			} else {
-				ce->status = "skipped";
+				ce->status = ENTRY_SKIPPED;
 				set_str(&ce->error, "a Swarm service: --to and target_version move containers only");
 			}
 			continue;
@@ -453,10 +474,10 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 		char *key;
 		size_t k;
 
-		if (!p.parsed[i] || (ce->status && strcmp(ce->status, "monitor-only") != 0))
+		if (!p.parsed[i] || ((ce->status != ENTRY_UNSET && ce->status != ENTRY_MONITOR_ONLY)))
 			continue;
 		if (ref->digest && !p.moved[i]) {
-			ce->status = "pinned";
+			ce->status = ENTRY_PINNED;
 			set_str(&ce->current_digest, ref->digest);
 			continue;
 		}
@@ -522,16 +543,16 @@ lookup:
 			if (!ce->current_digest)
 				set_str(&ce->current_digest, p.refs[i].digest);
 			ce->update_available = 1;
-			if (!ce->status)
-				ce->status = "update-available";
+			if (ce->status == ENTRY_UNSET)
+				ce->status = ENTRY_UPDATE_AVAILABLE;
 			continue;
 		}
 		set_str(&ce->latest_digest, dq->digest);
 		if (ce->kind) {
 			/* A service: its spec's digest (none when never pinned) against the registry's. */
 			ce->update_available = !ce->current_digest || strcmp(ce->current_digest, dq->digest) != 0;
-			if (!ce->status)
-				ce->status = ce->update_available ? "update-available" : "up-to-date";
+			if (ce->status == ENTRY_UNSET)
+				ce->status = ce->update_available ? ENTRY_UPDATE_AVAILABLE : ENTRY_UP_TO_DATE;
 			continue;
 		}
 		/* Up to date when the registry's digest is any of the image's digests from there. */
@@ -545,8 +566,8 @@ lookup:
 			continue;
 		}
 		ce->update_available = strcmp(ce->current_digest, dq->digest) != 0;
-		if (!ce->status)
-			ce->status = ce->update_available ? "update-available" : "up-to-date";
+		if (ce->status == ENTRY_UNSET)
+			ce->status = ce->update_available ? ENTRY_UPDATE_AVAILABLE : ENTRY_UP_TO_DATE;
 	}
 	rc = 0;
 out:
@@ -617,7 +638,7 @@ json_t *check_result_json(const struct check_result *r)
 		const struct check_entry *c = &r->v[i];
 		json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?}", "name", c->name, "id", c->id,
 				      "image", c->image, "current_digest", c->current_digest, "latest_digest",
-				      c->latest_digest, "status", c->status ? c->status : "error", "strategy",
+				      c->latest_digest, "status", entry_status_to_string(c->status), "strategy",
 				      c->strategy);
 
 		if (!o)

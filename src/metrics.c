@@ -40,14 +40,27 @@ void metrics_pass(const char *kind, const struct check_result *res, double secon
 	unsigned long up = 0, fail = 0, rb = 0;
 
 	for (size_t i = 0; i < res->n; i++) {
-		const char *st = res->v[i].status ? res->v[i].status : "failed";
-
-		if (strcmp(st, "updated") == 0)
+		switch (res->v[i].status) {
+		case ENTRY_UPDATED:
 			up++;
-		else if (strcmp(st, "rolled-back") == 0)
+			break;
+		case ENTRY_ROLLED_BACK:
 			rb++;
-		else if (strcmp(st, "failed") == 0 || strcmp(st, "error") == 0)
+			break;
+		case ENTRY_UNSET:
+		case ENTRY_FAILED:
+		case ENTRY_ERROR:
 			fail++;
+			break;
+		case ENTRY_UP_TO_DATE:
+		case ENTRY_UPDATE_AVAILABLE:
+		case ENTRY_PINNED:
+		case ENTRY_MONITOR_ONLY:
+		case ENTRY_SKIPPED:
+		case _ENTRY_STATUS_MAX:
+		case _ENTRY_STATUS_INVALID:
+			break;
+		}
 	}
 	pthread_mutex_lock(&lock);
 	m.passes++;

@@ -526,14 +526,14 @@ static int migrate_one(struct engine *en, struct journal *j, const struct refit_
 	if (swap_plan(&rq, &sp, &e) < 0)
 		goto fail;
 	swap_run(en, j, cfg, &rq, &sp, &res);
-	log_info("%s -> %s: %s%s%s", m->from, m->to, res.outcome, res.error[0] ? ": " : "", res.error);
-	if (strcmp(res.outcome, "updated") == 0) {
+	log_info("%s -> %s: %s%s%s", m->from, m->to, entry_status_to_string(res.outcome), res.error[0] ? ": " : "", res.error);
+	if (res.outcome == ENTRY_UPDATED) {
 		json_object_set_new(out, "status", json_string("migrated"));
 		json_object_set_new(out, "new_id", json_string(res.new_id));
 		backup_prune(cfg, m->from);
 		code = 0;
 	} else {
-		json_object_set_new(out, "status", json_string(res.outcome));
+		json_object_set_new(out, "status", json_string(entry_status_to_string(res.outcome)));
 		json_object_set_new(out, "error", json_string(res.error));
 	}
 	json_decref(old);

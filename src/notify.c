@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "refit/base.h"
+#include "refit/check.h"
 #include "refit/notify.h"
 
 #define NOTIFY_ERROR_MAX 300 /* bytes of a container's error in a text message */
@@ -619,21 +620,34 @@ json_t *notify_payload(const char *host, const char *kind, const char *op_id, js
 	if (!list)
 		return NULL;
 	json_array_foreach(json_object_get(result, "containers"), i, c) {
-		const char *status = json_string_value(json_object_get(c, "status"));
 		const char *error = json_string_value(json_object_get(c, "error"));
+		enum entry_status st = entry_status_from_string(json_string_value(json_object_get(c, "status")));
 		const char *outcome;
 		json_t *o;
 
-		if (!status)
-			continue;
-		if (!strcmp(status, "updated"))
-			outcome = "updated", updated++;
-		else if (!strcmp(status, "rolled-back"))
-			outcome = "rolled-back", rolled++;
-		else if (!strcmp(status, "failed") || !strcmp(status, "error"))
-			outcome = "failed", failed++;
-		else
-			continue; /* up-to-date, skipped: nothing happened to it */
+		switch (st) {
+		case ENTRY_UPDATED:
+			updated++;
+			break;
+		case ENTRY_ROLLED_BACK:
+			rolled++;
+			break;
+		case ENTRY_UNSET:
+		case ENTRY_ERROR:
+		case ENTRY_FAILED:
+			st = ENTRY_FAILED;
+			failed++;
+			break;
+		case ENTRY_UP_TO_DATE:
+		case ENTRY_UPDATE_AVAILABLE:
+		case ENTRY_PINNED:
+		case ENTRY_MONITOR_ONLY:
+		case ENTRY_SKIPPED:
+		case _ENTRY_STATUS_MAX:
+		case _ENTRY_STATUS_INVALID:
+			continue; /* nothing happened to it */
+		}
+		outcome = entry_status_to_string(st);
 		o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s, s:s?}", "name",
 			      json_string_value(json_object_get(c, "name")), "image",
 			      json_string_value(json_object_get(c, "image")), "old_digest",

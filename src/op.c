@@ -47,7 +47,7 @@ static int pass_exit_code(const struct op_request *rq, const struct check_result
 
 	if (rq->kind == OP_UPDATE && rq->dry_run)
 		return check_exit_code(res);
-	code = update_exit_code(res, rq->kind == OP_ROLLBACK ? NULL : "rolled-back");
+	code = update_exit_code(res, rq->kind == OP_ROLLBACK ? _ENTRY_STATUS_INVALID : ENTRY_ROLLED_BACK);
 	/* A container whose engine or registry could not be reached is the unreachable class. */
 	for (size_t i = 0; i < res->n; i++)
 		if (res->v[i].err_kind == ERR_UNREACHABLE)

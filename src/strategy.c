@@ -601,12 +601,12 @@ static int swap_finish(struct swap *s, int rc, struct refit_err *e, struct swap_
 	char now[32];
 	struct refit_err je = { 0 };
 
-	res->outcome = rc == 0 ? "updated" : rc == 1 ? "rolled-back" : "failed";
+	res->outcome = rc == 0 ? ENTRY_UPDATED : rc == 1 ? ENTRY_ROLLED_BACK : ENTRY_FAILED;
 	snprintf(res->new_id, sizeof(res->new_id), "%s", rc == 0 && swap_get(s, "new_id") ? swap_get(s, "new_id") : "");
 	snprintf(res->error, sizeof(res->error), "%s", rc == 0 ? "" : e->msg);
 	iso_now(now);
 	json_object_set_new(s->rec, "finished", json_string(now));
-	json_object_set_new(s->rec, "outcome", json_string(res->outcome));
+	json_object_set_new(s->rec, "outcome", json_string(entry_status_to_string(res->outcome)));
 	if (rc != 0)
 		json_object_set_new(s->rec, "error", json_string(e->msg));
 	if (rc < 0) {
@@ -665,7 +665,7 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	res->outcome = "failed";
+	res->outcome = ENTRY_FAILED;
 	if (!ops || !old_id) {
 		snprintf(res->error, sizeof(res->error), "%s", !ops ? "unknown strategy" : "inspect has no Id");
 		return -1;
@@ -693,7 +693,7 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 	if (swap_prepare(&s, en, j, cfg, rec, &e) < 0 || journal_write(j, rec, &e) < 0) {
 		/* Nothing was changed: refit does not touch what it cannot journal. */
 		snprintf(res->error, sizeof(res->error), "%s", e.msg);
-		res->outcome = "failed";
+		res->outcome = ENTRY_FAILED;
 		json_decref(rec);
 		return 1;
 	}
@@ -713,7 +713,7 @@ int swap_recover(struct engine *en, struct journal *j, const struct refit_config
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	res->outcome = "failed";
+	res->outcome = ENTRY_FAILED;
 	if (!ops) {
 		snprintf(res->error, sizeof(res->error), "journal record has an unknown strategy");
 		return -1;

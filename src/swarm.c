@@ -429,7 +429,7 @@ static enum swarm_state follow(struct engine *en, const char *id, const char *be
 }
 
 /* Set an entry's outcome. */
-static void outcome(struct check_entry *c, const char *status, const char *error)
+static void outcome(struct check_entry *c, enum entry_status status, const char *error)
 {
 	c->status = status;
 	free(c->error);
@@ -438,14 +438,14 @@ static void outcome(struct check_entry *c, const char *status, const char *error
 }
 
 /* Record the end of REC: in the history, out of the journal. */
-static void record_end(struct journal *j, json_t *rec, const char *result, const char *error)
+static void record_end(struct journal *j, json_t *rec, enum entry_status result, const char *error)
 {
 	struct refit_err je = { 0 };
-	char now[32];
+	char now[ISO_TIME_LEN];
 
 	iso_now(now);
 	json_object_set_new(rec, "finished", json_string(now));
-	json_object_set_new(rec, "outcome", json_string(result));
+	json_object_set_new(rec, "outcome", json_string(entry_status_to_string(result)));
 	if (error && *error)
 		json_object_set_new(rec, "error", json_string(error));
 	if (journal_finish(j, rec, &je) < 0)
@@ -515,16 +515,16 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 	bool ok = true;
 
 	if (service_get(en, c->id, &svc, &status, &e) < 0 || swarm_service_parse(svc, &sv, &e) < 0) {
-		outcome(c, "failed", e.msg);
+		outcome(c, ENTRY_FAILED, e.msg);
 		goto out;
 	}
 	if (!c->latest_digest || !registry_digest_valid(c->latest_digest) || strcmp(sv.image, c->image) != 0 ||
 	    (sv.digest ? !c->current_digest || strcmp(sv.digest, c->current_digest) != 0 : c->current_digest != NULL)) {
-		outcome(c, "failed", "the service's image changed since it was checked");
+		outcome(c, ENTRY_FAILED, "the service's image changed since it was checked");
 		goto out;
 	}
 	if (swarm_update_config_parse(sv.labels, &uc, &e) < 0) {
-		outcome(c, "failed", e.msg);
+		outcome(c, ENTRY_FAILED, e.msg);
 		goto out;
 	}
 	want = strdup(spec_image(json_object_get(svc, "Spec")));
@@ -534,18 +534,18 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 	before = dup_or(b, &ok);
 	rec = ok && want && pinned ? record_new("update", &sv, svc, c->current_digest, c->latest_digest, before) : NULL;
 	if (!rec) {
-		outcome(c, "failed", "out of memory");
+		outcome(c, ENTRY_FAILED, "out of memory");
 		goto out;
 	}
 	if (journal_write(j, rec, &e) < 0) {
-		outcome(c, "failed", e.msg); /* refit changes nothing it cannot journal */
+		outcome(c, ENTRY_FAILED, e.msg); /* refit changes nothing it cannot journal */
 		goto out;
 	}
 	if (post_with_retry(en, &sv, &svc, want, pinned, &uc, false, &e) < 0) {
 		log_warn("%s: service update refused: %s", c->name, e.msg);
-		outcome(c, "failed", e.msg);
+		outcome(c, ENTRY_FAILED, e.msg);
 		c->err_kind = e.kind;
-		record_end(j, rec, "failed", e.msg);
+		record_end(j, rec, ENTRY_FAILED, e.msg);
 		goto out;
 	}
 	json_object_set_new(rec, "step", json_string("rolling-out"));
@@ -560,17 +560,17 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 	c->overhead_seconds = 0;
 	if (st == SWARM_NONE) {
 		/* Stopped: the record stays, and the next run records how the rollout ended. */
-		outcome(c, "failed", why);
+		outcome(c, ENTRY_FAILED, why);
 		goto out;
 	}
 	if (st == SWARM_COMPLETED) {
-		outcome(c, "updated", NULL);
-		record_end(j, rec, "updated", NULL);
+		outcome(c, ENTRY_UPDATED, NULL);
+		record_end(j, rec, ENTRY_UPDATED, NULL);
 	} else {
-		outcome(c, st == SWARM_ROLLED_BACK ? "rolled-back" : "failed", why);
+		outcome(c, st == SWARM_ROLLED_BACK ? ENTRY_ROLLED_BACK : ENTRY_FAILED, why);
 		record_end(j, rec, c->status, why);
 	}
-	log_info("%s: %s%s%s", c->name, c->status, why[0] ? ": " : "", why);
+	log_info("%s: %s%s%s", c->name, entry_status_to_string(c->status), why[0] ? ": " : "", why);
 out:
 	json_decref(rec);
 	json_decref(svc);
@@ -587,10 +587,10 @@ void swarm_update_pass(struct engine *en, struct journal *j, const struct refit_
 	for (size_t i = 0; i < res->n; i++) {
 		struct check_entry *c = &res->v[i];
 
-		if (!c->kind || !c->status || strcmp(c->status, "update-available") != 0)
+		if (!c->kind || c->status == ENTRY_UNSET || c->status != ENTRY_UPDATE_AVAILABLE)
 			continue;
 		if (stop && atomic_load(stop)) {
-			outcome(c, "skipped", "refit is stopping: this update was not started");
+			outcome(c, ENTRY_SKIPPED, "refit is stopping: this update was not started");
 			continue;
 		}
 		update_service(en, j, c, stop);
@@ -637,17 +637,17 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	c->update_available = -1;
 	c->current_digest = dup_or(sv.digest, &ok);
 	if (!ok) {
-		outcome(c, "failed", "out of memory");
+		outcome(c, ENTRY_FAILED, "out of memory");
 		goto out;
 	}
 	prev = json_object_get(svc, "PreviousSpec");
 	if (!json_is_object(prev) || !spec_image(prev)) {
-		outcome(c, "failed", "Swarm has no previous spec of this service to roll back to");
+		outcome(c, ENTRY_FAILED, "Swarm has no previous spec of this service to roll back to");
 		goto out;
 	}
 	c->latest_digest = dup_or(spec_digest(prev), &ok);
 	if (swarm_update_config_parse(sv.labels, &uc, &e) < 0) {
-		outcome(c, "failed", e.msg);
+		outcome(c, ENTRY_FAILED, e.msg);
 		goto out;
 	}
 	want = dup_or(spec_image(json_object_get(svc, "Spec")), &ok);
@@ -655,17 +655,17 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	before = dup_or(b, &ok);
 	jr = ok && want ? record_new("rollback", &sv, svc, sv.digest, c->latest_digest, before) : NULL;
 	if (!jr) {
-		outcome(c, "failed", "out of memory");
+		outcome(c, ENTRY_FAILED, "out of memory");
 		goto out;
 	}
 	if (journal_write(j, jr, &e) < 0) {
-		outcome(c, "failed", e.msg);
+		outcome(c, ENTRY_FAILED, e.msg);
 		goto out;
 	}
 	if (post_with_retry(en, &sv, &svc, want, NULL, &uc, true, &e) < 0) {
-		outcome(c, "failed", e.msg);
+		outcome(c, ENTRY_FAILED, e.msg);
 		c->err_kind = e.kind;
-		record_end(j, jr, "failed", e.msg);
+		record_end(j, jr, ENTRY_FAILED, e.msg);
 		goto out;
 	}
 	json_object_set_new(jr, "step", json_string("rolling-out"));
@@ -676,15 +676,15 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 	st = follow(en, sv.id, before, uc.timeout, NULL, why, sizeof(why));
 	c->swap_seconds = mono_seconds() - t0;
 	if (st == SWARM_COMPLETED || st == SWARM_ROLLED_BACK) {
-		outcome(c, "rolled-back", NULL);
-		record_end(j, jr, "updated", NULL);
+		outcome(c, ENTRY_ROLLED_BACK, NULL);
+		record_end(j, jr, ENTRY_UPDATED, NULL);
 	} else {
 		if (st == SWARM_PAUSED && !strstr(why, "removed"))
 			snprintf(why, sizeof(why), "Swarm paused the rollback");
-		outcome(c, "failed", why);
-		record_end(j, jr, "failed", why);
+		outcome(c, ENTRY_FAILED, why);
+		record_end(j, jr, ENTRY_FAILED, why);
 	}
-	log_info("%s: rollback %s%s%s", c->name, strcmp(c->status, "rolled-back") == 0 ? "done" : c->status,
+	log_info("%s: rollback %s%s%s", c->name, c->status == ENTRY_ROLLED_BACK ? "done" : entry_status_to_string(c->status),
 		 why[0] ? ": " : "", why);
 out:
 	json_decref(jr);
@@ -720,19 +720,19 @@ int swarm_recover(struct engine *en, struct journal *j, json_t *rec)
 
 	json_object_set_new(rec, "recovered", json_true());
 	if (!id || !image) {
-		record_end(j, rec, "failed", "journal record of a service is incomplete");
+		record_end(j, rec, ENTRY_FAILED, "journal record of a service is incomplete");
 		return 0;
 	}
 	if (service_get(en, id, &svc, &status, &e) < 0) {
 		if (status == 0 || (status >= 500 && status != 503))
 			return -1; /* the engine (or a proxy before it) is failing: the record stays for the next run */
 		if (status == 404) {
-			record_end(j, rec, "failed", "the service was removed");
+			record_end(j, rec, ENTRY_FAILED, "the service was removed");
 		} else {
 			/* 503 "not a swarm manager" (the node left or was demoted), or another refusal:
 			 * nothing here can finish it, and it must not hold back the containers */
 			snprintf(why, sizeof(why), "the engine cannot tell how the rollout ended: %.500s", e.msg);
-			record_end(j, rec, "failed", why);
+			record_end(j, rec, ENTRY_FAILED, why);
 		}
 		return 0;
 	}
@@ -741,19 +741,19 @@ int swarm_recover(struct engine *en, struct journal *j, json_t *rec)
 		pinned = NULL;
 	st = swarm_update_state(svc, before, &msg);
 	if (!rollback && step && strcmp(step, "intent") == 0 && st == SWARM_NONE && (!pinned || !cur || strcmp(cur, pinned) != 0)) {
-		record_end(j, rec, "failed", "interrupted before Swarm was asked: nothing changed");
+		record_end(j, rec, ENTRY_FAILED, "interrupted before Swarm was asked: nothing changed");
 	} else if (st == SWARM_COMPLETED && !rollback) {
-		record_end(j, rec, "updated", NULL);
+		record_end(j, rec, ENTRY_UPDATED, NULL);
 	} else if ((st == SWARM_COMPLETED || st == SWARM_ROLLED_BACK) && rollback) {
-		record_end(j, rec, "updated", NULL);
+		record_end(j, rec, ENTRY_UPDATED, NULL);
 	} else if (st == SWARM_ROLLED_BACK) {
 		snprintf(why, sizeof(why), "Swarm rolled the update back%s%s", msg ? ": " : "", msg ? msg : "");
-		record_end(j, rec, "rolled-back", why);
+		record_end(j, rec, ENTRY_ROLLED_BACK, why);
 	} else {
 		snprintf(why, sizeof(why), "refit was interrupted while Swarm was rolling out (state %s)",
 			 json_string_value(json_object_get(json_object_get(svc, "UpdateStatus"), "State")) ?
 				 json_string_value(json_object_get(json_object_get(svc, "UpdateStatus"), "State")) : "unknown");
-		record_end(j, rec, "failed", why);
+		record_end(j, rec, ENTRY_FAILED, why);
 	}
 	free(pinned);
 	json_decref(svc);

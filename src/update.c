@@ -46,7 +46,7 @@ int update_recover(struct engine *en, struct journal *j, const struct refit_conf
 			rc = -1;
 			continue;
 		}
-		log_info("%s: recovered: %s", name ? name : "?", res.outcome);
+		log_info("%s: recovered: %s", name ? name : "?", entry_status_to_string(res.outcome));
 		handled++;
 	}
 	json_decref(pending);
@@ -54,7 +54,7 @@ int update_recover(struct engine *en, struct journal *j, const struct refit_conf
 }
 
 /* Set an entry's status and error. */
-static void set_outcome(struct check_entry *c, const char *status, const char *error)
+static void set_outcome(struct check_entry *c, enum entry_status status, const char *error)
 {
 	c->status = status;
 	free(c->error);
@@ -68,7 +68,7 @@ static int inspect_or_fail(struct engine *en, bool image, const char *id, json_t
 	struct refit_err e = { 0 };
 
 	if ((image ? engine_image_inspect(en, id, ret, &e) : engine_container_inspect(en, id, ret, &e)) <= 0) {
-		set_outcome(c, "failed", e.msg);
+		set_outcome(c, ENTRY_FAILED, e.msg);
 		return -1;
 	}
 	return 0;
@@ -155,7 +155,7 @@ static int update_prepare(struct engine *en, struct check_entry *c, json_t *pull
 
 	memset(p, 0, sizeof(*p));
 	if (imageref_parse(check_entry_image(c), &ref, &e) < 0) {
-		set_outcome(c, "failed", e.msg);
+		set_outcome(c, ENTRY_FAILED, e.msg);
 		return -1;
 	}
 	imageref_free(&ref);
@@ -164,7 +164,7 @@ static int update_prepare(struct engine *en, struct check_entry *c, json_t *pull
 
 		pulled_key(c, key, sizeof(key));
 		if (json_is_string(json_object_get(pulled, key))) {
-			set_outcome(c, "failed", json_string_value(json_object_get(pulled, key)));
+			set_outcome(c, ENTRY_FAILED, json_string_value(json_object_get(pulled, key)));
 			return -1;
 		}
 	}
@@ -173,7 +173,7 @@ static int update_prepare(struct engine *en, struct check_entry *c, json_t *pull
 		return -1;
 	if (inspect_or_fail(en, true, c->image_id, &p->old_image, c) < 0) {
 		p->old_image = NULL; /* gone: every setting is then kept as the container has it */
-		c->status = NULL;
+		c->status = ENTRY_UNSET;
 	}
 	labels = json_object_get(json_object_get(p->old, "Config"), "Labels");
 	p->rq = (struct swap_request){
@@ -189,7 +189,7 @@ static int update_prepare(struct engine *en, struct check_entry *c, json_t *pull
 		.rename_to = json_string_value(json_object_get(labels, "refit.rename-to")),
 	};
 	if (swap_plan(&p->rq, &p->plan, &e) < 0) {
-		set_outcome(c, "failed", e.msg);
+		set_outcome(c, ENTRY_FAILED, e.msg);
 		return -1;
 	}
 	return 0;
@@ -209,12 +209,12 @@ static void update_one(struct engine *en, struct journal *j, const struct refit_
 	c->swap_seconds = mono_since(&t0);
 	/* Refit's own share: the swap minus what its thread waited for (engine, probes, timers). */
 	c->overhead_seconds = c->swap_seconds - (waited_seconds() - waited0);
-	log_info("%s: %s (%s)%s%s", c->name, res.outcome, res.strategy ? res.strategy : c->strategy,
+	log_info("%s: %s (%s)%s%s", c->name, entry_status_to_string(res.outcome), res.strategy ? res.strategy : c->strategy,
 		 res.error[0] ? ": " : "", res.error);
 	if (res.strategy)
 		c->strategy = res.strategy;
 	set_outcome(c, res.outcome, res.error);
-	if (strcmp(res.outcome, "updated") == 0 && res.new_id[0]) {
+	if (res.outcome == ENTRY_UPDATED && res.new_id[0]) {
 		free(c->id);
 		c->id = strdup(res.new_id);
 	}
@@ -367,16 +367,16 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 	if (!c || !ins)
 		return;
 	if (atomic_load(&stop_requested)) {
-		set_outcome(c, "skipped", "refit is stopping: this swap was not started");
+		set_outcome(c, ENTRY_SKIPPED, "refit is stopping: this swap was not started");
 		return;
 	}
 	if (run_hook(en, ins, "pre-check", c->id, c, why, sizeof(why)) != 0 ||
 	    (hrc = run_hook(en, ins, "pre-update", c->id, c, why, sizeof(why))) == HOOK_SKIP) {
-		set_outcome(c, "skipped", why);
+		set_outcome(c, ENTRY_SKIPPED, why);
 		return;
 	}
 	if (hrc != 0) {
-		set_outcome(c, "failed", why);
+		set_outcome(c, ENTRY_FAILED, why);
 		return;
 	}
 	if (update_prepare(en, c, w->pulled, &p) < 0)
@@ -387,7 +387,7 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 		stop_or_start(en, w->all, deps, true);
 	update_one(en, w->j, w->cfg, c, &p);
 	prepared_free(&p);
-	if (strcmp(c->status, "updated") == 0) {
+	if (c->status == ENTRY_UPDATED) {
 		json_t *fresh = NULL;
 		struct refit_err ie = { 0 };
 
@@ -402,7 +402,7 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 	if (json_array_size(deps)) {
 		if (downtime) {
 			stop_or_start(en, w->all, deps, false);
-		} else if (strcmp(c->status, "updated") == 0) {
+		} else if (c->status == ENTRY_UPDATED) {
 			stop_or_start(en, w->all, deps, true);
 			stop_or_start(en, w->all, deps, false);
 		}
@@ -506,7 +506,7 @@ static void pull_all(struct engine *en, const struct refit_config *cfg, struct c
 		json_t *got;
 
 		pulled_key(c, key, sizeof(key));
-		if (strcmp(c->status, "update-available") != 0 || c->no_pull || !c->latest_digest || c->kind ||
+		if (c->status != ENTRY_UPDATE_AVAILABLE || c->no_pull || !c->latest_digest || c->kind ||
 		    json_object_get(pulled, key) || atomic_load(&stop_requested))
 			continue;
 		if (imageref_parse(check_entry_image(c), &ref, &e) < 0) {
@@ -562,22 +562,22 @@ static int check_targets(struct check_result *res, char *const *names, size_t nn
 				       to_tag, names[i]);
 	}
 	for (size_t i = 0; i < res->n; i++)
-		failed |= res->v[i].status && strcmp(res->v[i].status, "error") == 0;
+		failed |= (res->v[i].status != ENTRY_UNSET && res->v[i].status == ENTRY_ERROR);
 	if (!failed)
 		return 0;
 	for (size_t i = 0; i < res->n; i++) {
 		struct check_entry *c = &res->v[i];
 
-		if (c->status && strcmp(c->status, "error") == 0) {
+		if ((c->status != ENTRY_UNSET && c->status == ENTRY_ERROR)) {
 			log_error("%s: %s", c->name, c->error ? c->error : "error");
 			continue;
 		}
-		if (c->status && strcmp(c->status, "update-available") == 0) {
+		if ((c->status != ENTRY_UNSET && c->status == ENTRY_UPDATE_AVAILABLE)) {
 			char msg[300];
 
 			snprintf(msg, sizeof(msg), "not moved to %s: the move failed for another container, so none moves",
 				 to_tag);
-			set_outcome(c, "skipped", msg);
+			set_outcome(c, ENTRY_SKIPPED, msg);
 		}
 	}
 	return 0;
@@ -614,16 +614,16 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 
 		if (!c->kind && engine_container_inspect(en, c->id, &ins, &ie) == 1)
 			json_object_set_new(w.all, c->name, ins);
-		if (strcmp(c->status, "update-available") == 0) {
+		if (c->status == ENTRY_UPDATE_AVAILABLE) {
 			if (!c->kind) /* services are updated through Swarm, after the containers */
 				json_array_append_new(stale, json_string(c->name));
-		} else if (strcmp(c->status, "error") == 0) {
-			c->status = "failed";
-		} else if (strcmp(c->status, "up-to-date") != 0) {
+		} else if (c->status == ENTRY_ERROR) {
+			c->status = ENTRY_FAILED;
+		} else if (c->status != ENTRY_UP_TO_DATE) {
 			/* pinned, monitor-only, skipped: reported, never changed */
 			if (!c->error)
-				c->error = strdup(c->status);
-			c->status = "skipped";
+				c->error = strdup(entry_status_to_string(c->status));
+			c->status = ENTRY_SKIPPED;
 		}
 	}
 	pull_all(en, cfg, res, w.pulled);
@@ -684,17 +684,17 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	char path[2048];
 
 	if (!old_image_id || !image || !old_name || imageref_parse(image, &ref, &e) < 0) {
-		set_outcome(c, "failed", e.msg[0] ? e.msg : "history record is incomplete");
+		set_outcome(c, ENTRY_FAILED, e.msg[0] ? e.msg : "history record is incomplete");
 		return;
 	}
 	if (restore_data) {
 		/* The backup is checked before anything changes. */
 		if (!backup) {
-			set_outcome(c, "failed", "--restore-data: its last change has no volume backup (preserve_data)");
+			set_outcome(c, ENTRY_FAILED, "--restore-data: its last change has no volume backup (preserve_data)");
 			goto out;
 		}
 		if (backup_verify(backup, &manifest, &e) < 0) {
-			set_outcome(c, "failed", e.msg);
+			set_outcome(c, ENTRY_FAILED, e.msg);
 			goto out;
 		}
 	}
@@ -704,7 +704,7 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	if (inspect_or_fail(en, true, old_image_id, &img, c) < 0) {
 		if (!old_digest || update_pull(en, cfg, &ref, old_digest, &e) < 0 ||
 		    tag_digest(en, &ref, old_digest, &e) < 0) {
-			set_outcome(c, "failed", old_digest ? e.msg : "previous image is gone and its digest is unknown");
+			set_outcome(c, ENTRY_FAILED, old_digest ? e.msg : "previous image is gone and its digest is unknown");
 			goto out;
 		}
 		json_decref(img);
@@ -719,14 +719,14 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 			 ref.tag ? ref.tag : "latest");
 		free(repo);
 		if (engine_call(en, "POST", path, NULL, 0, NULL, NULL, &e) < 0) {
-			set_outcome(c, "failed", e.msg);
+			set_outcome(c, ENTRY_FAILED, e.msg);
 			goto out;
 		}
 	}
 	if (!json_string_value(json_object_get(cur, "Image")) ||
 	    inspect_or_fail(en, true, json_string_value(json_object_get(cur, "Image")), &cur_image, c) < 0) {
 		cur_image = NULL;
-		c->status = NULL;
+		c->status = ENTRY_UNSET;
 	}
 	rq.kind = "rollback";
 	rq.name = c->name;
@@ -741,21 +741,21 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	rq.spec = spec;
 	rq.spec_image = json_is_object(spec_image) ? spec_image : NULL;
 	if (swap_plan(&rq, &plan, &e) < 0) {
-		set_outcome(c, "failed", e.msg);
+		set_outcome(c, ENTRY_FAILED, e.msg);
 		goto out;
 	}
 	swap_run(en, j, cfg, &rq, &plan, &res);
-	log_info("%s: rollback %s%s%s", c->name, strcmp(res.outcome, "updated") == 0 ? "done" : res.outcome,
+	log_info("%s: rollback %s%s%s", c->name, res.outcome == ENTRY_UPDATED ? "done" : entry_status_to_string(res.outcome),
 		 res.error[0] ? ": " : "", res.error);
-	set_outcome(c, strcmp(res.outcome, "updated") == 0 ? "rolled-back" : "failed", res.error);
+	set_outcome(c, res.outcome == ENTRY_UPDATED ? ENTRY_ROLLED_BACK : ENTRY_FAILED, res.error);
 	c->strategy = res.strategy;
 	free(c->id);
 	c->id = strdup(res.new_id[0] ? res.new_id : json_string_value(json_object_get(cur, "Id")) ? json_string_value(json_object_get(cur, "Id")) : "");
-	if (manifest && strcmp(res.outcome, "updated") == 0) {
+	if (manifest && res.outcome == ENTRY_UPDATED) {
 		if (backup_restore(en, backup, manifest, res.new_id, &e) < 0) {
 			log_error("%s: rolled back, but the data was not restored: %s", old_name, e.msg);
 			err_prefix(&e, "rolled back, but the data was not restored: ");
-			set_outcome(c, "failed", e.msg);
+			set_outcome(c, ENTRY_FAILED, e.msg);
 		} else {
 			log_info("%s: volumes restored from %s", old_name, backup);
 		}
@@ -840,11 +840,11 @@ int update_rollback_data(struct engine *en, struct journal *j, const struct refi
 		c->name = strdup(target);
 		c->update_available = -1;
 		if (!managed) {
-			set_outcome(c, "failed", "no such container managed here (check its labels, scope and state)");
+			set_outcome(c, ENTRY_FAILED, "no such container managed here (check its labels, scope and state)");
 			continue;
 		}
 		if (!rec) {
-			set_outcome(c, "failed", "no update of this container in the history to roll back");
+			set_outcome(c, ENTRY_FAILED, "no update of this container in the history to roll back");
 			continue;
 		}
 		c->image = json_string_value(json_object_get(rec, "image")) ?
@@ -860,12 +860,12 @@ int update_rollback_data(struct engine *en, struct journal *j, const struct refi
 	return 0;
 }
 
-int update_exit_code(const struct check_result *res, const char *failed_status)
+int update_exit_code(const struct check_result *res, enum entry_status also_failed)
 {
 	for (size_t i = 0; i < res->n; i++) {
-		const char *st = res->v[i].status;
+		enum entry_status st = res->v[i].status;
 
-		if (!st || strcmp(st, "failed") == 0 || (failed_status && strcmp(st, failed_status) == 0))
+		if (st == ENTRY_UNSET || st == ENTRY_FAILED || st == also_failed)
 			return ERR_FAILED;
 	}
 	return 0;

@@ -11,6 +11,26 @@
 #include "refit/error.h"
 #include "refit/registry.h"
 
+/* What a pass says of one container or service. */
+enum entry_status {
+	ENTRY_UNSET = 0,        /* not decided yet: reported as error */
+	ENTRY_UP_TO_DATE,
+	ENTRY_UPDATE_AVAILABLE,
+	ENTRY_PINNED,           /* its reference names a digest */
+	ENTRY_MONITOR_ONLY,
+	ENTRY_SKIPPED,
+	ENTRY_ERROR,            /* the check failed for it */
+	ENTRY_UPDATED,          /* an update pass swapped it (a rollback: put it back) */
+	ENTRY_ROLLED_BACK,      /* its swap failed and the old container is back as it was */
+	ENTRY_FAILED,           /* it could not be swapped, or not restored */
+	_ENTRY_STATUS_MAX,
+	_ENTRY_STATUS_INVALID = -1,
+};
+
+/* The status's name in JSON, tables and notifications ("up-to-date", ...); and back (_INVALID for another). */
+const char *entry_status_to_string(enum entry_status s);
+enum entry_status entry_status_from_string(const char *s);
+
 struct check_entry {
 	char *name;
 	char *id;
@@ -18,7 +38,7 @@ struct check_entry {
 	char *image_id;       /* the container's local image ID */
 	char *current_digest; /* repo digest of the container's image, NULL if unknown */
 	char *latest_digest;  /* what the registry (or, with no-pull, the local tag) has */
-	const char *status;   /* up-to-date, update-available, pinned, monitor-only, skipped, error */
+	enum entry_status status;
 	const char *strategy;
 	const char *kind;     /* NULL: a container; "service": a Swarm service (id is the service's) */
 	int update_available; /* 1, 0, or -1 unknown */

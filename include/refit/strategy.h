@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "refit/check.h"
 #include "refit/config.h"
 #include "refit/engine.h"
 #include "refit/error.h"
@@ -36,7 +37,7 @@ struct swap_plan {
 };
 
 struct swap_result {
-	const char *outcome; /* "updated", "rolled-back" (old one back as it was), "failed" (could not restore) */
+	enum entry_status outcome; /* ENTRY_UPDATED; ENTRY_ROLLED_BACK (the old one back as it was); ENTRY_FAILED (not restored) */
 	const char *strategy; /* the one used (blue-green falls back to recreate on fixed host ports) */
 	char new_id[65];
 	char error[512];

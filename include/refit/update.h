@@ -68,7 +68,7 @@ int update_rollback_data(struct engine *en, struct journal *j, const struct refi
  */
 void update_request_stop(void);
 
-/* 1 when any entry has status FAILED_STATUS or "failed", else 0. */
-int update_exit_code(const struct check_result *res, const char *failed_status);
+/* 1 when any entry failed, has no status, or has status ALSO_FAILED (_ENTRY_STATUS_INVALID: none); else 0. */
+int update_exit_code(const struct check_result *res, enum entry_status also_failed);
 
 #endif

@@ -13,7 +13,7 @@ void print_check_table(const struct check_result *r)
 
 	for (size_t i = 0; i < r->n; i++) {
 		const struct check_entry *c = &r->v[i];
-		int n = (int)strlen(c->name), s = (int)strlen(c->status), im = c->image ? (int)strlen(c->image) : 1;
+		int n = (int)strlen(c->name), s = (int)strlen(entry_status_to_string(c->status)), im = c->image ? (int)strlen(c->image) : 1;
 
 		wn = n > wn ? n : wn;
 		ws = s > ws ? s : ws;
@@ -24,7 +24,7 @@ void print_check_table(const struct check_result *r)
 		const struct check_entry *c = &r->v[i];
 		char a[24], b[24];
 
-		printf("%-*s  %-*s  %-*s  %-12s  %s\n", wn, c->name, ws, c->status, wi, c->image ? c->image : "-",
+		printf("%-*s  %-*s  %-*s  %-12s  %s\n", wn, c->name, ws, entry_status_to_string(c->status), wi, c->image ? c->image : "-",
 		       registry_digest_short(c->current_digest, a), registry_digest_short(c->latest_digest, b));
 		if (c->error)
 			printf("%-*s  error: %s\n", wn, "", c->error);
