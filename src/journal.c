@@ -14,6 +14,7 @@
 
 #include "refit/fsutil.h"
 #include "refit/journal.h"
+#include "refit/journal-record.h"
 
 struct journal {
 	char *dir;     /* state_dir */
@@ -89,7 +90,7 @@ void journal_new_id(char buf[17])
 /* The record's id, checked to be a plain file name. */
 static const char *rec_id(json_t *rec)
 {
-	const char *id = json_string_value(json_object_get(rec, "id"));
+	const char *id = jr_str(rec, JR_ID);
 
 	if (!id || !*id || strlen(id) > 64 || strspn(id, "0123456789abcdef") != strlen(id))
 		return NULL;
@@ -313,13 +314,11 @@ json_t *journal_history(const char *state_dir, const char *name)
 	}
 	while ((n = getline(&line, &cap, f)) > 0) {
 		json_t *rec = (size_t)n <= JOURNAL_MAX_RECORD ? json_loadb(line, (size_t)n, 0, NULL) : NULL;
-		const char *c = json_string_value(json_object_get(rec, "container"));
-		const char *nn = json_string_value(json_object_get(rec, "new_name"));
-		const char *model = json_string_value(json_object_get(rec, "model"));
+		const char *model = jr_str(rec, JR_MODEL);
 
 		/* An alias migration belongs to the old name and to the new one; a model pull to the model. */
-		if (rec && (!name || (c && strcmp(c, name) == 0) || (nn && strcmp(nn, name) == 0) ||
-			    (model && !c && strcmp(model, name) == 0)))
+		if (rec && (!name || jr_concerns(rec, name) ||
+			    (model && !jr_str(rec, JR_CONTAINER) && strcmp(model, name) == 0)))
 			json_array_append_new(arr, rec);
 		else
 			json_decref(rec);
@@ -332,14 +331,14 @@ json_t *journal_history(const char *state_dir, const char *name)
 json_t *journal_public(json_t *rec)
 {
 	json_t *o = json_deep_copy(rec);
-	json_t *old_image = json_object_get(json_object_get(json_object_get(rec, "old_inspect"), "Config"), "Image");
+	json_t *old_image = json_object_get(json_object_get(json_object_get(rec, JR_OLD_INSPECT), "Config"), "Image");
 
-	if (json_is_string(old_image) && !json_object_get(o, "old_image"))
-		json_object_set(o, "old_image", old_image); /* the reference it left: differs from "image" after a tag move */
-	json_object_del(o, "old_inspect");
-	json_object_del(o, "old_image_inspect");
-	json_object_del(o, "spec_inspect");
-	json_object_del(o, "spec_image_inspect");
-	json_object_del(o, "old_spec"); /* a Swarm service's spec before its update */
+	if (json_is_string(old_image) && !json_object_get(o, JR_OLD_IMAGE))
+		json_object_set(o, JR_OLD_IMAGE, old_image); /* the reference it left: differs from "image" after a tag move */
+	json_object_del(o, JR_OLD_INSPECT);
+	json_object_del(o, JR_OLD_IMAGE_INSPECT);
+	json_object_del(o, JR_SPEC_INSPECT);
+	json_object_del(o, JR_SPEC_IMAGE_INSPECT);
+	json_object_del(o, JR_OLD_SPEC); /* a Swarm service's spec before its update */
 	return o;
 }

@@ -2,12 +2,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "refit/journal-record.h"
 #include "strategy-internal.h"
 
 /* Take every step of the alias swap. */
 static int alias_run(struct swap *s, struct refit_err *e)
 {
-	const char *to = swap_get(s, "new_name"), *new_id;
+	const char *to = swap_get(s, JR_NEW_NAME), *new_id;
 
 	if (!to) {
 		err_set(e, ERR_FAILED, "alias strategy: the record has no new name");
@@ -17,7 +18,7 @@ static int alias_run(struct swap *s, struct refit_err *e)
 		return 1;
 	if (swap_create(s, to, s->name, true, e) < 0)
 		return swap_undo(s, e);
-	new_id = swap_get(s, "new_id");
+	new_id = swap_get(s, JR_NEW_ID);
 	if (swap_step(s, "starting", e) < 0 || swap_start(s, new_id, e) < 0 || swap_step(s, "health", e) < 0 ||
 	    health_wait(s->en, new_id, &s->health, e) < 0 || swap_step(s, "joining", e) < 0 || swap_join(s, e) < 0 ||
 	    swap_step(s, "cutover", e) < 0)

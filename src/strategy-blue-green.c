@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "refit/journal-record.h"
 #include "strategy-internal.h"
 
 /* Take every step of the blue-green swap. */
@@ -10,12 +11,12 @@ static int blue_green_run(struct swap *s, struct refit_err *e)
 	const char *new_id;
 	char temp[300];
 
-	snprintf(temp, sizeof(temp), "%s-refit-new-%.8s", s->name, swap_get(s, "id"));
-	if (swap_note(s, "temp_name", temp, e) < 0 || swap_step(s, "creating", e) < 0)
+	snprintf(temp, sizeof(temp), "%s-refit-new-%.8s", s->name, swap_get(s, JR_ID));
+	if (swap_note(s, JR_TEMP_NAME, temp, e) < 0 || swap_step(s, "creating", e) < 0)
 		return 1;
 	if (swap_create(s, temp, s->name, true, e) < 0)
 		return swap_undo(s, e);
-	new_id = swap_get(s, "new_id");
+	new_id = swap_get(s, JR_NEW_ID);
 	if (swap_step(s, "starting", e) < 0 || swap_start(s, new_id, e) < 0 || swap_step(s, "health", e) < 0 ||
 	    health_wait(s->en, new_id, &s->health, e) < 0)
 		return swap_undo(s, e);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "refit/journal-record.h"
 #include "strategy-internal.h"
 
 /* Take every step of the recreate swap. */
@@ -10,8 +11,8 @@ static int recreate_run(struct swap *s, struct refit_err *e)
 	const char *new_id;
 	char aside[300];
 
-	snprintf(aside, sizeof(aside), "%s-refit-old-%.8s", s->name, swap_get(s, "id"));
-	if (swap_note(s, "temp_name", aside, e) < 0)
+	snprintf(aside, sizeof(aside), "%s-refit-old-%.8s", s->name, swap_get(s, JR_ID));
+	if (swap_note(s, JR_TEMP_NAME, aside, e) < 0)
 		return 1; /* nothing changed yet */
 	if (swap_step(s, "stopping", e) < 0)
 		return 1;
@@ -20,7 +21,7 @@ static int recreate_run(struct swap *s, struct refit_err *e)
 	if (swap_step(s, "renaming-old", e) < 0 || swap_rename(s, s->old_id, aside, e) < 0 ||
 	    swap_step(s, "creating", e) < 0 || swap_create(s, s->name, NULL, false, e) < 0)
 		return swap_undo(s, e);
-	new_id = swap_get(s, "new_id");
+	new_id = swap_get(s, JR_NEW_ID);
 	if (!s->was_running && !s->cfg->revive_stopped) {
 		/* A stopped container is replaced by a stopped one: nothing to gate. */
 		if (swap_step(s, "removing-old", e) < 0)

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/journal-record.h"
 #include "refit/base.h"
 #include "refit/engine-spec.h"
 #include "refit/log.h"
@@ -19,7 +20,7 @@ int swap_step(struct swap *s, const char *step, struct refit_err *e)
 {
 	const char *crash = getenv("REFIT_TEST_CRASH_AT");
 
-	json_object_set_new(s->rec, "step", json_string(step));
+	json_object_set_new(s->rec, JR_STEP, json_string(step));
 	if (journal_write(s->j, s->rec, e) < 0) {
 		err_prefix(e, "step %s not taken: ", step);
 		return -1;
@@ -57,7 +58,7 @@ int swap_find(struct swap *s, const char *name, char id[65], struct refit_err *e
 	v = json_string_value(json_object_get(ins, "Id"));
 	op = json_string_value(json_object_get(json_object_get(json_object_get(ins, "Config"), "Labels"), "refit.operation"));
 	snprintf(id, 65, "%s", v ? v : "");
-	rc = !v ? 0 : op && swap_get(s, "id") && strcmp(op, swap_get(s, "id")) == 0 ? 2 : 1;
+	rc = !v ? 0 : op && swap_get(s, JR_ID) && strcmp(op, swap_get(s, JR_ID)) == 0 ? 2 : 1;
 	json_decref(ins);
 	return rc;
 }
@@ -91,14 +92,14 @@ static int hold_aliases(struct swap *s, struct spec_output *out, struct refit_er
 			json_object_del(ep, "Aliases");
 		}
 	}
-	json_object_set_new(s->rec, "join", join);
+	json_object_set_new(s->rec, JR_JOIN, join);
 	return 0;
 }
 
 int swap_join(struct swap *s, struct refit_err *e)
 {
-	json_t *join = json_object_get(s->rec, "join"), *ep;
-	const char *net, *id = swap_get(s, "new_id");
+	json_t *join = json_object_get(s->rec, JR_JOIN), *ep;
+	const char *net, *id = swap_get(s, JR_NEW_ID);
 
 	json_object_foreach(join, net, ep) {
 		json_t *off = json_pack("{s:s, s:b}", "Container", id ? id : "", "Force", 0);
@@ -124,16 +125,16 @@ int swap_join(struct swap *s, struct refit_err *e)
 
 int swap_create(struct swap *s, const char *name, const char *extra_alias, bool hold, struct refit_err *e)
 {
-	bool from_spec = json_is_object(json_object_get(s->rec, "spec_inspect"));
+	bool from_spec = json_is_object(json_object_get(s->rec, JR_SPEC_INSPECT));
 	struct spec_input in = {
-		.container = json_object_get(s->rec, from_spec ? "spec_inspect" : "old_inspect"),
+		.container = json_object_get(s->rec, from_spec ? JR_SPEC_INSPECT : JR_OLD_INSPECT),
 		.old_image = json_object_get(s->rec, from_spec ? "spec_image_inspect" : "old_image_inspect"),
-		.image = swap_get(s, "image"),
+		.image = swap_get(s, JR_IMAGE),
 		.api_version = engine_api_version(s->en),
 		.extra_alias = extra_alias,
 	};
 	struct spec_output out = { 0 };
-	const char *want = swap_get(s, "new_image_id"), *got;
+	const char *want = swap_get(s, JR_NEW_IMAGE_ID), *got;
 	json_t *ans = NULL, *ins = NULL;
 	char path[512], *esc;
 	size_t i;
@@ -157,7 +158,7 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, bool 
 				goto out;
 			}
 		}
-		if (json_object_set_new(labels, "refit.operation", json_string(swap_get(s, "id"))) < 0) {
+		if (json_object_set_new(labels, "refit.operation", json_string(swap_get(s, JR_ID))) < 0) {
 			err_set(e, ERR_FAILED, "out of memory");
 			goto out;
 		}
@@ -170,14 +171,14 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, bool 
 		goto out;
 	}
 	got = json_string_value(json_object_get(ans, "Id"));
-	if (!got || swap_note(s, "new_id", got, e) < 0) {
+	if (!got || swap_note(s, JR_NEW_ID, got, e) < 0) {
 		if (!got)
 			err_set(e, ERR_FAILED, "create %s: the engine gave no Id", name);
 		goto out;
 	}
 	json_array_foreach(out.connect, i, c) {
 		const char *net = json_string_value(json_object_get(c, "Network"));
-		json_t *body = json_pack("{s:s, s:O}", "Container", swap_get(s, "new_id"), "EndpointConfig",
+		json_t *body = json_pack("{s:s, s:O}", "Container", swap_get(s, JR_NEW_ID), "EndpointConfig",
 					 json_object_get(c, "EndpointConfig"));
 
 		esc = net ? engine_escape(s->en, net) : NULL;
@@ -191,7 +192,7 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, bool 
 		json_decref(body);
 	}
 	/* The replacement must run exactly the image the check found. */
-	if (engine_container_inspect(s->en, swap_get(s, "new_id"), &ins, e) <= 0)
+	if (engine_container_inspect(s->en, swap_get(s, JR_NEW_ID), &ins, e) <= 0)
 		goto out;
 	got = json_string_value(json_object_get(ins, "Image"));
 	if (want && (!got || strcmp(got, want) != 0)) {
@@ -222,7 +223,7 @@ int swap_start(struct swap *s, const char *id, struct refit_err *e)
 /* The stop timeout: the container's own, else the configuration's. */
 static long stop_timeout(struct swap *s)
 {
-	json_t *t = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "Config"), "StopTimeout");
+	json_t *t = json_object_get(json_object_get(json_object_get(s->rec, JR_OLD_INSPECT), "Config"), "StopTimeout");
 
 	return json_is_integer(t) && json_integer_value(t) >= 0 && json_integer_value(t) <= 3600 ?
 		       (long)json_integer_value(t) : s->cfg->stop_timeout;
@@ -230,7 +231,7 @@ static long stop_timeout(struct swap *s)
 
 int swap_stop(struct swap *s, const char *id, struct refit_err *e)
 {
-	json_t *labels = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "Config"), "Labels");
+	json_t *labels = json_object_get(json_object_get(json_object_get(s->rec, JR_OLD_INSPECT), "Config"), "Labels");
 	const char *sig = label_get(labels, "stop-signal");
 	long t = stop_timeout(s);
 	char path[160];
@@ -380,7 +381,7 @@ static void drain_old(struct swap *s)
 
 int swap_disconnect_old(struct swap *s, struct refit_err *e)
 {
-	json_t *nets = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "NetworkSettings"),
+	json_t *nets = json_object_get(json_object_get(json_object_get(s->rec, JR_OLD_INSPECT), "NetworkSettings"),
 				       "Networks");
 	const char *net;
 	json_t *v;
@@ -409,8 +410,8 @@ int swap_disconnect_old(struct swap *s, struct refit_err *e)
 
 int swap_restore_old(struct swap *s, struct refit_err *e)
 {
-	const char *names[] = { s->name, swap_get(s, "temp_name"), swap_get(s, "new_name") };
-	const char *new_id = swap_get(s, "new_id");
+	const char *names[] = { s->name, swap_get(s, JR_TEMP_NAME), swap_get(s, JR_NEW_NAME) };
+	const char *new_id = swap_get(s, JR_NEW_ID);
 	char id[65], path[160];
 	json_t *ins = NULL;
 	const char *cur;
@@ -447,7 +448,7 @@ int swap_restore_old(struct swap *s, struct refit_err *e)
 	}
 	/* Networks the old one was taken out of (blue-green, alias) are given back. */
 	{
-		json_t *had = json_object_get(json_object_get(json_object_get(s->rec, "old_inspect"), "NetworkSettings"),
+		json_t *had = json_object_get(json_object_get(json_object_get(s->rec, JR_OLD_INSPECT), "NetworkSettings"),
 					      "Networks");
 		json_t *now = json_object_get(json_object_get(ins, "NetworkSettings"), "Networks");
 		const char *net;
@@ -479,7 +480,7 @@ int swap_restore_old(struct swap *s, struct refit_err *e)
 
 int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
 {
-	const char *new_id = swap_get(s, "new_id");
+	const char *new_id = swap_get(s, JR_NEW_ID);
 	char id[65];
 	json_t *ins = NULL;
 	const char *cur;
@@ -602,21 +603,21 @@ static int swap_finish(struct swap *s, int rc, struct refit_err *e, struct swap_
 	struct refit_err je = { 0 };
 
 	res->outcome = rc == 0 ? ENTRY_UPDATED : rc == 1 ? ENTRY_ROLLED_BACK : ENTRY_FAILED;
-	snprintf(res->new_id, sizeof(res->new_id), "%s", rc == 0 && swap_get(s, "new_id") ? swap_get(s, "new_id") : "");
+	snprintf(res->new_id, sizeof(res->new_id), "%s", rc == 0 && swap_get(s, JR_NEW_ID) ? swap_get(s, JR_NEW_ID) : "");
 	snprintf(res->error, sizeof(res->error), "%s", rc == 0 ? "" : e->msg);
 	iso_now(now);
-	json_object_set_new(s->rec, "finished", json_string(now));
-	json_object_set_new(s->rec, "outcome", json_string(entry_status_to_string(res->outcome)));
+	json_object_set_new(s->rec, JR_FINISHED, json_string(now));
+	json_object_set_new(s->rec, JR_OUTCOME, json_string(entry_status_to_string(res->outcome)));
 	if (rc != 0)
-		json_object_set_new(s->rec, "error", json_string(e->msg));
+		json_object_set_new(s->rec, JR_ERROR, json_string(e->msg));
 	if (rc < 0) {
 		/*
 		 * Neither finished nor undone (the engine failed us midway): the
 		 * record stays in the journal, so the next run of refit finishes or
 		 * undoes the swap before it does anything else.
 		 */
-		json_object_del(s->rec, "finished");
-		json_object_del(s->rec, "outcome");
+		json_object_del(s->rec, JR_FINISHED);
+		json_object_del(s->rec, JR_OUTCOME);
 		if (journal_write(s->j, s->rec, &je) < 0)
 			log_error("%s: %s", s->name, je.msg);
 		else
@@ -638,15 +639,15 @@ static int swap_finish(struct swap *s, int rc, struct refit_err *e, struct swap_
 static int swap_prepare(struct swap *s, struct engine *en, struct journal *j, const struct refit_config *cfg,
 			json_t *rec, struct refit_err *e)
 {
-	json_t *old = json_object_get(rec, "old_inspect");
+	json_t *old = json_object_get(rec, JR_OLD_INSPECT);
 
 	memset(s, 0, sizeof(*s));
 	s->en = en;
 	s->j = j;
 	s->cfg = cfg;
 	s->rec = rec;
-	s->name = json_string_value(json_object_get(rec, "container"));
-	s->old_id = json_string_value(json_object_get(rec, "old_id"));
+	s->name = json_string_value(json_object_get(rec, JR_CONTAINER));
+	s->old_id = json_string_value(json_object_get(rec, JR_OLD_ID));
 	s->was_running = json_is_true(json_object_get(json_object_get(old, "State"), "Running"));
 	if (!s->name || !s->old_id || !json_is_object(old))
 		return err_set(e, ERR_FAILED, "journal record of %.60s is incomplete", s->name ? s->name : "?");
@@ -675,16 +676,16 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 	res->strategy = ops->name;
 	journal_new_id(id);
 	iso_now(now);
-	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:O?, s:s?, s:s, s:s?, s:s?, s:s?, s:s}", "id", id,
-			"kind", rq->kind, "container", rq->name, "strategy", ops->name, "step", "intent", "old_id",
-			old_id, "old_inspect", rq->old, "old_image_inspect", rq->old_image, "old_digest",
-			rq->old_digest, "image", rq->image, "new_image_id", rq->new_image_id, "new_digest",
-			rq->new_digest, "new_name", plan->rename_to, "started", now);
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:O?, s:s?, s:s, s:s?, s:s?, s:s?, s:s}", JR_ID, id,
+			JR_KIND, rq->kind, JR_CONTAINER, rq->name, JR_STRATEGY, ops->name, JR_STEP, "intent", JR_OLD_ID,
+			old_id, JR_OLD_INSPECT, rq->old, JR_OLD_IMAGE_INSPECT, rq->old_image, JR_OLD_DIGEST,
+			rq->old_digest, JR_IMAGE, rq->image, JR_NEW_IMAGE_ID, rq->new_image_id, JR_NEW_DIGEST,
+			rq->new_digest, JR_NEW_NAME, plan->rename_to, JR_STARTED, now);
 	if (rec && rq->backup)
-		json_object_set_new(rec, "backup", json_string(rq->backup));
+		json_object_set_new(rec, JR_BACKUP, json_string(rq->backup));
 	if (rec && rq->spec) {
-		json_object_set(rec, "spec_inspect", rq->spec);
-		json_object_set(rec, "spec_image_inspect", rq->spec_image ? rq->spec_image : json_null());
+		json_object_set(rec, JR_SPEC_INSPECT, rq->spec);
+		json_object_set(rec, JR_SPEC_IMAGE_INSPECT, rq->spec_image ? rq->spec_image : json_null());
 	}
 	if (!rec) {
 		snprintf(res->error, sizeof(res->error), "out of memory");
@@ -706,7 +707,7 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 int swap_recover(struct engine *en, struct journal *j, const struct refit_config *cfg, json_t *rec,
 		 struct swap_result *res)
 {
-	const struct strategy_ops *ops = strategy_find(json_string_value(json_object_get(rec, "strategy")));
+	const struct strategy_ops *ops = strategy_find(json_string_value(json_object_get(rec, JR_STRATEGY)));
 	struct refit_err e = { 0 };
 	const char *step, *final;
 	struct swap s;
@@ -723,9 +724,9 @@ int swap_recover(struct engine *en, struct journal *j, const struct refit_config
 		snprintf(res->error, sizeof(res->error), "%s", e.msg);
 		return -1;
 	}
-	json_object_set_new(rec, "recovered", json_true());
-	step = swap_get(&s, "step");
-	final = ops->takes_new_name ? swap_get(&s, "new_name") : s.name;
+	json_object_set_new(rec, JR_RECOVERED, json_true());
+	step = swap_get(&s, JR_STEP);
+	final = ops->takes_new_name ? swap_get(&s, JR_NEW_NAME) : s.name;
 	/* Past the gate (its commit step): finish; before it: put the old one back. */
 	if (step && strcmp(step, ops->commit_step) == 0)
 		rc = final && swap_complete(&s, final, &e) == 0 ? 0 : -1;

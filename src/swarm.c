@@ -8,6 +8,7 @@
 
 #include "refit/base.h"
 #include "refit/imageref.h"
+#include "refit/journal-record.h"
 #include "refit/log.h"
 #include "refit/registry.h"
 #include "refit/select.h"
@@ -444,10 +445,10 @@ static void record_end(struct journal *j, json_t *rec, enum entry_status result,
 	char now[ISO_TIME_LEN];
 
 	iso_now(now);
-	json_object_set_new(rec, "finished", json_string(now));
-	json_object_set_new(rec, "outcome", json_string(entry_status_to_string(result)));
+	json_object_set_new(rec, JR_FINISHED, json_string(now));
+	json_object_set_new(rec, JR_OUTCOME, json_string(entry_status_to_string(result)));
 	if (error && *error)
-		json_object_set_new(rec, "error", json_string(error));
+		json_object_set_new(rec, JR_ERROR, json_string(error));
 	if (journal_finish(j, rec, &je) < 0)
 		log_error("swarm: %s", je.msg);
 }
@@ -456,14 +457,14 @@ static void record_end(struct journal *j, json_t *rec, enum entry_status result,
 static json_t *record_new(const char *kind, const struct swarm_service *sv, json_t *svc, const char *old_digest,
 			  const char *new_digest, const char *before)
 {
-	char id[17], now[32];
+	char id[17], now[ISO_TIME_LEN];
 
 	journal_new_id(id);
 	iso_now(now);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:O, s:s?, s:s, s:s}", "id", id, "kind", kind,
-			 "container", sv->name, "target", "service", "service_id", sv->id, "strategy", "swarm", "image",
-			 sv->image, "old_digest", old_digest, "new_digest", new_digest, "old_spec",
-			 json_object_get(svc, "Spec"), "swarm_before", before, "step", "intent", "started", now);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:O, s:s?, s:s, s:s}", JR_ID, id, JR_KIND, kind,
+			 JR_CONTAINER, sv->name, JR_TARGET, "service", JR_SERVICE_ID, sv->id, JR_STRATEGY, "swarm",
+			 JR_IMAGE, sv->image, JR_OLD_DIGEST, old_digest, JR_NEW_DIGEST, new_digest, JR_OLD_SPEC,
+			 json_object_get(svc, "Spec"), JR_SWARM_BEFORE, before, JR_STEP, "intent", JR_STARTED, now);
 }
 
 /*
@@ -548,7 +549,7 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 		record_end(j, rec, ENTRY_FAILED, e.msg);
 		goto out;
 	}
-	json_object_set_new(rec, "step", json_string("rolling-out"));
+	json_object_set_new(rec, JR_STEP, json_string("rolling-out"));
 	if (journal_write(j, rec, &e) < 0)
 		log_warn("%s: %s", c->name, e.msg);
 	/* Tests of crash recovery: die as a SIGKILL would, once the rollout is journaled. */
@@ -668,7 +669,7 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 		record_end(j, jr, ENTRY_FAILED, e.msg);
 		goto out;
 	}
-	json_object_set_new(jr, "step", json_string("rolling-out"));
+	json_object_set_new(jr, JR_STEP, json_string("rolling-out"));
 	if (journal_write(j, jr, &e) < 0)
 		log_warn("%s: %s", c->name, e.msg);
 	log_info("%s: Swarm is rolling back to its previous spec (%s)", c->name,
@@ -697,19 +698,19 @@ out:
 
 bool swarm_record(json_t *rec)
 {
-	const char *s = json_string_value(json_object_get(rec, "strategy"));
+	const char *s = jr_str(rec, JR_STRATEGY);
 
 	return s && strcmp(s, "swarm") == 0;
 }
 
 int swarm_recover(struct engine *en, struct journal *j, json_t *rec)
 {
-	const char *id = json_string_value(json_object_get(rec, "service_id"));
-	const char *kind = json_string_value(json_object_get(rec, "kind"));
-	const char *before = json_string_value(json_object_get(rec, "swarm_before"));
-	const char *image = json_string_value(json_object_get(rec, "image"));
-	const char *nd = json_string_value(json_object_get(rec, "new_digest"));
-	const char *step = json_string_value(json_object_get(rec, "step"));
+	const char *id = jr_str(rec, JR_SERVICE_ID);
+	const char *kind = jr_str(rec, JR_KIND);
+	const char *before = jr_str(rec, JR_SWARM_BEFORE);
+	const char *image = jr_str(rec, JR_IMAGE);
+	const char *nd = jr_str(rec, JR_NEW_DIGEST);
+	const char *step = jr_str(rec, JR_STEP);
 	const char *msg = NULL, *cur;
 	struct refit_err e = { 0 };
 	json_t *svc = NULL;
@@ -718,7 +719,7 @@ int swarm_recover(struct engine *en, struct journal *j, json_t *rec)
 	char why[600], *pinned = NULL;
 	bool rollback = kind && strcmp(kind, "rollback") == 0;
 
-	json_object_set_new(rec, "recovered", json_true());
+	json_object_set_new(rec, JR_RECOVERED, json_true());
 	if (!id || !image) {
 		record_end(j, rec, ENTRY_FAILED, "journal record of a service is incomplete");
 		return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "refit/journal-record.h"
 #include "refit/auth.h"
 #include "refit/base.h"
 #include "refit/depends.h"
@@ -30,8 +31,8 @@ int update_recover(struct engine *en, struct journal *j, const struct refit_conf
 
 	json_array_foreach(pending, i, rec) {
 		struct swap_result res;
-		const char *name = json_string_value(json_object_get(rec, "container"));
-		const char *step = json_string_value(json_object_get(rec, "step"));
+		const char *name = jr_str(rec, JR_CONTAINER);
+		const char *step = jr_str(rec, JR_STEP);
 
 		log_warn("%s: finishing an operation interrupted at step %s", name ? name : "?", step ? step : "?");
 		if (swarm_record(rec)) {
@@ -231,16 +232,15 @@ static void cleanup_images(struct engine *en, const struct refit_config *cfg, co
 	long kept = 0;
 
 	for (size_t i = json_array_size(hist); i-- > 0;) {
-		const char *id, *kind, *outcome;
+		const char *id, *kind;
 		struct refit_err e = { 0 };
 		char path[160];
 		long status = 0;
 
 		r = json_array_get(hist, i);
-		kind = json_string_value(json_object_get(r, "kind"));
-		outcome = json_string_value(json_object_get(r, "outcome"));
-		id = json_string_value(json_object_get(json_object_get(r, "old_inspect"), "Image"));
-		if (!id || !kind || !outcome || strcmp(outcome, "updated") != 0 || strncmp(id, "sha256:", 7) != 0 ||
+		kind = jr_str(r, JR_KIND);
+		id = json_string_value(json_object_get(json_object_get(r, JR_OLD_INSPECT), "Image"));
+		if (!id || !kind || jr_outcome(r) != ENTRY_UPDATED || strncmp(id, "sha256:", 7) != 0 ||
 		    strlen(id) != 71 || json_object_get(seen, id) || (current && strcmp(id, current) == 0))
 			continue;
 		json_object_set_new(seen, id, json_true());
@@ -650,14 +650,9 @@ static json_t *last_update(json_t *hist, const char *name)
 {
 	for (size_t i = json_array_size(hist); i-- > 0;) {
 		json_t *r = json_array_get(hist, i);
-		const char *kind = json_string_value(json_object_get(r, "kind"));
-		const char *outcome = json_string_value(json_object_get(r, "outcome"));
-		const char *c = json_string_value(json_object_get(r, "container"));
-		const char *nn = json_string_value(json_object_get(r, "new_name"));
+		const char *kind = jr_str(r, JR_KIND);
 
-		if (!outcome || strcmp(outcome, "updated") != 0 || !kind)
-			continue;
-		if (!(c && strcmp(c, name) == 0) && !(nn && strcmp(nn, name) == 0))
+		if (jr_outcome(r) != ENTRY_UPDATED || !kind || !jr_concerns(r, name))
 			continue;
 		return strcmp(kind, "update") == 0 || strcmp(kind, "migrate") == 0 ? r : NULL;
 	}
@@ -668,13 +663,13 @@ static json_t *last_update(json_t *hist, const char *name)
 static void rollback_one(struct engine *en, struct journal *j, const struct refit_config *cfg, json_t *rec,
 			 struct check_entry *c, bool restore_data)
 {
-	const char *backup = json_string_value(json_object_get(rec, "backup"));
+	const char *backup = jr_str(rec, JR_BACKUP);
 	json_t *manifest = NULL;
-	json_t *spec = json_object_get(rec, "old_inspect"), *spec_image = json_object_get(rec, "old_image_inspect");
+	json_t *spec = json_object_get(rec, JR_OLD_INSPECT), *spec_image = json_object_get(rec, JR_OLD_IMAGE_INSPECT);
 	const char *old_image_id = json_string_value(json_object_get(spec, "Image"));
 	const char *image = json_string_value(json_object_get(json_object_get(spec, "Config"), "Image"));
-	const char *old_digest = json_string_value(json_object_get(rec, "old_digest"));
-	const char *old_name = json_string_value(json_object_get(rec, "container"));
+	const char *old_digest = jr_str(rec, JR_OLD_DIGEST);
+	const char *old_name = jr_str(rec, JR_CONTAINER);
 	json_t *cur = NULL, *cur_image = NULL, *img = NULL;
 	struct refit_err e = { 0 };
 	struct imageref ref = { 0 };
@@ -732,11 +727,11 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	rq.name = c->name;
 	rq.old = cur;
 	rq.old_image = cur_image;
-	rq.old_digest = json_string_value(json_object_get(rec, "new_digest"));
+	rq.old_digest = jr_str(rec, JR_NEW_DIGEST);
 	rq.image = image;
 	rq.new_image_id = old_image_id;
 	rq.new_digest = old_digest;
-	rq.strategy = json_string_value(json_object_get(rec, "strategy"));
+	rq.strategy = jr_str(rec, JR_STRATEGY);
 	rq.rename_to = old_name; /* a renamed container goes back to its old name */
 	rq.spec = spec;
 	rq.spec_image = json_is_object(spec_image) ? spec_image : NULL;
@@ -800,8 +795,7 @@ int update_rollback_data(struct engine *en, struct journal *j, const struct refi
 	memset(res, 0, sizeof(*res));
 	if (all) {
 		json_array_foreach(hist, i, r) {
-			const char *nn = json_string_value(json_object_get(r, "new_name"));
-			const char *c = nn ? nn : json_string_value(json_object_get(r, "container"));
+			const char *c = jr_final_name(r);
 			bool seen = false;
 
 			for (size_t k = 0; c && k < json_array_size(targets); k++)
@@ -821,9 +815,9 @@ int update_rollback_data(struct engine *en, struct journal *j, const struct refi
 	}
 	json_array_foreach(targets, i, r) {
 		json_t *rec = last_update(hist, json_string_value(r)), *ins = NULL;
-		const char *target = json_string_value(r), *kind = json_string_value(json_object_get(rec, "kind"));
-		const char *from = json_string_value(json_object_get(rec, "container"));
-		const char *to = json_string_value(json_object_get(rec, "new_name"));
+		const char *target = json_string_value(r), *kind = jr_str(rec, JR_KIND);
+		const char *from = jr_str(rec, JR_CONTAINER);
+		const char *to = jr_str(rec, JR_NEW_NAME);
 		bool managed;
 		struct check_entry *c;
 
@@ -847,12 +841,12 @@ int update_rollback_data(struct engine *en, struct journal *j, const struct refi
 			set_outcome(c, ENTRY_FAILED, "no update of this container in the history to roll back");
 			continue;
 		}
-		c->image = json_string_value(json_object_get(rec, "image")) ?
-				   strdup(json_string_value(json_object_get(rec, "image"))) : NULL;
-		c->current_digest = json_string_value(json_object_get(rec, "new_digest")) ?
-					    strdup(json_string_value(json_object_get(rec, "new_digest"))) : NULL;
-		c->latest_digest = json_string_value(json_object_get(rec, "old_digest")) ?
-					   strdup(json_string_value(json_object_get(rec, "old_digest"))) : NULL;
+		c->image = jr_str(rec, JR_IMAGE) ?
+				   strdup(jr_str(rec, JR_IMAGE)) : NULL;
+		c->current_digest = jr_str(rec, JR_NEW_DIGEST) ?
+					    strdup(jr_str(rec, JR_NEW_DIGEST)) : NULL;
+		c->latest_digest = jr_str(rec, JR_OLD_DIGEST) ?
+					   strdup(jr_str(rec, JR_OLD_DIGEST)) : NULL;
 		rollback_one(en, j, cfg, rec, c, restore_data);
 	}
 	json_decref(hist);

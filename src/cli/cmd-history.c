@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "refit/journal-record.h"
 #include "refit/journal.h"
 
 static int run_history(struct refit_config *cfg)
@@ -27,17 +28,17 @@ static int run_history(struct refit_config *cfg)
 		       "STRATEGY", "FROM", "TO");
 		json_array_foreach(out, i, r) {
 			char a[24], b[24];
-			const char *err = json_string_value(json_object_get(r, "error"));
+			const char *err = jr_str(r, JR_ERROR);
 
 			printf("%-20s  %-20s  %-8s  %-11s  %-10s  %-12s  %s\n",
-			       json_string_value(json_object_get(r, "finished")) ? json_string_value(json_object_get(r, "finished")) : "-",
-			       json_string_value(json_object_get(r, "container")) ? json_string_value(json_object_get(r, "container")) :
-			       json_string_value(json_object_get(r, "model")) ? json_string_value(json_object_get(r, "model")) : "-",
-			       json_string_value(json_object_get(r, "kind")) ? json_string_value(json_object_get(r, "kind")) : "-",
-			       json_string_value(json_object_get(r, "outcome")) ? json_string_value(json_object_get(r, "outcome")) : "-",
-			       json_string_value(json_object_get(r, "strategy")) ? json_string_value(json_object_get(r, "strategy")) : "-",
-			       registry_digest_short(json_string_value(json_object_get(r, "old_digest")), a),
-			       registry_digest_short(json_string_value(json_object_get(r, "new_digest")), b));
+			       jr_str(r, JR_FINISHED) ? jr_str(r, JR_FINISHED) : "-",
+			       jr_str(r, JR_CONTAINER) ? jr_str(r, JR_CONTAINER) :
+			       jr_str(r, JR_MODEL) ? jr_str(r, JR_MODEL) : "-",
+			       jr_str(r, JR_KIND) ? jr_str(r, JR_KIND) : "-",
+			       jr_str(r, JR_OUTCOME) ? jr_str(r, JR_OUTCOME) : "-",
+			       jr_str(r, JR_STRATEGY) ? jr_str(r, JR_STRATEGY) : "-",
+			       registry_digest_short(jr_str(r, JR_OLD_DIGEST), a),
+			       registry_digest_short(jr_str(r, JR_NEW_DIGEST), b));
 			if (err)
 				printf("%22s error: %s\n", "", err);
 		}

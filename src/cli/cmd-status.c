@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "refit/journal-record.h"
 #include "refit/journal.h"
 
 static int run_status(struct refit_config *cfg)
@@ -29,16 +30,9 @@ static int run_status(struct refit_config *cfg)
 	hist = journal_history(cfg->state_dir, NULL);
 	for (size_t i = 0; i < res.n; i++) {
 		const struct check_entry *c = &res.v[i];
-		json_t *last = NULL, *o;
+		json_t *last = jr_last_change(hist, c->name), *o;
 
-		for (size_t k = json_array_size(hist); k-- > 0 && !last;) {
-			json_t *r = json_array_get(hist, k);
-			const char *n = json_string_value(json_object_get(r, "container"));
-			const char *nn = json_string_value(json_object_get(r, "new_name"));
-
-			if ((n && strcmp(n, c->name) == 0) || (nn && strcmp(nn, c->name) == 0))
-				last = journal_public(r);
-		}
+		last = last ? journal_public(last) : NULL;
 		o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:o, s:o, s:s?}", "name", c->name, "id", c->id, "image",
 			      c->image, "digest", c->current_digest, "strategy", c->strategy, "last_update",
 			      last ? last : json_null(), "pending_update",
