@@ -1,5 +1,6 @@
 /* The helpers of base.h. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -100,5 +101,25 @@ int path_fmt(char *buf, size_t len, const char *fmt, ...)
 			buf[0] = '\0';
 		return -1;
 	}
+	return 0;
+}
+
+int buf_reserve(char **buf, size_t *cap, size_t need, size_t min)
+{
+	size_t c = *cap ? *cap : min;
+	char *p;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need) {
+		if (c > SIZE_MAX / 2)
+			return -1;
+		c *= 2;
+	}
+	p = realloc(*buf, c);
+	if (!p)
+		return -1;
+	*buf = p;
+	*cap = c;
 	return 0;
 }

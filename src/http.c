@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "refit/base.h"
 #include "refit/http.h"
 
 /* Append a chunk of body, aborting the transfer past the cap. */
@@ -15,18 +16,8 @@ static size_t http_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 		r->too_large = true;
 		return 0;
 	}
-	if (r->len + n + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 4096;
-		char *p;
-
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		p = realloc(r->body, cap);
-		if (!p)
-			return 0;
-		r->body = p;
-		r->cap = cap;
-	}
+	if (buf_reserve(&r->body, &r->cap, r->len + n + 1, 4096) < 0)
+		return 0;
 	memcpy(r->body + r->len, ptr, n);
 	r->len += n;
 	r->body[r->len] = '\0';

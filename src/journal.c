@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +328,20 @@ json_t *journal_history(const char *state_dir, const char *name)
 	free(line);
 	fclose(f);
 	return arr;
+}
+
+int journal_step(struct journal *j, json_t *rec, const char *step, struct refit_err *e)
+{
+	const char *crash = getenv("REFIT_TEST_CRASH_AT");
+	const char *target = jr_str(rec, JR_TARGET);
+	bool service = target && strcmp(target, "service") == 0;
+
+	json_object_set_new(rec, JR_STEP, json_string(step));
+	if (journal_write(j, rec, e) < 0)
+		return -1;
+	if (crash && strncmp(crash, "swarm-", service ? 6 : 0) == 0 && strcmp(crash + (service ? 6 : 0), step) == 0)
+		raise(SIGKILL);
+	return 0;
 }
 
 json_t *journal_public(json_t *rec)

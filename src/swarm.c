@@ -1,6 +1,5 @@
 /* Docker Swarm services: selection, digest pinning through the service update, following the rollout. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,12 +548,8 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 		record_end(j, rec, ENTRY_FAILED, e.msg);
 		goto out;
 	}
-	json_object_set_new(rec, JR_STEP, json_string("rolling-out"));
-	if (journal_write(j, rec, &e) < 0)
+	if (journal_step(j, rec, "rolling-out", &e) < 0)
 		log_warn("%s: %s", c->name, e.msg);
-	/* Tests of crash recovery: die as a SIGKILL would, once the rollout is journaled. */
-	if (getenv("REFIT_TEST_CRASH_AT") && strcmp(getenv("REFIT_TEST_CRASH_AT"), "swarm-rolling-out") == 0)
-		raise(SIGKILL);
 	log_info("%s: Swarm is rolling out %s", c->name, pinned);
 	st = follow(en, sv.id, before, uc.timeout, stop, why, sizeof(why));
 	c->swap_seconds = mono_seconds() - t0;
@@ -669,8 +664,7 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 		record_end(j, jr, ENTRY_FAILED, e.msg);
 		goto out;
 	}
-	json_object_set_new(jr, JR_STEP, json_string("rolling-out"));
-	if (journal_write(j, jr, &e) < 0)
+	if (journal_step(j, jr, "rolling-out", &e) < 0)
 		log_warn("%s: %s", c->name, e.msg);
 	log_info("%s: Swarm is rolling back to its previous spec (%s)", c->name,
 		 c->latest_digest ? c->latest_digest : "no digest");

@@ -56,6 +56,12 @@ bool container_name_valid(const char *name);
  */
 int path_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * Grow *BUF (capacity *CAP; MIN the first capacity) to hold NEED bytes,
+ * doubling: 0, or -1 when out of memory (*BUF and *CAP unchanged).
+ */
+int buf_reserve(char **buf, size_t *cap, size_t need, size_t min);
+
 #define QUOTE_SIZE(max) ((max) * 4 + 4)
 const char *quote_input(const char *s, size_t max, char *buf);
 

@@ -30,6 +30,14 @@ void journal_new_id(char buf[17]);
  */
 int journal_write(struct journal *j, json_t *rec, struct refit_err *e);
 
+/*
+ * Journal REC at STEP (its "step") before the step is taken. Tests of
+ * crash recovery name a step in REFIT_TEST_CRASH_AT ("swarm-STEP" for a
+ * service's record) to be killed, as SIGKILL would, right after it is
+ * journaled.
+ */
+int journal_step(struct journal *j, json_t *rec, const char *step, struct refit_err *e);
+
 /* Append REC to the history (fsync'd), then drop its in-flight record. */
 int journal_finish(struct journal *j, json_t *rec, struct refit_err *e);
 

@@ -1,4 +1,4 @@
-/* Unit tests for WWW-Authenticate challenge parsing (src/challenge.c). */
+/* Unit tests for WWW-Authenticate challenge parsing (src/registry-challenge.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "refit/journal-record.h"
-#include "strategy-internal.h"
+#include "swap-internal.h"
 
 /* Take every step of the alias swap. */
 static int alias_run(struct swap *s, struct refit_err *e)

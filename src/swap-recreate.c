@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "refit/journal-record.h"
-#include "strategy-internal.h"
+#include "swap-internal.h"
 
 /* Take every step of the recreate swap. */
 static int recreate_run(struct swap *s, struct refit_err *e)

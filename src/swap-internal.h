@@ -1,6 +1,6 @@
 /* What the strategies share: the swap in progress and the journaled engine steps. */
-#ifndef REFIT_STRATEGY_INTERNAL_H
-#define REFIT_STRATEGY_INTERNAL_H
+#ifndef REFIT_SWAP_INTERNAL_H
+#define REFIT_SWAP_INTERNAL_H
 
 #include <stdbool.h>
 

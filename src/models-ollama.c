@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "refit/base.h"
 #include "refit/ollama.h"
 
 int ollama_name_valid(const char *name, const char **why)
@@ -209,19 +210,9 @@ enum ollama_stream_state ollama_stream_feed(struct ollama_stream *s, const char 
 		if (nl && s->len == 0) {
 			stream_line(s, data, take); /* a whole line in this chunk: no copy */
 		} else {
-			if (s->len + take + 1 > s->cap) {
-				size_t cap = s->cap ? s->cap : 1024;
-				char *p;
-
-				while (cap < s->len + take + 1)
-					cap *= 2;
-				p = realloc(s->line, cap);
-				if (!p) {
-					stream_fail(s, "out of memory");
-					break;
-				}
-				s->line = p;
-				s->cap = cap;
+			if (buf_reserve(&s->line, &s->cap, s->len + take + 1, 1024) < 0) {
+				stream_fail(s, "out of memory");
+				break;
 			}
 			memcpy(s->line + s->len, data, take);
 			s->len += take;

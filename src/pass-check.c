@@ -485,20 +485,19 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 			compare_local(&p, ce, ref);
 			continue;
 		}
-		if (ce->kind)
-			goto lookup; /* a service: no local image to read */
-		ii = image_get(&p, ce->image_id);
-		if (!ii) {
-			entry_error(ce, ERR_FAILED, "out of memory");
-			continue;
+		if (!ce->kind) { /* a service has no local image to read */
+			ii = image_get(&p, ce->image_id);
+			if (!ii) {
+				entry_error(ce, ERR_FAILED, "out of memory");
+				continue;
+			}
+			if (ii->err_kind) {
+				entry_error(ce, ii->err_kind, ii->error);
+				continue;
+			}
+			set_str(&ce->current_digest, repo_digest_for(ii->repo_digests, ref, NULL));
+			rdigests[i] = json_incref(ii->repo_digests);
 		}
-		if (ii->err_kind) {
-			entry_error(ce, ii->err_kind, ii->error);
-			continue;
-		}
-		set_str(&ce->current_digest, repo_digest_for(ii->repo_digests, ref, NULL));
-		rdigests[i] = json_incref(ii->repo_digests);
-lookup:
 		key = imageref_string(qref);
 		if (!key) {
 			entry_error(ce, ERR_FAILED, "out of memory");

@@ -1,5 +1,4 @@
 /* Swaps: journaled engine steps shared by every strategy, and the dispatch between them. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,23 +11,17 @@
 #include "refit/log.h"
 #include "refit/select.h"
 #include "refit/waited.h"
-#include "strategy-internal.h"
+#include "swap-internal.h"
 
 #define DRAIN_SECONDS 2
 
 int swap_step(struct swap *s, const char *step, struct refit_err *e)
 {
-	const char *crash = getenv("REFIT_TEST_CRASH_AT");
-
-	json_object_set_new(s->rec, JR_STEP, json_string(step));
-	if (journal_write(s->j, s->rec, e) < 0) {
+	if (journal_step(s->j, s->rec, step, e) < 0) {
 		err_prefix(e, "step %s not taken: ", step);
 		return -1;
 	}
 	log_debug("%s: %s", s->name, step);
-	/* Tests of crash recovery: die as a SIGKILL would, once this step is journaled. */
-	if (crash && strcmp(crash, step) == 0)
-		raise(SIGKILL);
 	return 0;
 }
 
