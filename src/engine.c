@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/engine.h"
 #include "refit/http.h"
 #include "refit/waited.h"
@@ -424,17 +425,15 @@ char *engine_escape(struct engine *en, const char *s)
 static int inspect(struct engine *en, const char *kind, const char *what, const char *name, json_t **ret,
 		   struct refit_err *e)
 {
-	char path[1200], *esc = name ? engine_escape(en, name) : NULL;
+	_cleanup_(freep) char *esc = name ? engine_escape(en, name) : NULL;
 	struct refit_err ie = { 0 };
+	char path[1200];
 	long status = 0;
-	int n;
 
 	*ret = NULL;
 	if (!esc)
 		return err_set(e, ERR_FAILED, "%s: %s", what, name ? "out of memory" : "no name");
-	n = snprintf(path, sizeof(path), "/%s/%s/json", kind, esc);
-	free(esc);
-	if (n < 0 || (size_t)n >= sizeof(path))
+	if (path_fmt(path, sizeof(path), "/%s/%s/json", kind, esc) < 0)
 		return err_set(e, ERR_FAILED, "%s %.80s...: name too long", what, name);
 	if (engine_call(en, "GET", path, NULL, 0, ret, &status, &ie) < 0) {
 		if (e)

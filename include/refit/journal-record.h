@@ -14,7 +14,7 @@
 #include "refit/check.h"
 
 #define JR_ID "id"                     /* the operation's id: 16 hex digits */
-#define JR_KIND "kind"                 /* update, rollback, migrate; model; service-update, service-rollback */
+#define JR_KIND "kind"                 /* update, rollback, migrate (a service: update, rollback); model */
 #define JR_CONTAINER "container"       /* the container's name before the change */
 #define JR_NEW_NAME "new_name"         /* the name it ends under (alias, migration), else absent */
 #define JR_MODEL "model"               /* kind model: the model's name */
