@@ -104,7 +104,7 @@ E2E_XDIST = $(shell [ "$(E2E_JOBS)" -gt 1 ] 2>/dev/null && $(PYTHON) -c 'import 
 	echo "-n $(E2E_JOBS) --dist loadfile")
 e2e: $(BIN)
 	$(PYTHON) tests/e2e/harness.py engine
-	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=15 $(E2E_XDIST) \
+	REFIT_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -rs -p no:cacheprovider --durations=15 $(E2E_XDIST) \
 		tests/e2e $(PYTEST_ARGS)
 
 # libFuzzer targets: the library sources are compiled once for fuzzing
