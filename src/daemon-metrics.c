@@ -40,27 +40,11 @@ void metrics_pass(const char *kind, const struct check_result *res, double secon
 	unsigned long up = 0, fail = 0, rb = 0;
 
 	for (size_t i = 0; i < res->n; i++) {
-		switch (res->v[i].status) {
-		case ENTRY_UPDATED:
-			up++;
-			break;
-		case ENTRY_ROLLED_BACK:
-			rb++;
-			break;
-		case ENTRY_UNSET:
-		case ENTRY_FAILED:
-		case ENTRY_ERROR:
-			fail++;
-			break;
-		case ENTRY_UP_TO_DATE:
-		case ENTRY_UPDATE_AVAILABLE:
-		case ENTRY_PINNED:
-		case ENTRY_MONITOR_ONLY:
-		case ENTRY_SKIPPED:
-		case _ENTRY_STATUS_MAX:
-		case _ENTRY_STATUS_INVALID:
-			break;
-		}
+		enum entry_status ch = entry_status_change(res->v[i].status);
+
+		up += ch == ENTRY_UPDATED;
+		rb += ch == ENTRY_ROLLED_BACK;
+		fail += ch == ENTRY_FAILED;
 	}
 	pthread_mutex_lock(&lock);
 	m.passes++;

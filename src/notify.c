@@ -625,28 +625,12 @@ json_t *notify_payload(const char *host, const char *kind, const char *op_id, js
 		const char *outcome;
 		json_t *o;
 
-		switch (st) {
-		case ENTRY_UPDATED:
-			updated++;
-			break;
-		case ENTRY_ROLLED_BACK:
-			rolled++;
-			break;
-		case ENTRY_UNSET:
-		case ENTRY_ERROR:
-		case ENTRY_FAILED:
-			st = ENTRY_FAILED;
-			failed++;
-			break;
-		case ENTRY_UP_TO_DATE:
-		case ENTRY_UPDATE_AVAILABLE:
-		case ENTRY_PINNED:
-		case ENTRY_MONITOR_ONLY:
-		case ENTRY_SKIPPED:
-		case _ENTRY_STATUS_MAX:
-		case _ENTRY_STATUS_INVALID:
+		st = entry_status_change(st);
+		if (st == _ENTRY_STATUS_INVALID)
 			continue; /* nothing happened to it */
-		}
+		updated += st == ENTRY_UPDATED;
+		rolled += st == ENTRY_ROLLED_BACK;
+		failed += st == ENTRY_FAILED;
 		outcome = entry_status_to_string(st);
 		o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s, s:s?}", "name",
 			      json_string_value(json_object_get(c, "name")), "image",

@@ -58,6 +58,28 @@ enum entry_status entry_status_from_string(const char *s)
 	return _ENTRY_STATUS_INVALID;
 }
 
+enum entry_status entry_status_change(enum entry_status s)
+{
+	switch (s) {
+	case ENTRY_UPDATED:
+	case ENTRY_ROLLED_BACK:
+		return s;
+	case ENTRY_UNSET:
+	case ENTRY_ERROR:
+	case ENTRY_FAILED:
+		return ENTRY_FAILED;
+	case ENTRY_UP_TO_DATE:
+	case ENTRY_UPDATE_AVAILABLE:
+	case ENTRY_PINNED:
+	case ENTRY_MONITOR_ONLY:
+	case ENTRY_SKIPPED:
+	case _ENTRY_STATUS_MAX:
+	case _ENTRY_STATUS_INVALID:
+		break;
+	}
+	return _ENTRY_STATUS_INVALID;
+}
+
 /* Set ENTRY's error and status. */
 static void entry_error(struct check_entry *c, int kind, const char *msg)
 {

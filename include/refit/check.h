@@ -31,6 +31,14 @@ enum entry_status {
 const char *entry_status_to_string(enum entry_status s);
 enum entry_status entry_status_from_string(const char *s);
 
+/*
+ * What S means for counting a pass's changes: ENTRY_UPDATED,
+ * ENTRY_ROLLED_BACK, ENTRY_FAILED (failed, error or never decided), or
+ * _ENTRY_STATUS_INVALID when nothing happened to it (up-to-date, pending,
+ * pinned, monitor-only, skipped).
+ */
+enum entry_status entry_status_change(enum entry_status s);
+
 struct check_entry {
 	char *name;
 	char *id;

@@ -79,6 +79,9 @@ int load_config(struct refit_config *cfg, struct refit_err *e);
 /* Open the engine, and the registry client when REG is non-NULL; print why not. Returns 0 or the exit code. */
 int open_clients(struct refit_config *cfg, struct engine **en, struct registry **reg);
 
+/* A check pass over the containers named (all when none): 0 with RES, or the exit code (said on stderr). */
+int check_pass(struct refit_config *cfg, struct check_result *res);
+
 /* Run RQ through op_run(), as the daemon does, and print its result; the exit code. */
 int run_op(struct refit_config *cfg, const struct op_request *rq);
 

@@ -4,24 +4,14 @@
 #include <string.h>
 
 #include "cli.h"
-#include "refit/log.h"
 
 static int run_check(struct refit_config *cfg)
 {
-	struct engine *en;
-	struct registry *reg = NULL;
 	struct check_result res;
-	struct refit_err e = { 0 };
-	int code = open_clients(cfg, &en, &reg);
+	int code = check_pass(cfg, &res);
 
 	if (code)
 		return code;
-	if (check_run(en, reg, cfg, opts.args, opts.nargs, &res, &e) < 0) {
-		fprintf(stderr, "refit: %s\n", e.msg);
-		registry_free(reg);
-		engine_close(en);
-		return e.kind ? e.kind : ERR_FAILED;
-	}
 	for (size_t i = 0; i < opts.nargs; i++) {
 		bool found = false;
 
@@ -32,12 +22,8 @@ static int run_check(struct refit_config *cfg)
 				opts.args[i]);
 	}
 	print_result(&res);
-	log_debug("registry requests: %lu ping, %lu token, %lu manifest", registry_stats(reg)->ping,
-		  registry_stats(reg)->token, registry_stats(reg)->manifest);
 	code = check_exit_code(&res);
 	check_result_free(&res);
-	registry_free(reg);
-	engine_close(en);
 	return code;
 }
 

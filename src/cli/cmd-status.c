@@ -9,24 +9,13 @@
 
 static int run_status(struct refit_config *cfg)
 {
-	struct engine *en;
-	struct registry *reg = NULL;
 	struct check_result res;
-	struct refit_err e = { 0 };
-	json_t *hist, *out = json_array();
-	int code = open_clients(cfg, &en, &reg);
+	json_t *hist, *out;
+	int code = check_pass(cfg, &res);
 
-	if (code) {
-		json_decref(out);
+	if (code)
 		return code;
-	}
-	if (check_run(en, reg, cfg, opts.args, opts.nargs, &res, &e) < 0) {
-		fprintf(stderr, "refit: %s\n", e.msg);
-		registry_free(reg);
-		engine_close(en);
-		json_decref(out);
-		return e.kind ? e.kind : ERR_FAILED;
-	}
+	out = json_array();
 	hist = journal_history(cfg->state_dir, NULL);
 	for (size_t i = 0; i < res.n; i++) {
 		const struct check_entry *c = &res.v[i];
@@ -66,8 +55,6 @@ static int run_status(struct refit_config *cfg)
 	json_decref(out);
 	code = check_exit_code(&res);
 	check_result_free(&res);
-	registry_free(reg);
-	engine_close(en);
 	return code;
 }
 

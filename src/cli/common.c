@@ -59,6 +59,27 @@ int open_clients(struct refit_config *cfg, struct engine **en, struct registry *
 	return 0;
 }
 
+int check_pass(struct refit_config *cfg, struct check_result *res)
+{
+	struct engine *en;
+	struct registry *reg = NULL;
+	struct refit_err e = { 0 };
+	int code = open_clients(cfg, &en, &reg);
+
+	if (code)
+		return code;
+	if (check_run(en, reg, cfg, opts.args, opts.nargs, res, &e) < 0) {
+		fprintf(stderr, "refit: %s\n", e.msg);
+		code = e.kind ? e.kind : ERR_FAILED;
+	} else {
+		log_debug("registry requests: %lu ping, %lu token, %lu manifest", registry_stats(reg)->ping,
+			  registry_stats(reg)->token, registry_stats(reg)->manifest);
+	}
+	registry_free(reg);
+	engine_close(en);
+	return code;
+}
+
 /*
  * Run RQ through op_run(), as the daemon does, and print its result; the
  * notifications op_run() sent are waited for at exit (notify_flush).
