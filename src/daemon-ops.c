@@ -234,10 +234,10 @@ static void *worker(void *arg)
 			result = NULL;
 			snprintf(err, sizeof(err), "skipped: updates are paused");
 		} else {
-			pthread_rwlock_rdlock(o->cfg_lock);
+			/* "scheduled" is an update pass that a pause skips */
 			enum op_kind k = op_kind_from_string(kind);
 
-			/* "scheduled" is an update pass that a pause skips */
+			pthread_rwlock_rdlock(o->cfg_lock);
 			ran = true;
 			result = run(o, &reg, id, k == _OP_KIND_INVALID ? OP_UPDATE : k, params, &exit_code, err,
 				     sizeof(err));
