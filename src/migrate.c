@@ -504,14 +504,6 @@ static int migrate_one(struct engine *en, struct journal *j, const struct refit_
 		old_image = NULL; /* gone: every setting is kept as the container has it */
 	}
 	img_id = json_string_value(json_object_get(new_image, "Id"));
-	journal_new_id(opid);
-	if (m->preserve_data) {
-		if (backup_take(en, cfg, old, opid, dir, sizeof(dir), &e) < 0) {
-			err_prefix(&e, "backup (nothing was changed): ");
-			goto fail;
-		}
-		json_object_set_new(out, "backup", json_string(dir));
-	}
 	rq.kind = "migrate";
 	rq.name = m->from;
 	rq.old = old;
@@ -522,9 +514,17 @@ static int migrate_one(struct engine *en, struct journal *j, const struct refit_
 	rq.new_digest = repo_digest(new_image);
 	rq.strategy = "alias";
 	rq.rename_to = m->to;
-	rq.backup = dir[0] ? dir : NULL;
-	if (swap_plan(&rq, &sp, &e) < 0)
+	if (swap_plan(&rq, &sp, &e) < 0) /* planned before the backup: a refused plan leaves nothing behind */
 		goto fail;
+	journal_new_id(opid);
+	if (m->preserve_data) {
+		if (backup_take(en, cfg, old, opid, dir, sizeof(dir), &e) < 0) {
+			err_prefix(&e, "backup (nothing was changed): ");
+			goto fail;
+		}
+		json_object_set_new(out, "backup", json_string(dir));
+	}
+	rq.backup = dir[0] ? dir : NULL;
 	swap_run(en, j, cfg, &rq, &sp, &res);
 	log_info("%s -> %s: %s%s%s", m->from, m->to, entry_status_to_string(res.outcome), res.error[0] ? ": " : "", res.error);
 	if (res.outcome == ENTRY_UPDATED) {

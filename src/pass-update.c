@@ -6,13 +6,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "refit/journal-record.h"
 #include "refit/auth.h"
 #include "refit/base.h"
 #include "refit/depends.h"
 #include "refit/engine-spec.h"
 #include "refit/hooks.h"
 #include "refit/imageref.h"
+#include "refit/journal-record.h"
 #include "refit/log.h"
 #include "refit/migrate.h"
 #include "refit/select.h"
@@ -379,8 +379,10 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 		set_outcome(c, ENTRY_FAILED, why);
 		return;
 	}
-	if (update_prepare(en, c, w->pulled, &p) < 0)
+	if (update_prepare(en, c, w->pulled, &p) < 0) {
+		prepared_free(&p);
 		return; /* nothing changed: its dependents are left as they are */
+	}
 	deps = dependents_of(w->all, name);
 	downtime = p.plan.downtime;
 	if (json_array_size(deps) && downtime)
