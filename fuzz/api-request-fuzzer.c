@@ -10,14 +10,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[300], *q;
+	struct refit_err er = { 0 };
+	char *err = er.msg, *q;
 	json_t *images = NULL;
 
 	for (int k = BODY_COMMAND; k <= BODY_ROLLBACK; k++) {
 		struct api_request r;
 
 		err[0] = '\0';
-		if (api_parse((enum api_body)k, (const char *)data, size, &r, err, sizeof(err)) == 0) {
+		if (api_parse((enum api_body)k, (const char *)data, size, &r, &er) == 0) {
 			/* Accepted bodies become params with only known keys. */
 			if (!json_is_object(r.params) || json_object_size(r.params) > 3)
 				__builtin_trap();
@@ -31,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(q, data, size);
 	q[size] = '\0';
-	if (api_parse_images(q, &images, err, sizeof(err)) == 0)
+	if (api_parse_images(q, &images, &er) == 0)
 		json_decref(images);
 	free(q);
 	return 0;

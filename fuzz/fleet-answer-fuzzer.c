@@ -36,24 +36,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *body = (const char *)data;
 	struct fleet_op op;
-	char err[256], id[17], version[64], msg[128];
+	char id[17], version[64], msg[128];
+	struct refit_err er = { 0 };
+	char *err = er.msg;
 	bool paused;
 
 	for (int rb = 0; rb < 2; rb++) {
-		if (fleet_parse_op(body, size, rb, &op, err, sizeof(err)) == 0) {
+		if (fleet_parse_op(body, size, rb, &op, &er) == 0) {
 			check_op(&op);
 			fleet_op_free(&op);
 		} else if (!err[0] || op.v || op.n) {
 			__builtin_trap();
 		}
 	}
-	if (fleet_parse_containers(body, size, &op, err, sizeof(err)) == 0) {
+	if (fleet_parse_containers(body, size, &op, &er) == 0) {
 		check_op(&op);
 		fleet_op_free(&op);
 	}
 	if (fleet_parse_accepted(body, size, id) == 0 && (strlen(id) != 16 || strspn(id, "0123456789abcdef") != 16))
 		__builtin_trap();
-	if (fleet_parse_health(body, size, version, sizeof(version), &paused, err, sizeof(err)) < 0)
+	if (fleet_parse_health(body, size, version, sizeof(version), &paused, &er) < 0)
 		printable(err);
 	printable(version);
 	fleet_parse_error(body, size, msg, sizeof(msg));

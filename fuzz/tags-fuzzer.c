@@ -17,7 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *nl = memchr(data, '\n', size);
 	size_t llen = nl ? (size_t)(nl - data) : size;
-	char *link = malloc(llen + 1), *next = (char *)"unset", err[300];
+	char *link = malloc(llen + 1), *next = (char *)"unset";
+	struct refit_err er = { 0 };
+	char *err = er.msg;
 	struct tag_list l = { 0 };
 	int rc;
 
@@ -25,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(link, data, llen);
 	link[llen] = '\0';
-	rc = tags_parse_link(link, &next, err, sizeof(err));
+	rc = tags_parse_link(link, &next, &er);
 	if (rc < 0 && (next || !err[0]))
 		abort();
 	if (rc == 0 && next) {
@@ -40,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int page = 0; page < 2; page++) {
 			size_t before = l.n;
 
-			if (tags_parse_body((const char *)nl + 1, size - llen - 1, &l, err, sizeof(err)) < 0) {
+			if (tags_parse_body((const char *)nl + 1, size - llen - 1, &l, &er) < 0) {
 				if (l.n != before || !err[0])
 					abort();
 			}

@@ -17,7 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1), *line[MAX_TAGS + 2], *save = NULL, err[300];
+	char *s = malloc(size + 1), *line[MAX_TAGS + 2], *save = NULL;
+	struct refit_err er = { 0 };
+	char *err = er.msg;
 	struct semver v[MAX_TAGS + 2];
 	bool ok[MAX_TAGS + 2];
 	struct track_rule r;
@@ -44,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if ((a > 0) != (b < 0) || (a == 0) != (b == 0))
 					abort();
 			}
-	if (track_parse(line[0], &r, err, sizeof(err)) < 0) {
+	if (track_parse(line[0], &r, &er) < 0) {
 		if (!err[0])
 			abort();
 		free(s);
@@ -53,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n >= 2) {
 		const char *cur = line[1];
 
-		pick = track_pick(&r, cur, line + 2, n - 2, err, sizeof(err));
+		pick = track_pick(&r, cur, line + 2, n - 2, &er);
 		if (pick < -2 || pick >= (long)(n - 2))
 			abort();
 		if (pick == -2 && (r.kind != TRACK_SEMVER || ok[1]))

@@ -9,49 +9,39 @@
 #include "refit/semver.h"
 
 /* Report a problem. */
-static int bad(char *err, size_t errlen, const char *fmt, const char *what) __attribute__((format(printf, 3, 0)));
-static int bad(char *err, size_t errlen, const char *fmt, const char *what)
-{
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	snprintf(err, errlen, fmt, what);
-#pragma GCC diagnostic pop
-	return -1;
-}
 
 /* Validate "containers": an array of at most API_MAX_NAMES container names. */
-static int check_names(json_t *v, char *err, size_t errlen)
+static int check_names(json_t *v, struct refit_err *e)
 {
 	size_t i;
 	json_t *n;
 
 	if (!json_is_array(v))
-		return bad(err, errlen, "%s: expected an array of container names", "containers");
+		return err_set(e, ERR_USAGE, "%s: expected an array of container names", "containers");
 	if (json_array_size(v) > API_MAX_NAMES)
-		return bad(err, errlen, "%s: at most 256 names", "containers");
+		return err_set(e, ERR_USAGE, "%s: at most 256 names", "containers");
 	json_array_foreach(v, i, n) {
 		if (!json_is_string(n) || !container_name_valid(json_string_value(n)))
-			return bad(err, errlen, "%s: each entry must be a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+, at most 128)",
+			return err_set(e, ERR_USAGE, "%s: each entry must be a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+, at most 128)",
 				   "containers");
 	}
 	return 0;
 }
 
 /* The fleet command's migration_config: checked as a migration file is; PARAMS gets "migrations". */
-static int check_migration(json_t *mc, json_t *params, char *err, size_t errlen)
+static int check_migration(json_t *mc, json_t *params, struct refit_err *e)
 {
 	struct migration_plan plan;
-	struct refit_err e = { 0 };
 
-	if (migrate_from_json(mc, &plan, &e) < 0)
-		return bad(err, errlen, "%s", e.msg);
+	if (migrate_from_json(mc, &plan, e) < 0)
+		return -1; /* its message names the field: 400 */
 	if (plan.n > 0)
 		json_object_set_new(params, "migrations", migrate_plan_json(&plan));
 	migrate_plan_free(&plan);
 	return 0;
 }
 
-int api_parse(enum api_body kind, const char *body, size_t len, struct api_request *ret, char *err, size_t errlen)
+int api_parse(enum api_body kind, const char *body, size_t len, struct api_request *ret, struct refit_err *e)
 {
 	static const char *const actions[] = { "trigger", "rollback", "pause", "resume", "status", NULL };
 	json_error_t jerr;
@@ -61,32 +51,32 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 	memset(ret, 0, sizeof(*ret));
 	ret->action = kind == BODY_ROLLBACK ? ACT_ROLLBACK : ACT_TRIGGER;
 	if (len > API_MAX_BODY)
-		return bad(err, errlen, "%s", "body larger than 64 KiB");
+		return err_set(e, ERR_USAGE, "%s", "body larger than 64 KiB");
 	j = len == 0 ? json_object() : json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
-		snprintf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		err_set(e, ERR_USAGE, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 		return -1;
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return bad(err, errlen, "%s", "expected a JSON object");
+		return err_set(e, ERR_USAGE, "%s", "expected a JSON object");
 	}
 	ret->params = json_object();
 	json_object_foreach(j, key, v) {
 		int rc = 0;
 
 		if (strcmp(key, "containers") == 0) {
-			rc = check_names(v, err, errlen);
+			rc = check_names(v, e);
 			if (rc == 0)
 				json_object_set(ret->params, "containers", v);
 		} else if (kind == BODY_UPDATE && strcmp(key, "dry_run") == 0) {
 			if (!json_is_boolean(v))
-				rc = bad(err, errlen, "%s: expected true or false", key);
+				rc = err_set(e, ERR_USAGE, "%s: expected true or false", key);
 			else
 				json_object_set(ret->params, "dry_run", v);
 		} else if (kind == BODY_ROLLBACK && (strcmp(key, "all") == 0 || strcmp(key, "restore_data") == 0)) {
 			if (!json_is_boolean(v))
-				rc = bad(err, errlen, "%s: expected true or false", key);
+				rc = err_set(e, ERR_USAGE, "%s: expected true or false", key);
 			else
 				json_object_set(ret->params, key, v);
 		} else if (kind == BODY_COMMAND && strcmp(key, "action") == 0) {
@@ -96,19 +86,19 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 				if (strcmp(json_string_value(v), actions[i]) == 0)
 					a = i;
 			if (a < 0)
-				rc = bad(err, errlen, "%s: expected trigger, rollback, pause, resume or status", key);
+				rc = err_set(e, ERR_USAGE, "%s: expected trigger, rollback, pause, resume or status", key);
 			else
 				ret->action = (enum api_action)a;
 		} else if ((kind == BODY_COMMAND || kind == BODY_UPDATE) && strcmp(key, "target_version") == 0) {
 			if (!json_is_string(v) || !tag_valid(json_string_value(v)) ||
 			    strlen(json_string_value(v)) != json_string_length(v))
-				rc = bad(err, errlen, "%s: expected a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})", key);
+				rc = err_set(e, ERR_USAGE, "%s: expected a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})", key);
 			else
 				json_object_set(ret->params, "target_version", v);
 		} else if (kind == BODY_COMMAND && strcmp(key, "migration_config") == 0) {
-			rc = check_migration(v, ret->params, err, errlen);
+			rc = check_migration(v, ret->params, e);
 		} else {
-			rc = bad(err, errlen, "unknown field \"%.64s\"", key);
+			rc = err_set(e, ERR_USAGE, "unknown field \"%.64s\"", key);
 		}
 		if (rc < 0) {
 			json_decref(j);
@@ -121,7 +111,7 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 		json_decref(j);
 		json_decref(ret->params);
 		ret->params = NULL;
-		return bad(err, errlen, "%s: missing (trigger, rollback, pause, resume or status)", "action");
+		return err_set(e, ERR_USAGE, "%s: missing (trigger, rollback, pause, resume or status)", "action");
 	}
 	if (json_object_get(ret->params, "migrations") &&
 	    (ret->action != ACT_TRIGGER || json_object_get(ret->params, "containers") ||
@@ -129,13 +119,13 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 		json_decref(j);
 		json_decref(ret->params);
 		ret->params = NULL;
-		return bad(err, errlen, "%s", "migration_config: only with \"action\": \"trigger\" and without \"containers\" or \"target_version\" (the rename_map names them)");
+		return err_set(e, ERR_USAGE, "%s", "migration_config: only with \"action\": \"trigger\" and without \"containers\" or \"target_version\" (the rename_map names them)");
 	}
 	if (ret->action != ACT_TRIGGER && json_object_get(ret->params, "target_version")) {
 		json_decref(j);
 		json_decref(ret->params);
 		ret->params = NULL;
-		return bad(err, errlen, "%s: goes with the action trigger only", "target_version");
+		return err_set(e, ERR_USAGE, "%s: goes with the action trigger only", "target_version");
 	}
 	if (ret->action == ACT_ROLLBACK && !json_object_get(ret->params, "containers") &&
 	    !json_is_true(json_object_get(ret->params, "all"))) {
@@ -145,14 +135,14 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 			json_decref(j);
 			json_decref(ret->params);
 			ret->params = NULL;
-			return bad(err, errlen, "%s", "name the containers, or give \"all\": true");
+			return err_set(e, ERR_USAGE, "%s", "name the containers, or give \"all\": true");
 		}
 	}
 	json_decref(j);
 	return 0;
 }
 
-int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen)
+int api_parse_images(const char *query, json_t **ret, struct refit_err *e)
 {
 	json_t *arr;
 	char buf[4096];
@@ -160,18 +150,18 @@ int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen)
 
 	*ret = NULL;
 	if (!query || !*query)
-		return bad(err, errlen, "%s", "image: expected image names separated by commas");
+		return err_set(e, ERR_USAGE, "%s", "image: expected image names separated by commas");
 	if (strlen(query) >= sizeof(buf))
-		return bad(err, errlen, "%s", "image: too long");
+		return err_set(e, ERR_USAGE, "%s", "image: too long");
 	if (!(arr = json_array()))
-		return bad(err, errlen, "%s", "out of memory");
+		return err_set(e, ERR_USAGE, "%s", "out of memory");
 	snprintf(buf, sizeof(buf), "%s", query);
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		struct imageref ref = { 0 };
 
 		if (json_array_size(arr) >= API_MAX_NAMES || strlen(t) > 255 || imageref_parse(t, &ref, NULL) < 0) {
 			json_decref(arr);
-			snprintf(err, errlen, "image: \"%.64s\" is not an image reference", t);
+			err_set(e, ERR_USAGE, "image: \"%.64s\" is not an image reference", t);
 			return -1;
 		}
 		imageref_free(&ref);
@@ -179,7 +169,7 @@ int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen)
 	}
 	if (json_array_size(arr) == 0) {
 		json_decref(arr);
-		return bad(err, errlen, "%s", "image: expected image names separated by commas");
+		return err_set(e, ERR_USAGE, "%s", "image: expected image names separated by commas");
 	}
 	*ret = json_pack("{s:o}", "images", arr);
 	return 0;

@@ -349,7 +349,7 @@ static json_t *history_json(struct api *a)
 static enum MHD_Result route_post(struct api *a, struct MHD_Connection *c, const char *url, struct req *rq)
 {
 	struct api_request ar;
-	char err[300];
+	struct refit_err pe = { 0 };
 
 	if (strcmp(url, "/v1/update") == 0) {
 		const char *img = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "image");
@@ -358,8 +358,8 @@ static enum MHD_Result route_post(struct api *a, struct MHD_Connection *c, const
 		char id[17];
 		unsigned code;
 
-		if (img && api_parse_images(img, &params, err, sizeof(err)) < 0)
-			return reply_error(c, 400, err);
+		if (img && api_parse_images(img, &params, &pe) < 0)
+			return reply_error(c, 400, pe.msg);
 		if (ops_submit(a->ops, "update", params, id, &e) < 0) {
 			json_decref(params);
 			return reply_error(c, 409, strcmp(e.msg, "paused") == 0 ? "updates are paused" : e.msg);
@@ -377,8 +377,8 @@ static enum MHD_Result route_post(struct api *a, struct MHD_Connection *c, const
 				     strcmp(url, "/api/v1/rollback") == 0 ? BODY_ROLLBACK : BODY_COMMAND;
 		enum MHD_Result ret;
 
-		if (api_parse(kind, rq->body ? rq->body : "", rq->len, &ar, err, sizeof(err)) < 0)
-			return reply_error(c, 400, err);
+		if (api_parse(kind, rq->body ? rq->body : "", rq->len, &ar, &pe) < 0)
+			return reply_error(c, 400, pe.msg);
 		switch (ar.action) {
 		case ACT_TRIGGER:
 			ret = submit(a, c, json_object_get(ar.params, "migrations") ? "migrate" : "update", ar.params);

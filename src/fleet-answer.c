@@ -35,23 +35,23 @@ static void clean_into(const char *s, char *out, size_t outlen)
 }
 
 /* A JSON object from BODY, or NULL with ERR. */
-static json_t *load_object(const char *body, size_t len, char *err, size_t errlen)
+static json_t *load_object(const char *body, size_t len, struct refit_err *e)
 {
 	json_error_t je;
 	json_t *j;
 
 	if (len > FLEET_MAX_ANSWER) {
-		snprintf(err, errlen, "answer larger than %u bytes", FLEET_MAX_ANSWER);
+		err_set(e, ERR_FAILED, "answer larger than %u bytes", FLEET_MAX_ANSWER);
 		return NULL;
 	}
 	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 	if (!j) {
-		snprintf(err, errlen, "answer is not JSON (line %d)", je.line);
+		err_set(e, ERR_FAILED, "answer is not JSON (line %d)", je.line);
 		return NULL;
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		snprintf(err, errlen, "answer is not a JSON object");
+		err_set(e, ERR_FAILED, "answer is not a JSON object");
 		return NULL;
 	}
 	return j;
@@ -89,18 +89,18 @@ static const char *opt_string(json_t *o, const char *key, bool *bad)
 }
 
 /* The entries of LIST (an array of containers as `refit check --json` has them) into OP. */
-static int parse_list(json_t *list, bool rollback, struct fleet_op *op, char *err, size_t errlen)
+static int parse_list(json_t *list, bool rollback, struct fleet_op *op, struct refit_err *e)
 {
 	bool bad = false;
 	json_t *c;
 	size_t i;
 
 	if (json_array_size(list) > FLEET_MAX_CONTAINERS) {
-		snprintf(err, errlen, "operation result with more than %d containers", FLEET_MAX_CONTAINERS);
+		err_set(e, ERR_FAILED, "operation result with more than %d containers", FLEET_MAX_CONTAINERS);
 		return -1;
 	}
 	if (json_array_size(list) && !(op->v = calloc(json_array_size(list), sizeof(*op->v)))) {
-		snprintf(err, errlen, "out of memory");
+		err_set(e, ERR_FAILED, "out of memory");
 		return -1;
 	}
 	json_array_foreach(list, i, c) {
@@ -109,7 +109,7 @@ static int parse_list(json_t *list, bool rollback, struct fleet_op *op, char *er
 		const char *status = json_is_object(c) ? opt_string(c, "status", &bad) : NULL;
 
 		if (!name || !status || bad) {
-			snprintf(err, errlen, "operation result: container %zu has no name or status", i + 1);
+			err_set(e, ERR_FAILED, "operation result: container %zu has no name or status", i + 1);
 			return -1;
 		}
 		op->n++;
@@ -120,13 +120,13 @@ static int parse_list(json_t *list, bool rollback, struct fleet_op *op, char *er
 		ch->new_digest = clean(opt_string(c, "latest_digest", &bad));
 		ch->error = clean(opt_string(c, "error", &bad));
 		if (bad || !ch->name || !ch->status) {
-			snprintf(err, errlen, "operation result: container %zu is malformed", i + 1);
+			err_set(e, ERR_FAILED, "operation result: container %zu is malformed", i + 1);
 			return -1;
 		}
 		if (strcmp(status, rollback ? "rolled-back" : "updated") == 0) {
 			/* a changed container's name goes back to the host in a rollback */
 			if (!container_name_valid(ch->name)) {
-				snprintf(err, errlen, "operation result: container %zu has no valid container name", i + 1);
+				err_set(e, ERR_FAILED, "operation result: container %zu has no valid container name", i + 1);
 				return -1;
 			}
 			op->changed++;
@@ -136,7 +136,7 @@ static int parse_list(json_t *list, bool rollback, struct fleet_op *op, char *er
 	return 0;
 }
 
-int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op *op, char *err, size_t errlen)
+int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op *op, struct refit_err *e)
 {
 	static const char *const states[] = { "queued", "running", "succeeded", "failed", NULL };
 	json_t *j, *result, *list;
@@ -144,13 +144,13 @@ int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op 
 	bool bad = false, known = false;
 
 	memset(op, 0, sizeof(*op));
-	if (!(j = load_object(body, len, err, errlen)))
+	if (!(j = load_object(body, len, e)))
 		return -1;
 	st = opt_string(j, "state", &bad);
 	for (int k = 0; st && states[k]; k++)
 		known |= strcmp(st, states[k]) == 0;
 	if (!known) {
-		snprintf(err, errlen, "operation record without a known state");
+		err_set(e, ERR_FAILED, "operation record without a known state");
 		goto bad;
 	}
 	snprintf(op->state, sizeof(op->state), "%s", st);
@@ -158,10 +158,10 @@ int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op 
 	result = json_object_get(j, "result");
 	list = json_object_get(result, "containers");
 	if (bad || (result && !json_is_null(result) && (!json_is_object(result) || !json_is_array(list)))) {
-		snprintf(err, errlen, "operation record with a malformed result");
+		err_set(e, ERR_FAILED, "operation record with a malformed result");
 		goto bad;
 	}
-	if (parse_list(list, rollback, op, err, errlen) < 0)
+	if (parse_list(list, rollback, op, e) < 0)
 		goto bad;
 	json_decref(j);
 	return 0;
@@ -173,8 +173,8 @@ bad:
 
 int fleet_parse_accepted(const char *body, size_t len, char id[17])
 {
-	char err[64];
-	json_t *j = load_object(body, len, err, sizeof(err));
+	struct refit_err e = { 0 };
+	json_t *j = load_object(body, len, &e);
 	const char *s = json_string_value(json_object_get(j, "operation"));
 	int rc = -1;
 
@@ -186,10 +186,9 @@ int fleet_parse_accepted(const char *body, size_t len, char id[17])
 	return rc;
 }
 
-int fleet_parse_health(const char *body, size_t len, char *version, size_t vlen, bool *paused, char *err,
-		       size_t errlen)
+int fleet_parse_health(const char *body, size_t len, char *version, size_t vlen, bool *paused, struct refit_err *e)
 {
-	json_t *j = load_object(body, len, err, errlen), *p;
+	json_t *j = load_object(body, len, e), *p;
 	const char *st, *v;
 	int rc = 0;
 
@@ -209,7 +208,7 @@ int fleet_parse_health(const char *body, size_t len, char *version, size_t vlen,
 		char s[64];
 
 		clean_into(st ? st : "(none)", s, sizeof(s));
-		snprintf(err, errlen, "health status is %s, not ok", s);
+		err_set(e, ERR_FAILED, "health status is %s, not ok", s);
 		rc = -1;
 	}
 	json_decref(j);
@@ -228,20 +227,20 @@ void fleet_parse_error(const char *body, size_t len, char *out, size_t outlen)
 	json_decref(j);
 }
 
-int fleet_parse_containers(const char *body, size_t len, struct fleet_op *op, char *err, size_t errlen)
+int fleet_parse_containers(const char *body, size_t len, struct fleet_op *op, struct refit_err *e)
 {
 	json_t *j;
 
 	memset(op, 0, sizeof(*op));
-	if (!(j = load_object(body, len, err, errlen)))
+	if (!(j = load_object(body, len, e)))
 		return -1;
 	if (!json_is_array(json_object_get(j, "containers"))) {
-		snprintf(err, errlen, "answer without a list of containers");
+		err_set(e, ERR_FAILED, "answer without a list of containers");
 		json_decref(j);
 		return -1;
 	}
 	snprintf(op->state, sizeof(op->state), "succeeded");
-	if (parse_list(json_object_get(j, "containers"), false, op, err, errlen) < 0) {
+	if (parse_list(json_object_get(j, "containers"), false, op, e) < 0) {
 		json_decref(j);
 		fleet_op_free(op);
 		return -1;

@@ -263,7 +263,8 @@ static int run_operation(struct hrun *r, const char *what, const char *path, con
 {
 	struct fleet_ctx *c = r->ctx;
 	struct answer a;
-	char last[16] = "", perr[300], opath[64];
+	char last[16] = "", opath[64];
+	struct refit_err pe = { 0 };
 	int failures = 0;
 
 	if (http(c, r->h, "POST", path, body, false, left(deadline), &a) < 0) {
@@ -302,8 +303,8 @@ static int run_operation(struct hrun *r, const char *what, const char *path, con
 			return -1;
 		} else {
 			failures = 0;
-			if (fleet_parse_op(a.body, a.len, rollback, op, perr, sizeof(perr)) < 0) {
-				snprintf(err, errlen, "%s: operation %s: %s", what, id, perr);
+			if (fleet_parse_op(a.body, a.len, rollback, op, &pe) < 0) {
+				snprintf(err, errlen, "%s: operation %s: %s", what, id, pe.msg);
 				answer_free(&a);
 				return -1;
 			}
@@ -345,6 +346,7 @@ static void *rollout_host(void *arg)
 	double t0 = mono_seconds(), deadline = t0 + (double)host_timeout(r);
 	json_t *body = json_pack("{s:s}", "action", "trigger");
 	char *text, why[400], version[64];
+	struct refit_err pe = { 0 };
 	struct answer a;
 	bool paused;
 
@@ -374,8 +376,8 @@ static void *rollout_host(void *arg)
 		snprintf(r->error, sizeof(r->error), "health: unreachable: %s", a.curl_err);
 	} else if (a.status != 200) {
 		explain_status(&a, "health", r->error, sizeof(r->error));
-	} else if (fleet_parse_health(a.body, a.len, version, sizeof(version), &paused, why, sizeof(why)) < 0) {
-		snprintf(r->error, sizeof(r->error), "health: %s", why);
+	} else if (fleet_parse_health(a.body, a.len, version, sizeof(version), &paused, &pe) < 0) {
+		snprintf(r->error, sizeof(r->error), "health: %s", pe.msg);
 	} else {
 		r->ok = true;
 	}
@@ -606,7 +608,7 @@ static void *status_host(void *arg)
 	struct hrun *r = arg;
 	double deadline = mono_seconds() + REQUEST_TIMEOUT * 4;
 	struct answer a;
-	char why[300];
+	struct refit_err pe = { 0 };
 
 	if (http(r->ctx, r->h, "GET", "/health", NULL, true, left(deadline), &a) < 0) {
 		snprintf(r->error, sizeof(r->error), "unreachable: %s", a.curl_err);
@@ -616,15 +618,15 @@ static void *status_host(void *arg)
 	r->reachable = true;
 	if (a.status != 200)
 		explain_status(&a, "health", r->health_err, sizeof(r->health_err));
-	else if (fleet_parse_health(a.body, a.len, r->version, sizeof(r->version), &r->paused, why, sizeof(why)) < 0)
-		snprintf(r->health_err, sizeof(r->health_err), "%s", why);
+	else if (fleet_parse_health(a.body, a.len, r->version, sizeof(r->version), &r->paused, &pe) < 0)
+		snprintf(r->health_err, sizeof(r->health_err), "%.290s", pe.msg);
 	answer_free(&a);
 	if (http(r->ctx, r->h, "GET", "/api/v1/containers", NULL, false, left(deadline), &a) < 0)
 		snprintf(r->error, sizeof(r->error), "containers: %s", a.curl_err);
 	else if (a.status != 200)
 		explain_status(&a, "containers", r->error, sizeof(r->error));
-	else if (fleet_parse_containers(a.body, a.len, &r->op, why, sizeof(why)) < 0)
-		snprintf(r->error, sizeof(r->error), "containers: %s", why);
+	else if (fleet_parse_containers(a.body, a.len, &r->op, &pe) < 0)
+		snprintf(r->error, sizeof(r->error), "containers: %s", pe.msg);
 	else
 		r->ok = !r->health_err[0];
 	answer_free(&a);

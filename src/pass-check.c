@@ -362,7 +362,7 @@ static void plan_targets(struct pass *p, struct registry *reg, const char *to_ta
 	struct tags_query *tq = calloc(res->n ? res->n : 1, sizeof(*tq));
 	size_t *which = calloc(res->n ? res->n : 1, sizeof(*which)), nt = 0;
 	char **keys = calloc(res->n ? res->n : 1, sizeof(*keys));
-	char err[400];
+	struct refit_err te = { 0 };
 
 	if (!rules || !tq || !which || !keys) {
 		for (size_t i = 0; i < res->n; i++)
@@ -393,8 +393,8 @@ static void plan_targets(struct pass *p, struct registry *reg, const char *to_ta
 		}
 		if (!p->track[i])
 			continue;
-		if (track_parse(p->track[i], &rules[i], err, sizeof(err)) < 0) {
-			entry_error(ce, ERR_FAILED, err);
+		if (track_parse(p->track[i], &rules[i], &te) < 0) {
+			entry_error(ce, ERR_FAILED, te.msg);
 			continue;
 		}
 		if (rules[i].kind == TRACK_DIGEST)
@@ -431,9 +431,9 @@ static void plan_targets(struct pass *p, struct registry *reg, const char *to_ta
 			entry_error(ce, q->dq.err_kind, q->dq.error);
 			continue;
 		}
-		idx = track_pick(&rules[i], p->refs[i].tag, q->tags.v, q->tags.n, err, sizeof(err));
+		idx = track_pick(&rules[i], p->refs[i].tag, q->tags.v, q->tags.n, &te);
 		if (idx == -2) {
-			entry_error(ce, ERR_FAILED, err);
+			entry_error(ce, ERR_FAILED, te.msg);
 			continue;
 		}
 		log_debug("%s: refit.track=%s over %zu tags (%zu pages): %s", ce->name, p->track[i], q->tags.n, q->pages,

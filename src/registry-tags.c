@@ -10,26 +10,26 @@
 
 #define LINK_MAX_HEADER (16u << 10)
 
-int tags_parse_body(const char *body, size_t len, struct tag_list *l, char *err, size_t errlen)
+int tags_parse_body(const char *body, size_t len, struct tag_list *l, struct refit_err *e)
 {
 	json_error_t jerr;
 	json_t *j, *tags, *t;
 	size_t i;
 
 	if (!body || len == 0 || len > TAGS_MAX_BODY) {
-		snprintf(err, errlen, "tags/list: %s", len ? "answer too large" : "empty answer");
+		err_set(e, ERR_FAILED, "tags/list: %s", len ? "answer too large" : "empty answer");
 		return -1;
 	}
 	j = json_loadb(body, len, 0, &jerr);
 	if (!json_is_object(j)) {
 		json_decref(j);
-		snprintf(err, errlen, "tags/list: not a JSON object");
+		err_set(e, ERR_FAILED, "tags/list: not a JSON object");
 		return -1;
 	}
 	tags = json_object_get(j, "tags");
 	if (!json_is_array(tags) && !json_is_null(tags)) {
 		json_decref(j);
-		snprintf(err, errlen, "tags/list: no \"tags\" array");
+		err_set(e, ERR_FAILED, "tags/list: no \"tags\" array");
 		return -1;
 	}
 	json_array_foreach(tags, i, t) {
@@ -57,7 +57,7 @@ int tags_parse_body(const char *body, size_t len, struct tag_list *l, char *err,
 	return 0;
 oom:
 	json_decref(j);
-	snprintf(err, errlen, "out of memory");
+	err_set(e, ERR_FAILED, "out of memory");
 	return -1;
 }
 
@@ -94,7 +94,7 @@ static bool has_next(const char *v, size_t n)
 	return false;
 }
 
-int tags_parse_link(const char *link, char **ret, char *err, size_t errlen)
+int tags_parse_link(const char *link, char **ret, struct refit_err *e)
 {
 	const char *p = link;
 
@@ -102,7 +102,7 @@ int tags_parse_link(const char *link, char **ret, char *err, size_t errlen)
 	if (!link)
 		return 0;
 	if (strlen(link) > LINK_MAX_HEADER) {
-		snprintf(err, errlen, "Link header longer than %u bytes", LINK_MAX_HEADER);
+		err_set(e, ERR_FAILED, "Link header longer than %u bytes", LINK_MAX_HEADER);
 		return -1;
 	}
 	for (;;) {
@@ -171,28 +171,28 @@ int tags_parse_link(const char *link, char **ret, char *err, size_t errlen)
 		if (!next)
 			continue;
 		if (ulen == 0 || ulen > TAGS_MAX_LINK) {
-			snprintf(err, errlen, "Link header: next page reference empty or longer than %d bytes", TAGS_MAX_LINK);
+			err_set(e, ERR_FAILED, "Link header: next page reference empty or longer than %d bytes", TAGS_MAX_LINK);
 			return -1;
 		}
 		for (size_t i = 0; i < ulen; i++)
 			if ((unsigned char)uri[i] <= ' ' || (unsigned char)uri[i] >= 0x7f) {
-				snprintf(err, errlen, "Link header: next page reference has spaces or control characters");
+				err_set(e, ERR_FAILED, "Link header: next page reference has spaces or control characters");
 				return -1;
 			}
 		if (uri[0] != '/' && strncasecmp(uri, "http://", 7) != 0 && strncasecmp(uri, "https://", 8) != 0) {
-			snprintf(err, errlen, "Link header: next page \"%.*s\" is neither a path nor an http(s) URL",
+			err_set(e, ERR_FAILED, "Link header: next page \"%.*s\" is neither a path nor an http(s) URL",
 				 (int)(ulen > 80 ? 80 : ulen), uri);
 			return -1;
 		}
 		*ret = strndup(uri, ulen);
 		if (!*ret) {
-			snprintf(err, errlen, "out of memory");
+			err_set(e, ERR_FAILED, "out of memory");
 			return -1;
 		}
 		return 0;
 	}
 bad:
-	snprintf(err, errlen, "Link header is malformed: \"%.80s\"", link);
+	err_set(e, ERR_FAILED, "Link header is malformed: \"%.80s\"", link);
 	return -1;
 }
 

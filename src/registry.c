@@ -912,6 +912,7 @@ static void tags_done(struct registry *r, struct job *j, CURLcode rc, struct xfe
 {
 	long st = x->resp.status;
 	struct host *h = j->host;
+	struct refit_err te = { 0 };
 	char err[300], *next = NULL;
 
 	if (job_retry_later(j, rc, x))
@@ -929,9 +930,9 @@ static void tags_done(struct registry *r, struct job *j, CURLcode rc, struct xfe
 			 st == 404 ? " (no such repository)" : st == 401 ? " unauthorized" : "");
 		return;
 	}
-	if (tags_parse_body(x->resp.body, x->resp.len, &j->tq->tags, err, sizeof(err)) < 0 ||
-	    tags_parse_link(http_header(&x->resp, "Link"), &next, err, sizeof(err)) < 0) {
-		job_fail(j, ERR_FAILED, "registry %s: tags of %s: %s", h->name, j->q->ref->path, err);
+	if (tags_parse_body(x->resp.body, x->resp.len, &j->tq->tags, &te) < 0 ||
+	    tags_parse_link(http_header(&x->resp, "Link"), &next, &te) < 0) {
+		job_fail(j, ERR_FAILED, "registry %s: tags of %s: %s", h->name, j->q->ref->path, te.msg);
 		return;
 	}
 	j->tq->pages++;

@@ -145,7 +145,7 @@ static bool is_wild(const char *s)
 	return (*s == 'x' || *s == 'X' || *s == '*') && (s[1] == '\0' || s[1] == '.');
 }
 
-int semver_range_parse(const char *s, struct semver_range *ret, char *err, size_t errlen)
+int semver_range_parse(const char *s, struct semver_range *ret, struct refit_err *e)
 {
 	struct semver_range r;
 	unsigned long long part[3] = { 0, 0, 0 };
@@ -207,7 +207,7 @@ int semver_range_parse(const char *s, struct semver_range *ret, char *err, size_
 	*ret = r;
 	return 0;
 bad:
-	snprintf(err, errlen, "\"%.64s\" is not a version constraint (^2, ~2.3, 2.x, 2.3.*, 1.2.3)", s);
+	err_set(e, ERR_USAGE, "\"%.64s\" is not a version constraint (^2, ~2.3, 2.x, 2.3.*, 1.2.3)", s);
 	return -1;
 }
 
@@ -277,7 +277,7 @@ static const char *pattern_too_costly(const char *p)
 	return NULL;
 }
 
-int track_parse(const char *s, struct track_rule *ret, char *err, size_t errlen)
+int track_parse(const char *s, struct track_rule *ret, struct refit_err *e)
 {
 	memset(ret, 0, sizeof(*ret));
 	if (!s || strcmp(s, "digest") == 0 || strcmp(s, "") == 0) {
@@ -289,10 +289,10 @@ int track_parse(const char *s, struct track_rule *ret, char *err, size_t errlen)
 		return 0;
 	}
 	if (strncmp(s, "semver:", 7) == 0) {
-		char why[160];
+		struct refit_err re = { 0 };
 
-		if (strlen(s + 7) > 64 || semver_range_parse(s + 7, &ret->range, why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "label refit.track: %s", strlen(s + 7) > 64 ? "constraint longer than 64 bytes" : why);
+		if (strlen(s + 7) > 64 || semver_range_parse(s + 7, &ret->range, &re) < 0) {
+			err_set(e, ERR_USAGE, "label refit.track: %.300s", strlen(s + 7) > 64 ? "constraint longer than 64 bytes" : re.msg);
 			return -1;
 		}
 		ret->kind = TRACK_SEMVER;
@@ -305,12 +305,12 @@ int track_parse(const char *s, struct track_rule *ret, char *err, size_t errlen)
 		int rc;
 
 		if (len == 0 || len > TRACK_MAX_PATTERN) {
-			snprintf(err, errlen, "label refit.track: regex: the pattern must be 1 to %d bytes",
+			err_set(e, ERR_USAGE, "label refit.track: regex: the pattern must be 1 to %d bytes",
 				 TRACK_MAX_PATTERN);
 			return -1;
 		}
 		if ((costly = pattern_too_costly(s + 6))) {
-			snprintf(err, errlen, "label refit.track: regex: %s", costly);
+			err_set(e, ERR_USAGE, "label refit.track: regex: %s", costly);
 			return -1;
 		}
 		rc = regcomp(&ret->re, s + 6, REG_EXTENDED | REG_NOSUB);
@@ -318,14 +318,14 @@ int track_parse(const char *s, struct track_rule *ret, char *err, size_t errlen)
 			char why[160];
 
 			regerror(rc, &ret->re, why, sizeof(why));
-			snprintf(err, errlen, "label refit.track: regex \"%.64s\": %s", s + 6, why);
+			err_set(e, ERR_USAGE, "label refit.track: regex \"%.64s\": %s", s + 6, why);
 			return -1;
 		}
 		ret->kind = TRACK_REGEX;
 		ret->has_re = true;
 		return 0;
 	}
-	snprintf(err, errlen, "label refit.track: \"%.64s\" is not digest, semver, semver:CONSTRAINT or regex:PATTERN", s);
+	err_set(e, ERR_USAGE, "label refit.track: \"%.64s\" is not digest, semver, semver:CONSTRAINT or regex:PATTERN", s);
 	return -1;
 }
 
@@ -349,8 +349,7 @@ bool tag_valid(const char *s)
 	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == len;
 }
 
-long track_pick(const struct track_rule *r, const char *current, char *const *tags, size_t n, char *err,
-		size_t errlen)
+long track_pick(const struct track_rule *r, const char *current, char *const *tags, size_t n, struct refit_err *e)
 {
 	struct semver cur, best, v;
 	bool have_cur = current && semver_parse(current, &cur) == 0;
@@ -360,7 +359,7 @@ long track_pick(const struct track_rule *r, const char *current, char *const *ta
 	if (r->kind == TRACK_DIGEST)
 		return -1;
 	if (r->kind == TRACK_SEMVER && current && !have_cur) {
-		snprintf(err, errlen, "refit.track=semver: the current tag \"%.64s\" is not a version (MAJOR.MINOR.PATCH)",
+		err_set(e, ERR_USAGE, "refit.track=semver: the current tag \"%.64s\" is not a version (MAJOR.MINOR.PATCH)",
 			 current);
 		return -2;
 	}

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "refit/error.h"
+
 #define API_MAX_BODY (64u * 1024)
 #define API_MAX_NAMES 256
 
@@ -27,12 +29,12 @@ struct api_request {
  * refused: -1 with ERR (a sentence for the client). On success the caller
  * frees RET->params.
  */
-int api_parse(enum api_body kind, const char *body, size_t len, struct api_request *ret, char *err, size_t errlen);
+int api_parse(enum api_body kind, const char *body, size_t len, struct api_request *ret, struct refit_err *e);
 
 /*
  * Parse Watchtower's ?image=a,b into {"images":[...]} (each a reference
  * string of at most 255 bytes); -1 with ERR when malformed.
  */
-int api_parse_images(const char *query, json_t **ret, char *err, size_t errlen);
+int api_parse_images(const char *query, json_t **ret, struct refit_err *e);
 
 #endif

@@ -88,18 +88,17 @@ struct fleet_op {
  * rolled-back is the container's success). -1 with ERR (printable ASCII)
  * when BODY is not an operation record; strings are bounded and cleaned.
  */
-int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op *ret, char *err, size_t errlen);
+int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op *ret, struct refit_err *e);
 void fleet_op_free(struct fleet_op *op);
 
 /* GET /api/v1/containers ({"containers":[...]} as `refit check --json`) into RET's entries. */
-int fleet_parse_containers(const char *body, size_t len, struct fleet_op *ret, char *err, size_t errlen);
+int fleet_parse_containers(const char *body, size_t len, struct fleet_op *ret, struct refit_err *e);
 
 /* The operation ID of a 202 answer {"operation": ID}: 16 hex digits into ID. */
 int fleet_parse_accepted(const char *body, size_t len, char id[17]);
 
 /* GET /health: 0 when {"status":"ok"}; VERSION (cleaned) and *PAUSED filled when present. */
-int fleet_parse_health(const char *body, size_t len, char *version, size_t vlen, bool *paused, char *err,
-		       size_t errlen);
+int fleet_parse_health(const char *body, size_t len, char *version, size_t vlen, bool *paused, struct refit_err *e);
 
 /* An error answer's "error" text, cleaned to printable ASCII, into OUT (empty when none). */
 void fleet_parse_error(const char *body, size_t len, char *out, size_t outlen);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "refit/error.h"
+
 #define SEMVER_MAX_PRE 128    /* longest pre-release part kept */
 #define TRACK_MAX_PATTERN 256 /* longest regex: pattern accepted */
 
@@ -34,7 +36,7 @@ struct semver_range {
 };
 
 /* Parse constraint S (see above); -1 with ERR when it is not one. */
-int semver_range_parse(const char *s, struct semver_range *ret, char *err, size_t errlen);
+int semver_range_parse(const char *s, struct semver_range *ret, struct refit_err *e);
 
 /* Is V inside R? A pre-release counts by its MAJOR.MINOR.PATCH. */
 bool semver_range_match(const struct semver_range *r, const struct semver *v);
@@ -55,7 +57,7 @@ struct track_rule {
  * "regex:PATTERN" (POSIX extended, at most TRACK_MAX_PATTERN bytes). -1 with
  * ERR (a sentence naming the problem) on a bad value; then nothing to free.
  */
-int track_parse(const char *s, struct track_rule *ret, char *err, size_t errlen);
+int track_parse(const char *s, struct track_rule *ret, struct refit_err *e);
 
 void track_free(struct track_rule *r);
 
@@ -66,8 +68,7 @@ void track_free(struct track_rule *r);
  * CURRENT is one. Returns its index, -1 when there is none (stay), or -2 with
  * ERR when R cannot apply (semver tracking of a tag that is not a version).
  */
-long track_pick(const struct track_rule *r, const char *current, char *const *tags, size_t n, char *err,
-		size_t errlen);
+long track_pick(const struct track_rule *r, const char *current, char *const *tags, size_t n, struct refit_err *e);
 
 /* Is S a Docker tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}? */
 bool tag_valid(const char *s);

@@ -24,7 +24,7 @@ struct tag_list {
  * at most TAGS_MAX_TOTAL are kept in all ("tags": null is an empty page).
  * -1 with ERR when the body is not that shape.
  */
-int tags_parse_body(const char *body, size_t len, struct tag_list *l, char *err, size_t errlen);
+int tags_parse_body(const char *body, size_t len, struct tag_list *l, struct refit_err *e);
 
 /*
  * The rel="next" target of Link header value LINK, e.g.
@@ -33,7 +33,7 @@ int tags_parse_body(const char *body, size_t len, struct tag_list *l, char *err,
  * spaces), or NULL when there is no next page. -1 with ERR when the header
  * is malformed or the target unusable.
  */
-int tags_parse_link(const char *link, char **ret, char *err, size_t errlen);
+int tags_parse_link(const char *link, char **ret, struct refit_err *e);
 
 void tag_list_free(struct tag_list *l);
 

@@ -208,14 +208,16 @@ static void test_token_files(void **state)
 static void test_op_answers(void **state)
 {
 	struct fleet_op op;
-	char err[200], id[17];
+	char id[17];
+	struct refit_err er = { 0 };
+	const char *err = er.msg;
 	const char *done = "{\"id\":\"0123456789abcdef\",\"kind\":\"update\",\"state\":\"succeeded\",\"result\":{\"containers\":["
 			   "{\"name\":\"app\",\"image\":\"r/a:latest\",\"status\":\"updated\",\"current_digest\":\"sha256:11\",\"latest_digest\":\"sha256:22\"},"
 			   "{\"name\":\"b\",\"status\":\"up-to-date\"},"
 			   "{\"name\":\"cache\",\"status\":\"rolled-back\",\"error\":\"not healthy\\u0007\"}]}}";
 
 	(void)state;
-	assert_int_equal(fleet_parse_op(done, strlen(done), false, &op, err, sizeof(err)), 0);
+	assert_int_equal(fleet_parse_op(done, strlen(done), false, &op, &er), 0);
 	assert_string_equal(op.state, "succeeded");
 	assert_int_equal(op.n, 3);
 	assert_int_equal(op.changed, 1);
@@ -226,27 +228,27 @@ static void test_op_answers(void **state)
 	assert_string_equal(op.v[2].error, "not healthy?"); /* cleaned for printing */
 	fleet_op_free(&op);
 	/* the same record read as a rollback: rolled-back is the success */
-	assert_int_equal(fleet_parse_op(done, strlen(done), true, &op, err, sizeof(err)), 0);
+	assert_int_equal(fleet_parse_op(done, strlen(done), true, &op, &er), 0);
 	assert_int_equal(op.changed, 1);
 	assert_int_equal(op.failed, 0);
 	fleet_op_free(&op);
 
-	assert_int_equal(fleet_parse_op("{\"state\":\"running\"}", strlen("{\"state\":\"running\"}"), false, &op, err, sizeof(err)), 0);
+	assert_int_equal(fleet_parse_op("{\"state\":\"running\"}", strlen("{\"state\":\"running\"}"), false, &op, &er), 0);
 	assert_int_equal(op.n, 0);
 	fleet_op_free(&op);
-	assert_int_equal(fleet_parse_op("{\"state\":\"weird\"}", strlen("{\"state\":\"weird\"}"), false, &op, err, sizeof(err)), -1);
-	assert_int_equal(fleet_parse_op("[1]", strlen("[1]"), false, &op, err, sizeof(err)), -1);
+	assert_int_equal(fleet_parse_op("{\"state\":\"weird\"}", strlen("{\"state\":\"weird\"}"), false, &op, &er), -1);
+	assert_int_equal(fleet_parse_op("[1]", strlen("[1]"), false, &op, &er), -1);
 	assert_int_equal(fleet_parse_op("{\"state\":\"failed\",\"result\":{\"containers\":[{\"name\":1}]}}", strlen("{\"state\":\"failed\",\"result\":{\"containers\":[{\"name\":1}]}}"), false,
-					&op, err, sizeof(err)), -1);
-	assert_int_equal(fleet_parse_op("{\"state\":\"failed\",\"result\":7}", strlen("{\"state\":\"failed\",\"result\":7}"), false, &op, err, sizeof(err)), -1);
-	assert_int_equal(fleet_parse_op("{\"state\":\"failed\",\"error\":5}", strlen("{\"state\":\"failed\",\"error\":5}"), false, &op, err, sizeof(err)), -1);
-	assert_int_equal(fleet_parse_op("{\"state\":", strlen("{\"state\":"), false, &op, err, sizeof(err)), -1);
+					&op, &er), -1);
+	assert_int_equal(fleet_parse_op("{\"state\":\"failed\",\"result\":7}", strlen("{\"state\":\"failed\",\"result\":7}"), false, &op, &er), -1);
+	assert_int_equal(fleet_parse_op("{\"state\":\"failed\",\"error\":5}", strlen("{\"state\":\"failed\",\"error\":5}"), false, &op, &er), -1);
+	assert_int_equal(fleet_parse_op("{\"state\":", strlen("{\"state\":"), false, &op, &er), -1);
 	{
 		/* an updated container's name goes back in a rollback: it must be a container name */
 		static const char bad_name[] = "{\"state\":\"succeeded\",\"result\":{\"containers\":"
 					       "[{\"name\":\"../x y\",\"status\":\"updated\"}]}}";
 
-		assert_int_equal(fleet_parse_op(bad_name, strlen(bad_name), false, &op, err, sizeof(err)), -1);
+		assert_int_equal(fleet_parse_op(bad_name, strlen(bad_name), false, &op, &er), -1);
 		assert_non_null(strstr(err, "no valid container name"));
 	}
 
@@ -258,17 +260,19 @@ static void test_op_answers(void **state)
 
 static void test_health_and_errors(void **state)
 {
-	char v[64], err[200], msg[64];
+	char v[64], msg[64];
+	struct refit_err er = { 0 };
+	const char *err = er.msg;
 	bool paused;
 	const char *ok = "{\"status\":\"ok\",\"version\":\"0.1.0\",\"paused\":true}";
 
 	(void)state;
-	assert_int_equal(fleet_parse_health(ok, strlen(ok), v, sizeof(v), &paused, err, sizeof(err)), 0);
+	assert_int_equal(fleet_parse_health(ok, strlen(ok), v, sizeof(v), &paused, &er), 0);
 	assert_string_equal(v, "0.1.0");
 	assert_true(paused);
-	assert_int_equal(fleet_parse_health("{\"status\":\"degraded\"}", strlen("{\"status\":\"degraded\"}"), v, sizeof(v), &paused, err, sizeof(err)), -1);
+	assert_int_equal(fleet_parse_health("{\"status\":\"degraded\"}", strlen("{\"status\":\"degraded\"}"), v, sizeof(v), &paused, &er), -1);
 	assert_non_null(strstr(err, "degraded"));
-	assert_int_equal(fleet_parse_health("<html>", strlen("<html>"), v, sizeof(v), &paused, err, sizeof(err)), -1);
+	assert_int_equal(fleet_parse_health("<html>", strlen("<html>"), v, sizeof(v), &paused, &er), -1);
 	fleet_parse_error("{\"error\":\"updates are paused\"}", strlen("{\"error\":\"updates are paused\"}"), msg, sizeof(msg));
 	assert_string_equal(msg, "updates are paused");
 	fleet_parse_error("nope", strlen("nope"), msg, sizeof(msg));
@@ -278,17 +282,17 @@ static void test_health_and_errors(void **state)
 static void test_containers_answer(void **state)
 {
 	struct fleet_op op;
-	char err[200];
+	struct refit_err er = { 0 };
 	const char *body = "{\"containers\":[{\"name\":\"x\",\"id\":\"abc\",\"image\":\"r/x:1\",\"current_digest\":\"sha256:aa\","
 			   "\"latest_digest\":\"sha256:aa\",\"status\":\"up-to-date\",\"strategy\":\"recreate\"}]}";
 
 	(void)state;
-	assert_int_equal(fleet_parse_containers(body, strlen(body), &op, err, sizeof(err)), 0);
+	assert_int_equal(fleet_parse_containers(body, strlen(body), &op, &er), 0);
 	assert_int_equal(op.n, 1);
 	assert_string_equal(op.v[0].image, "r/x:1");
 	assert_string_equal(op.v[0].old_digest, "sha256:aa");
 	fleet_op_free(&op);
-	assert_int_equal(fleet_parse_containers("{\"containers\":{}}", strlen("{\"containers\":{}}"), &op, err, sizeof(err)), -1);
+	assert_int_equal(fleet_parse_containers("{\"containers\":{}}", strlen("{\"containers\":{}}"), &op, &er), -1);
 }
 
 int main(void)

@@ -129,9 +129,10 @@ static void test_ranges(void **state)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct semver_range r;
 		struct semver v;
-		char err[200];
+		struct refit_err er = { 0 };
+		const char *err = er.msg;
 
-		if (semver_range_parse(rows[i].range, &r, err, sizeof(err)) < 0)
+		if (semver_range_parse(rows[i].range, &r, &er) < 0)
 			fail_msg("range \"%s\": %s", rows[i].range, err);
 		assert_int_equal(semver_parse(rows[i].version, &v), 0);
 		if (semver_range_match(&r, &v) != rows[i].match)
@@ -139,9 +140,10 @@ static void test_ranges(void **state)
 	}
 	for (size_t i = 0; bad[i]; i++) {
 		struct semver_range r;
-		char err[200] = "";
+		struct refit_err er = { 0 };
+		const char *err = er.msg;
 
-		if (semver_range_parse(bad[i], &r, err, sizeof(err)) == 0)
+		if (semver_range_parse(bad[i], &r, &er) == 0)
 			fail_msg("range \"%s\" was accepted", bad[i]);
 		assert_non_null(strstr(err, "constraint"));
 	}
@@ -151,18 +153,19 @@ static void test_ranges(void **state)
 static const char *pick(const char *rule, const char *current, const char *const *tags, char *buf, size_t len)
 {
 	struct track_rule r;
-	char err[300];
+	struct refit_err er = { 0 };
+	const char *err = er.msg;
 	size_t n = 0;
 	long i;
 
 	while (tags[n])
 		n++;
-	if (track_parse(rule, &r, err, sizeof(err)) < 0)
+	if (track_parse(rule, &r, &er) < 0)
 		fail_msg("rule %s: %s", rule, err);
-	i = track_pick(&r, current, (char *const *)tags, n, err, sizeof(err));
+	i = track_pick(&r, current, (char *const *)tags, n, &er);
 	track_free(&r);
 	if (i == -2) {
-		snprintf(buf, len, "!%s", err);
+		snprintf(buf, len, "!%.300s", err);
 		return buf;
 	}
 	return i >= 0 ? tags[i] : NULL;
@@ -253,17 +256,19 @@ static void test_track_parse(void **state)
 	(void)state;
 	for (size_t i = 0; good[i]; i++) {
 		struct track_rule r;
-		char err[300];
+		struct refit_err er = { 0 };
+		const char *err = er.msg;
 
-		if (track_parse(good[i], &r, err, sizeof(err)) < 0)
+		if (track_parse(good[i], &r, &er) < 0)
 			fail_msg("\"%s\": %s", good[i], err);
 		track_free(&r);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct track_rule r;
-		char err[300] = "";
+		struct refit_err er = { 0 };
+		const char *err = er.msg;
 
-		if (track_parse(bad[i].s, &r, err, sizeof(err)) == 0)
+		if (track_parse(bad[i].s, &r, &er) == 0)
 			fail_msg("\"%s\" was accepted", bad[i].s);
 		if (!strstr(err, bad[i].msg) || !strstr(err, "refit.track"))
 			fail_msg("\"%s\": message \"%s\" lacks \"%s\"", bad[i].s, err, bad[i].msg);
@@ -274,9 +279,10 @@ static void test_track_parse(void **state)
 	big[306] = '\0';
 	{
 		struct track_rule r;
-		char err[300] = "";
+		struct refit_err er = { 0 };
+		const char *err = er.msg;
 
-		assert_int_equal(track_parse(big, &r, err, sizeof(err)), -1);
+		assert_int_equal(track_parse(big, &r, &er), -1);
 		assert_non_null(strstr(err, "256"));
 	}
 }
@@ -308,24 +314,25 @@ static void test_tag_valid(void **state)
 static void test_tags_body(void **state)
 {
 	struct tag_list l = { 0 };
-	char err[200];
+	struct refit_err er = { 0 };
+	const char *err = er.msg;
 	const char *b1 = "{\"name\":\"a/b\",\"tags\":[\"1.0.0\",\"latest\",\"bad tag\",5,\"../x\",\"2.0.0\"]}";
 	const char *b2 = "{\"name\":\"a/b\",\"tags\":null}";
 
 	(void)state;
-	assert_int_equal(tags_parse_body(b1, strlen(b1), &l, err, sizeof(err)), 0);
+	assert_int_equal(tags_parse_body(b1, strlen(b1), &l, &er), 0);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.v[0], "1.0.0");
 	assert_string_equal(l.v[1], "latest");
 	assert_string_equal(l.v[2], "2.0.0");
-	assert_int_equal(tags_parse_body(b2, strlen(b2), &l, err, sizeof(err)), 0); /* an empty page */
+	assert_int_equal(tags_parse_body(b2, strlen(b2), &l, &er), 0); /* an empty page */
 	assert_int_equal(l.n, 3);
-	assert_int_equal(tags_parse_body("[1]", 3, &l, err, sizeof(err)), -1);
+	assert_int_equal(tags_parse_body("[1]", 3, &l, &er), -1);
 	assert_non_null(strstr(err, "object"));
-	assert_int_equal(tags_parse_body("{\"tags\":\"x\"}", 12, &l, err, sizeof(err)), -1);
+	assert_int_equal(tags_parse_body("{\"tags\":\"x\"}", 12, &l, &er), -1);
 	assert_non_null(strstr(err, "tags"));
-	assert_int_equal(tags_parse_body("{", 1, &l, err, sizeof(err)), -1);
-	assert_int_equal(tags_parse_body("", 0, &l, err, sizeof(err)), -1);
+	assert_int_equal(tags_parse_body("{", 1, &l, &er), -1);
+	assert_int_equal(tags_parse_body("", 0, &l, &er), -1);
 	assert_false(l.truncated);
 	tag_list_free(&l);
 	assert_int_equal(l.n, 0);
@@ -335,7 +342,8 @@ static void test_tags_cap(void **state)
 {
 	struct tag_list l = { 0 };
 	size_t cap = 2000 * 12 + 64;
-	char *body = malloc(cap), err[200];
+	char *body = malloc(cap);
+	struct refit_err er = { 0 };
 	size_t len = 0;
 
 	(void)state;
@@ -346,13 +354,13 @@ static void test_tags_cap(void **state)
 	len += (size_t)snprintf(body + len, cap - len, "]}");
 	/* Six pages of 2000: the list stops at TAGS_MAX_TOTAL and says it was cut. */
 	for (int p = 0; p < 6; p++)
-		assert_int_equal(tags_parse_body(body, len, &l, err, sizeof(err)), 0);
+		assert_int_equal(tags_parse_body(body, len, &l, &er), 0);
 	assert_int_equal(l.n, TAGS_MAX_TOTAL);
 	assert_true(l.truncated);
 	assert_string_equal(l.v[TAGS_MAX_TOTAL - 1], "1.0.1999");
 	tag_list_free(&l);
 	/* a page larger than TAGS_MAX_BODY is refused */
-	assert_int_equal(tags_parse_body(body, TAGS_MAX_BODY + 1, &l, err, sizeof(err)), -1);
+	assert_int_equal(tags_parse_body(body, TAGS_MAX_BODY + 1, &l, &er), -1);
 	free(body);
 }
 
@@ -384,8 +392,10 @@ static void test_link(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		char *next = (char *)"unset", err[200] = "";
-		int rc = tags_parse_link(rows[i].hdr, &next, err, sizeof(err));
+		char *next = (char *)"unset";
+		struct refit_err er = { 0 };
+		const char *err = er.msg;
+		int rc = tags_parse_link(rows[i].hdr, &next, &er);
 
 		if (rows[i].want && strcmp(rows[i].want, "!") == 0) {
 			if (rc != -1 || next)
@@ -401,17 +411,18 @@ static void test_link(void **state)
 		free(next);
 	}
 	{
-		char *next = NULL, err[200];
+		char *next = NULL;
+		struct refit_err er = { 0 };
 		char *big = malloc(3000);
 
 		assert_non_null(big);
 		memset(big, 'a', 2600);
 		memcpy(big, "</", 2);
 		snprintf(big + 2600, 400, ">; rel=next");
-		assert_int_equal(tags_parse_link(big, &next, err, sizeof(err)), -1); /* next page reference too long */
+		assert_int_equal(tags_parse_link(big, &next, &er), -1); /* next page reference too long */
 		assert_null(next);
 		free(big);
-		assert_int_equal(tags_parse_link(NULL, &next, err, sizeof(err)), 0);
+		assert_int_equal(tags_parse_link(NULL, &next, &er), 0);
 		assert_null(next);
 	}
 }
