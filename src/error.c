@@ -5,7 +5,7 @@
 
 #include "refit/error.h"
 
-int err_set(struct refit_err *e, int kind, const char *fmt, ...)
+int err_set(struct refit_err *e, enum refit_err_kind kind, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -11,12 +11,12 @@ enum refit_err_kind {
 };
 
 struct refit_err {
-	int kind;
+	enum refit_err_kind kind;
 	char msg[512];
 };
 
 /* Fill E (which may be NULL) and return -1, so callers can `return err_set(...)`. */
-int err_set(struct refit_err *e, int kind, const char *fmt, ...)
+int err_set(struct refit_err *e, enum refit_err_kind kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Prepend context ("pull x: ") to the message already in E. */
