@@ -1,10 +1,11 @@
-/* libFuzzer target: management API bodies and Watchtower's ?image= query. */
+/* libFuzzer target: management API bodies and Watchtower's ?image= and ?container= queries. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "refit/api-request.h"
+#include "refit/base.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -14,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *err = er.msg, *q;
 	json_t *images = NULL;
 
-	for (int k = BODY_COMMAND; k <= BODY_ROLLBACK; k++) {
+	for (int k = BODY_COMMAND; k <= BODY_RELEASE; k++) {
 		struct api_request r;
 
 		err[0] = '\0';
@@ -34,6 +35,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	q[size] = '\0';
 	if (api_parse_images(q, &images, &er) == 0)
 		json_decref(images);
+	er.msg[0] = '\0';
+	images = api_parse_names(q, &er);
+	if (images) {
+		/* accepted: names only, each by the engine's rule */
+		for (size_t i = 0; i < json_array_size(images); i++)
+			if (!container_name_valid(json_string_value(json_array_get(images, i))))
+				__builtin_trap();
+		json_decref(images);
+	} else if (!er.msg[0]) {
+		__builtin_trap();
+	}
 	free(q);
 	return 0;
 }

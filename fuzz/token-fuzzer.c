@@ -1,4 +1,7 @@
-/* libFuzzer target: token endpoint answers and credential helper answers. */
+/*
+ * libFuzzer target: token endpoint answers (and the access claim of the
+ * token they hold) and credential helper answers.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +25,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				__builtin_trap();
 		if (expires < 1 || expires > 86400)
 			__builtin_trap();
+		{
+			json_t *access = auth_token_access(token);
+			int g = auth_access_grants(access, "repository:a/b:pull");
+
+			if (g < -1 || g > 1 || (access == NULL) != (g == -1))
+				__builtin_trap();
+			json_decref(access);
+		}
 		free(token);
 	}
 	if (auth_helper_parse((const char *)data, size, &c, &e) == 0 && !c.password && !c.identity_token)

@@ -123,3 +123,13 @@ int buf_reserve(char **buf, size_t *cap, size_t need, size_t min)
 	*cap = c;
 	return 0;
 }
+
+const char *env_lookup(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; envp && *envp; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}

@@ -1,6 +1,7 @@
 /* Configuration: a table of keys, each settable from YAML, the environment and flags. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
@@ -12,13 +13,16 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "refit/base.h"
 #include "refit/config.h"
 #include "refit/cron.h"
 #include "refit/fsutil.h"
+#include "refit/log.h"
 #include "refit/notify.h"
 #include "refit/ollama.h"
 #include "refit/strategy.h"
 #include "refit/tags.h"
+#include "refit/watchtower.h"
 #include "refit/yamlfile.h"
 
 enum key_type { K_STR, K_BOOL, K_SECONDS, K_INT, K_LIST, K_ENUM };
@@ -48,6 +52,7 @@ static int check_path(const char *v, const char **why);
 static int check_notification(const char *v, const char **why);
 static int check_model(const char *v, const char **why);
 static int check_endpoint(const char *v, const char **why);
+static int check_container_name(const char *v, const char **why);
 
 static const struct key keys[] = {
 	{ "docker_host", K_STR, OFF(docker_host), 0, 0, NULL, check_docker_host },
@@ -66,6 +71,9 @@ static const struct key keys[] = {
 	{ "monitor_only", K_BOOL, OFF(monitor_only), 0, 0, NULL, NULL },
 	{ "no_pull", K_BOOL, OFF(no_pull), 0, 0, NULL, NULL },
 	{ "update_on_start", K_BOOL, OFF(update_on_start), 0, 0, NULL, NULL },
+	{ "disable_containers", K_LIST, OFF(disable_containers), 0, 0, NULL, check_container_name },
+	{ "include_restarting", K_BOOL, OFF(include_restarting), 0, 0, NULL, NULL },
+	{ "lifecycle_hooks", K_BOOL, OFF(lifecycle_hooks), 0, 0, NULL, NULL },
 	{ "insecure_registries", K_LIST, OFF(insecure_registries), 0, 0, NULL, NULL },
 	{ "registry_ca_file", K_STR, OFF(registry_ca_file), 0, 0, NULL, check_path },
 	{ "registry_timeout", K_SECONDS, OFF(registry_timeout), 1, 600, NULL, NULL },
@@ -75,6 +83,7 @@ static const struct key keys[] = {
 	{ "api.listen", K_STR, OFF(api_listen), 0, 0, NULL, check_listen },
 	{ "api.token", K_STR, OFF(api_token), 0, 0, NULL, NULL },
 	{ "api.token_file", K_STR, OFF(api_token_file), 0, 0, NULL, check_path },
+	{ "api.session_ttl", K_SECONDS, OFF(api_session_ttl), 1, 30 * 86400, NULL, NULL },
 	{ "notifications", K_LIST, OFF(notifications), 0, 0, NULL, check_notification },
 	{ "log_format", K_ENUM, OFF(log_format), 0, 0, log_formats, NULL },
 	{ "log_level", K_ENUM, OFF(log_level), 0, 0, log_levels, NULL },
@@ -85,31 +94,17 @@ static const struct key keys[] = {
 	{ "models.timeout", K_SECONDS, OFF(models_timeout), 1, 3600, NULL, NULL },
 	{ "backup_max_bytes", K_INT, OFF(backup_max_bytes), 1024, 1L << 40, NULL, NULL },
 	{ "backup_retention", K_INT, OFF(backup_retention), 1, 100, NULL, NULL },
+	{ "cooldown", K_SECONDS, OFF(cooldown), 0, YEAR, NULL, NULL },
 };
 
 /* Sections whose keys are written nested in YAML ("api: {listen: ...}"). */
 static const char *const sections[] = { "api", "models", NULL };
 
-/* Watchtower's variables and the keys they set (refit's own variables win). */
+/* Variables of other tools that set a key (Watchtower's are src/watchtower.c's). */
 static const struct {
 	const char *var;
 	const char *key;
-} watchtower_env[] = {
-	{ "DOCKER_HOST", "docker_host" },
-	{ "WATCHTOWER_POLL_INTERVAL", "poll_interval" },
-	{ "WATCHTOWER_SCHEDULE", "schedule" },
-	{ "WATCHTOWER_LABEL_ENABLE", "label_enable" },
-	{ "WATCHTOWER_SCOPE", "scope" },
-	{ "WATCHTOWER_CLEANUP", "cleanup" },
-	{ "WATCHTOWER_MONITOR_ONLY", "monitor_only" },
-	{ "WATCHTOWER_TIMEOUT", "stop_timeout" },
-	{ "WATCHTOWER_HTTP_API_TOKEN", "api.token" },
-	{ "WATCHTOWER_NO_PULL", "no_pull" },
-	{ "WATCHTOWER_INCLUDE_STOPPED", "include_stopped" },
-	{ "WATCHTOWER_REVIVE_STOPPED", "revive_stopped" },
-	{ "WATCHTOWER_RUN_ONCE_ON_START", "update_on_start" },
-	{ "WATCHTOWER_NOTIFICATION_URL", "notifications" },
-	{ "WATCHTOWER_LOG_LEVEL", "log_level" },
+} other_env[] = {
 	{ "OLLAMA_MODELS", "models.names" },
 	{ "UPDATE_INTERVAL", "models.interval" },
 };
@@ -139,7 +134,6 @@ static int check_listen(const char *v, const char **why)
 	return 0;
 }
 
-/* Scopes are short words: letters, digits, '.', '_', '-'. */
 /* A strategy from the strategy table. */
 static int check_strategy(const char *v, const char **why)
 {
@@ -154,11 +148,14 @@ static int check_strategy(const char *v, const char **why)
 	return -1;
 }
 
+/* Scopes are short words: letters, digits, '.', '_', '-'; "*" is every scope. */
 static int check_scope(const char *v, const char **why)
 {
 	size_t n = strlen(v);
 
-	*why = "expected 1 to 128 letters, digits, '.', '_' or '-'";
+	*why = "expected 1 to 128 letters, digits, '.', '_' or '-' (or \"*\" for every scope)";
+	if (strcmp(v, "*") == 0)
+		return 0;
 	if (n == 0 || n > 128)
 		return -1;
 	for (const char *p = v; *p; p++)
@@ -188,12 +185,45 @@ static int check_path(const char *v, const char **why)
 	return 0;
 }
 
+/* A container name, by the engine's rule. */
+static int check_container_name(const char *v, const char **why)
+{
+	*why = "expected a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)";
+	return container_name_valid(v) ? 0 : -1;
+}
+
+/* Mark with '\n' each comma of T that is followed by SCHEME:// (another URL). */
+static void split_urls(char *t)
+{
+	for (char *p = strchr(t, ','); p; p = strchr(p + 1, ',')) {
+		size_t n = strspn(p + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+
+		if (n && strncmp(p + 1 + n, "://", 3) == 0)
+			*p = '\n';
+	}
+}
+
+static int strv_push(struct strv *s, const char *v);
+
+/* Push each '\n'-separated piece of T onto S. */
+static int strv_push_split(struct strv *s, char *t)
+{
+	char *save = NULL;
+
+	for (char *p = strtok_r(t, "\n", &save); p; p = strtok_r(NULL, "\n", &save))
+		if (strv_push(s, p) < 0)
+			return -1;
+	return 0;
+}
+
 /* A notification URL refit can send to (see notify_url_parse). */
 static int check_notification(const char *v, const char **why)
 {
 	struct notify_target t;
 	int rc = notify_url_parse(v, &t, why);
 
+	if (rc == 0 && t.unknown[0]) /* one line at load; the names only, never a value */
+		log_warn("notifications: %s: parameters refit does not use, ignored: %s", t.name, t.unknown);
 	notify_target_clear(&t);
 	return rc;
 }
@@ -231,11 +261,11 @@ static int list_item_check(const struct key *k, const char *v, size_t idx, const
 	return err_set(e, ERR_USAGE, "%s: item %zu: %s", where, idx + 1, why);
 }
 
-/* Parse a YAML/env boolean. */
-static int parse_bool(const char *v, bool *ret)
+int config_parse_bool(const char *v, bool *ret)
 {
-	static const char *const yes[] = { "true", "yes", "on", "1", NULL };
-	static const char *const no[] = { "false", "no", "off", "0", NULL };
+	/* YAML's words and Go's ParseBool's (Watchtower's flags and variables) */
+	static const char *const yes[] = { "true", "yes", "on", "1", "t", NULL };
+	static const char *const no[] = { "false", "no", "off", "0", "f", NULL };
 
 	for (int i = 0; yes[i]; i++) {
 		if (strcasecmp(v, yes[i]) == 0) {
@@ -250,8 +280,8 @@ static int parse_bool(const char *v, bool *ret)
 	return -1;
 }
 
-/* Parse "90", "90s", "5m", "1h30m" into seconds, bounded by MAX. */
-static int parse_seconds(const char *v, long max, long *ret)
+/* Parse "90", "90s", "5m", "1h30m", "2d" into seconds, bounded by MAX. */
+int config_parse_seconds(const char *v, long max, long *ret)
 {
 	long total = 0;
 	const char *p = v;
@@ -269,7 +299,10 @@ static int parse_seconds(const char *v, long max, long *ret)
 		if (errno || n > max)
 			return -1;
 		p = end;
-		if (*p == 'h') {
+		if (*p == 'd') {
+			unit = 24 * 3600;
+			p++;
+		} else if (*p == 'h') {
 			unit = 3600;
 			p++;
 		} else if (*p == 'm') {
@@ -362,16 +395,18 @@ static int key_set(struct refit_config *cfg, const struct key *k, const char *v,
 
 	if (strlen(v) > CONFIG_MAX_STRING)
 		return err_set(e, ERR_USAGE, "%s: value longer than %d bytes", where, CONFIG_MAX_STRING);
+	if (k->off == OFF(api_listen))
+		cfg->api_listen_set = true;
 	switch (k->type) {
 	case K_BOOL:
-		if (parse_bool(v, &b) < 0)
+		if (config_parse_bool(v, &b) < 0)
 			return err_set(e, ERR_USAGE, "%s: expected true or false, got \"%.64s\"", where, v);
 		*(bool *)slot = b;
 		return 0;
 	case K_SECONDS:
-		if (parse_seconds(v, k->max, &n) < 0 || n < k->min)
+		if (config_parse_seconds(v, k->max, &n) < 0 || n < k->min)
 			return err_set(e, ERR_USAGE,
-				       "%s: expected a duration of %ld to %ld seconds (\"90\", \"5m\", \"1h30m\"), got \"%.64s\"",
+				       "%s: expected a duration of %ld to %ld seconds (\"90\", \"5m\", \"1h30m\", \"2d\"), got \"%.64s\"",
 				       where, k->min, k->max, v);
 		*(long *)slot = n;
 		return 0;
@@ -406,8 +441,11 @@ static int key_set(struct refit_config *cfg, const struct key *k, const char *v,
 
 		if (!copy)
 			return err_set(e, ERR_FAILED, "out of memory");
-		for (char *t = strtok_r(copy, ", \t\n", &save); t; t = strtok_r(NULL, ", \t\n", &save)) {
-			if (strv_push(&nv, t) < 0) {
+		for (char *t = strtok_r(copy, k->check == check_notification ? " \t\n" : ", \t\n", &save); t;
+		     t = strtok_r(NULL, k->check == check_notification ? " \t\n" : ", \t\n", &save)) {
+			if (k->check == check_notification)
+				split_urls(t); /* "URL,URL": a comma only ends a URL before SCHEME:// (queries hold commas) */
+			if (strv_push_split(&nv, t) < 0) {
 				free(copy);
 				strv_free(&nv);
 				return err_set(e, ERR_USAGE, "%s: more than %d items", where, CONFIG_MAX_LIST);
@@ -444,6 +482,9 @@ int config_init(struct refit_config *cfg, struct refit_err *e)
 	cfg->models_timeout = 300;
 	cfg->backup_max_bytes = 1L << 30;
 	cfg->backup_retention = 3;
+	cfg->lifecycle_hooks = true;
+	cfg->scheduled_passes = true;
+	cfg->api_session_ttl = 43200;
 	if (set_string(&cfg->docker_host, "unix:///var/run/docker.sock") < 0 ||
 	    set_string(&cfg->strategy, "recreate") < 0 ||
 	    set_string(&cfg->state_dir, "/var/lib/refit") < 0 ||
@@ -479,6 +520,19 @@ void config_free(struct refit_config *cfg)
 	free(cfg->creds);
 	cfg->creds = NULL;
 	cfg->ncreds = 0;
+	free(cfg->wt_api.token);
+	free(cfg->wt_api.listen);
+	cfg->wt_api.token = cfg->wt_api.listen = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(cfg->wt_notify); i++) {
+		if (cfg->wt_notify[i])
+			explicit_bzero(cfg->wt_notify[i], strlen(cfg->wt_notify[i])); /* passwords, hook URLs */
+		free(cfg->wt_notify[i]);
+		cfg->wt_notify[i] = NULL;
+	}
+	strv_free(&cfg->wt_notify_urls);
+	free(cfg->notify_title);
+	cfg->notify_title = NULL;
+	strv_free(&cfg->warnings);
 }
 
 /* State of one YAML load, for messages. */
@@ -715,30 +769,16 @@ int config_load_file(struct refit_config *cfg, const char *path, struct refit_er
 	return rc;
 }
 
-/* Look up NAME in ENVP. */
-static const char *env_get(char *const *envp, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (; envp && *envp; envp++)
-		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-			return *envp + n + 1;
-	return NULL;
-}
-
 int config_load_env(struct refit_config *cfg, char *const *envp, struct refit_err *e)
 {
-	for (size_t i = 0; i < sizeof(watchtower_env) / sizeof(watchtower_env[0]); i++) {
-		const char *v = env_get(envp, watchtower_env[i].var);
+	if (watchtower_apply_env(cfg, envp, e) < 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(other_env); i++) {
+		const char *v = env_lookup(envp, other_env[i].var);
 
-		if (v && *v && key_set(cfg, key_find(watchtower_env[i].key), v, watchtower_env[i].var, e) < 0)
+		if (v && *v && key_set(cfg, key_find(other_env[i].key), v, other_env[i].var, e) < 0)
 			return -1;
 	}
-	const char *dv = env_get(envp, "WATCHTOWER_DEBUG");
-	bool debug = false;
-
-	if (dv && parse_bool(dv, &debug) == 0 && debug && set_string(&cfg->log_level, "debug") < 0)
-		return err_set(e, ERR_FAILED, "out of memory");
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		char var[96] = "REFIT_";
 		size_t j = strlen(var);
@@ -747,7 +787,7 @@ int config_load_env(struct refit_config *cfg, char *const *envp, struct refit_er
 		for (const char *p = keys[i].name; *p && j < sizeof(var) - 1; p++)
 			var[j++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
 		var[j] = '\0';
-		v = env_get(envp, var);
+		v = env_lookup(envp, var);
 		if (v && key_set(cfg, &keys[i], v, var, e) < 0)
 			return -1;
 	}
@@ -764,17 +804,90 @@ int config_set(struct refit_config *cfg, const char *key, const char *value, con
 	return key_set(cfg, k, value, origin, e);
 }
 
-int config_load(struct refit_config *cfg, const char *file, char *const *envp, struct refit_err *e)
+/* Defaults (Watchtower's too when WATCHTOWER is set), FILE, then ENVP. */
+static int load(struct refit_config *cfg, const char *file, char *const *envp, bool watchtower, struct refit_err *e)
 {
 	if (config_init(cfg, e) < 0)
 		return -1;
+	if (watchtower)
+		watchtower_defaults(cfg);
 	if (!file && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
 		file = CONFIG_DEFAULT_PATH;
-	if ((file && config_load_file(cfg, file, e) < 0) || config_load_env(cfg, envp, e) < 0) {
+	if ((file && config_load_file(cfg, file, e) < 0) || config_load_env(cfg, envp, e) < 0 ||
+	    config_finish(cfg, e) < 0) {
 		config_free(cfg);
 		return -1;
 	}
 	return 0;
+}
+
+int config_load(struct refit_config *cfg, const char *file, char *const *envp, struct refit_err *e)
+{
+	return load(cfg, file, envp, false, e);
+}
+
+int config_load_watchtower(struct refit_config *cfg, const char *file, char *const *envp, struct refit_err *e)
+{
+	return load(cfg, file, envp, true, e);
+}
+
+int config_finish(struct refit_config *cfg, struct refit_err *e)
+{
+	bool wt_api = cfg->wt_api.update || cfg->wt_api.metrics;
+
+	if (watchtower_notify_finish(cfg, e) < 0)
+		return -1;
+	cfg->scheduled_passes = !cfg->wt_api.update || cfg->wt_api.periodic_polls;
+	if (cfg->wt_api.token && strlen(cfg->wt_api.token) < 16 && !cfg->api_token && !cfg->api_token_file)
+		config_warn(cfg, "the Watchtower API token is shorter than 16 characters: anyone who can reach "
+				 "the API may guess it (refit's own api.token needs 16)");
+	if (!cfg->api_listen_set &&
+	    set_string(&cfg->api_listen, wt_api ? (cfg->wt_api.listen ? cfg->wt_api.listen : "0.0.0.0:8080") :
+						  "127.0.0.1:8010") < 0)
+		return err_set(e, ERR_FAILED, "out of memory");
+	return 0;
+}
+
+int config_add_notification(struct refit_config *cfg, const char *url, const char *origin, struct refit_err *e)
+{
+	const char *why = NULL;
+
+	if (check_notification(url, &why) < 0)
+		return err_set(e, ERR_USAGE, "%s: %s", origin, why); /* never the URL: it holds secrets */
+	if (strv_push(&cfg->notifications, url) < 0)
+		return err_set(e, ERR_USAGE, "%s: more than %d notification URLs", origin, CONFIG_MAX_LIST);
+	return 0;
+}
+
+void config_drop_notification(struct refit_config *cfg, const char *url)
+{
+	for (size_t i = 0; i < cfg->notifications.n; i++)
+		if (strcmp(cfg->notifications.v[i], url) == 0) {
+			free(cfg->notifications.v[i]);
+			memmove(cfg->notifications.v + i, cfg->notifications.v + i + 1,
+				(cfg->notifications.n - i - 1) * sizeof(char *));
+			cfg->notifications.n--;
+			return;
+		}
+}
+
+int config_remember(struct strv *s, const char *v)
+{
+	return strv_push(s, v);
+}
+
+void config_warn(struct refit_config *cfg, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		if (strcmp(cfg->warnings.v[i], msg) == 0)
+			return;
+	(void)strv_push(&cfg->warnings, msg); /* past CONFIG_MAX_LIST, later warnings are dropped */
 }
 
 const struct registry_cred *config_cred(const struct refit_config *cfg, const char *host)

@@ -28,15 +28,27 @@ static int check_names(json_t *v, struct refit_err *e)
 	return 0;
 }
 
-/* The fleet command's migration_config: checked as a migration file is; PARAMS gets "migrations". */
+/*
+ * The fleet command's migration_config, checked as a migration file is.
+ * With a rename_map PARAMS gets "migrations"; without one the operation is
+ * an update pass, and PARAMS gets "rename_containers" (the containers that
+ * declare refit.rename-to move to that name) and "preserve_data" (volumes
+ * backed up before each swap) when they are true.
+ */
 static int check_migration(json_t *mc, json_t *params, struct refit_err *e)
 {
 	struct migration_plan plan;
 
 	if (migrate_from_json(mc, &plan, e) < 0)
 		return -1; /* its message names the field: 400 */
-	if (plan.n > 0)
+	if (plan.n > 0) {
 		json_object_set_new(params, "migrations", migrate_plan_json(&plan));
+	} else {
+		if (json_is_true(json_object_get(mc, "rename_containers")))
+			json_object_set_new(params, "rename_containers", json_true());
+		if (json_is_true(json_object_get(mc, "preserve_data")))
+			json_object_set_new(params, "preserve_data", json_true());
+	}
 	migrate_plan_free(&plan);
 	return 0;
 }
@@ -49,7 +61,7 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 	const char *key;
 
 	memset(ret, 0, sizeof(*ret));
-	ret->action = kind == BODY_ROLLBACK ? ACT_ROLLBACK : ACT_TRIGGER;
+	ret->action = kind == BODY_ROLLBACK || kind == BODY_RELEASE ? ACT_ROLLBACK : ACT_TRIGGER;
 	if (len > API_MAX_BODY)
 		return err_set(e, ERR_USAGE, "%s", "body larger than 64 KiB");
 	j = len == 0 ? json_object() : json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -74,7 +86,9 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 				rc = err_set(e, ERR_USAGE, "%s: expected true or false", key);
 			else
 				json_object_set(ret->params, "dry_run", v);
-		} else if (kind == BODY_ROLLBACK && (strcmp(key, "all") == 0 || strcmp(key, "restore_data") == 0)) {
+		} else if ((kind == BODY_ROLLBACK && (strcmp(key, "all") == 0 || strcmp(key, "restore_data") == 0)) ||
+			   (kind == BODY_RELEASE && strcmp(key, "all") == 0) ||
+			   (kind == BODY_UPDATE && strcmp(key, "force") == 0)) {
 			if (!json_is_boolean(v))
 				rc = err_set(e, ERR_USAGE, "%s: expected true or false", key);
 			else
@@ -121,11 +135,21 @@ int api_parse(enum api_body kind, const char *body, size_t len, struct api_reque
 		ret->params = NULL;
 		return err_set(e, ERR_USAGE, "%s", "migration_config: only with \"action\": \"trigger\" and without \"containers\" or \"target_version\" (the rename_map names them)");
 	}
-	if (ret->action != ACT_TRIGGER && json_object_get(ret->params, "target_version")) {
+	if (ret->action != ACT_TRIGGER && (json_object_get(ret->params, "target_version") ||
+					   json_object_get(ret->params, "rename_containers") ||
+					   json_object_get(ret->params, "preserve_data"))) {
+		const char *what = json_object_get(ret->params, "target_version") ? "target_version" : "migration_config";
+
 		json_decref(j);
 		json_decref(ret->params);
 		ret->params = NULL;
-		return err_set(e, ERR_USAGE, "%s: goes with the action trigger only", "target_version");
+		return err_set(e, ERR_USAGE, "%s: goes with the action trigger only", what);
+	}
+	if (json_is_true(json_object_get(ret->params, "force")) && !json_object_get(ret->params, "containers")) {
+		json_decref(j);
+		json_decref(ret->params);
+		ret->params = NULL;
+		return err_set(e, ERR_USAGE, "%s", "force: name the containers to try");
 	}
 	if (ret->action == ACT_ROLLBACK && !json_object_get(ret->params, "containers") &&
 	    !json_is_true(json_object_get(ret->params, "all"))) {
@@ -173,4 +197,36 @@ int api_parse_images(const char *query, json_t **ret, struct refit_err *e)
 	}
 	*ret = json_pack("{s:o}", "images", arr);
 	return 0;
+}
+
+json_t *api_parse_names(const char *query, struct refit_err *e)
+{
+	json_t *arr = json_array();
+	char buf[4096];
+	char *save = NULL;
+
+	if (!arr) {
+		err_set(e, ERR_FAILED, "%s", "out of memory");
+		return NULL;
+	}
+	if (!query || !*query || strlen(query) >= sizeof(buf)) {
+		json_decref(arr);
+		err_set(e, ERR_USAGE, "%s", "container: expected container names separated by commas");
+		return NULL;
+	}
+	snprintf(buf, sizeof(buf), "%s", query);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (json_array_size(arr) >= API_MAX_NAMES || !container_name_valid(t)) {
+			json_decref(arr);
+			err_set(e, ERR_USAGE, "container: \"%.64s\" is not a container name", t);
+			return NULL;
+		}
+		json_array_append_new(arr, json_string(t));
+	}
+	if (json_array_size(arr) == 0) {
+		json_decref(arr);
+		err_set(e, ERR_USAGE, "%s", "container: expected container names separated by commas");
+		return NULL;
+	}
+	return arr;
 }

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,9 +21,12 @@
 #include "refit/api-request.h"
 #include "refit/api.h"
 #include "refit/check.h"
+#include "refit/hold.h"
 #include "refit/journal.h"
 #include "refit/log.h"
 #include "refit/metrics.h"
+#include "daemon-ui-internal.h"
+#include "refit/version.h"
 
 #define API_CONNECTIONS 128
 #define API_PER_IP 64
@@ -63,6 +67,9 @@ struct api {
 	bool has_token;
 	pthread_mutex_t auth_lock;
 	struct auth_slot slots[AUTH_SLOTS];
+	struct ui *ui; /* the dashboard */
+	pthread_mutex_t reg_lock;  /* one GET /api/v1/containers pass at a time, with REG */
+	struct registry *reg;      /* kept across those passes: connections and tokens */
 };
 
 /* Per-request state: the body as it arrives. */
@@ -73,7 +80,9 @@ struct req {
 };
 
 /* Queue a response with BODY (copied) and status CODE. */
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, const char *body)
+/* Answer BODY; TIMING, when given, is a Server-Timing header. */
+static enum MHD_Result reply_timed(struct MHD_Connection *c, unsigned code, const char *type, const char *body,
+				   const char *timing)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret;
@@ -82,23 +91,43 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
+	if (timing)
+		MHD_add_response_header(r, "Server-Timing", timing);
 	ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-/* Answer JSON (stolen). */
-static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *j)
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, const char *body)
 {
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	return reply_timed(c, code, type, body, NULL);
+}
+
+/*
+ * Answer JSON (stolen). CHECK_MS >= 0: a Server-Timing header says how long
+ * gathering it took and how long its encoding did (as the dashboard's page
+ * says its own, for make bench-daemon).
+ */
+static enum MHD_Result reply_json_timed(struct MHD_Connection *c, unsigned code, json_t *j, double check_ms)
+{
+	struct timespec t0;
+	char *s, timing[96];
 	enum MHD_Result ret;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!s)
 		return reply(c, 500, "application/json", "{\"error\":\"out of memory\"}\n");
-	ret = reply(c, code, "application/json", s);
+	snprintf(timing, sizeof(timing), "check;dur=%.2f, encode;dur=%.3f", check_ms, mono_since(&t0) * 1000);
+	ret = reply_timed(c, code, "application/json", s, check_ms >= 0 ? timing : NULL);
 	free(s);
 	return ret;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *j)
+{
+	return reply_json_timed(c, code, j, -1);
 }
 
 /* Answer {"error": MSG}; bytes of MSG outside printable ASCII (it may quote the client) become '?'. */
@@ -258,18 +287,17 @@ static unsigned auth_failures(struct api *a, const char *addr, bool failed)
 	return n;
 }
 
-/* Is the request's bearer token right? Repeated failures are answered slowly. */
-static bool authorized(struct api *a, struct MHD_Connection *c)
+/* Is TOKEN (NULL: none given) the API token? Repeated failures are answered slowly. */
+bool api_token_ok(struct api *a, struct MHD_Connection *c, const char *token)
 {
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	unsigned char got[32];
 	char addr[INET6_ADDRSTRLEN];
 	unsigned fails;
 
-	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+	if (token) {
 		bool ok;
 
-		token_hash(h + 7, strlen(h + 7), got);
+		token_hash(token, strlen(token), got);
 		pthread_mutex_lock(&a->auth_lock); /* a reload may be replacing the token */
 		ok = a->has_token && CRYPTO_memcmp(got, a->token_hash, sizeof(got)) == 0;
 		pthread_mutex_unlock(&a->auth_lock);
@@ -284,24 +312,33 @@ static bool authorized(struct api *a, struct MHD_Connection *c)
 	return false;
 }
 
+/* Is the request's bearer token right? */
+bool api_authorized(struct api *a, struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+
+	return api_token_ok(a, c, h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL);
+}
+
 /* GET /api/v1/containers: as `refit status --json`. */
-static json_t *containers_json(struct api *a, char *err, size_t errlen)
+json_t *api_containers_json(struct api *a, char *err, size_t errlen)
 {
 	struct engine *en = NULL;
-	struct registry *reg = NULL;
 	struct check_result res;
 	struct refit_err e = { 0 };
 	json_t *out = NULL;
 
-	if (engine_open(&en, a->cfg->docker_host, &e) < 0 || registry_new(&reg, a->cfg, &e) < 0 ||
-	    check_run(en, reg, a->cfg, NULL, 0, &res, &e) < 0) {
+	pthread_mutex_lock(&a->reg_lock);
+	if (engine_open(&en, a->cfg->docker_host, &e) < 0 || (!a->reg && registry_new(&a->reg, a->cfg, &e) < 0) ||
+	    check_run(en, a->reg, a->cfg, NULL, 0, &res, &e) < 0) {
 		snprintf(err, errlen, "%s", e.msg);
 	} else {
 		out = check_result_json(&res);
 		check_result_free(&res);
 	}
-	registry_free(reg);
 	engine_close(en);
+	pthread_mutex_unlock(&a->reg_lock);
+	malloc_trim(0); /* the pass's memory back to the system, not kept by this thread's arena */
 	return out;
 }
 
@@ -333,7 +370,7 @@ static enum MHD_Result set_paused(struct api *a, struct MHD_Connection *c, bool 
 }
 
 /* History without the inspects kept for rollbacks. */
-static json_t *history_json(struct api *a)
+json_t *api_history_json(struct api *a)
 {
 	json_t *hist = journal_history(a->cfg->state_dir, NULL), *out = json_array(), *r;
 	size_t i;
@@ -345,32 +382,143 @@ static json_t *history_json(struct api *a)
 	return json_pack("{s:o}", "history", out);
 }
 
+/*
+ * Watchtower's answer to /v1/update: the operation's record REC (stolen)
+ * with the counts of the pass's outcomes, its duration and the operation's
+ * ID beside it.
+ */
+static json_t *watchtower_summary(json_t *rec, const char *id, long long ms)
+{
+	json_int_t scanned = 0, updated = 0, failed = 0, rolled_back = 0, skipped = 0;
+	json_t *entry;
+	char when[ISO_TIME_LEN], took[32];
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(rec, "result"), "containers"), i, entry) {
+		enum entry_status st = entry_status_from_string(json_string_value(json_object_get(entry, "status")));
+
+		scanned++;
+		rolled_back += st == ENTRY_ROLLED_BACK;
+		if (st == ENTRY_UPDATED)
+			updated++;
+		else if (st == ENTRY_ROLLED_BACK || st == ENTRY_FAILED)
+			failed++;
+		else if (st != ENTRY_UP_TO_DATE)
+			skipped++; /* pending, pinned, monitor-only, skipped, or its check failed */
+	}
+	snprintf(took, sizeof(took), "%lld.%03llds", ms / 1000, ms % 1000);
+	json_object_set_new(rec, "summary",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I}", "scanned", scanned, "updated", updated, "failed",
+				      failed, "rolled_back", rolled_back, "skipped", skipped));
+	json_object_set_new(rec, "timing", json_pack("{s:I, s:s}", "duration_ms", (json_int_t)ms, "duration", took));
+	json_object_set_new(rec, "timestamp", json_string(iso_now(when)));
+	json_object_set_new(rec, "api_version", json_string("v1"));
+	json_object_set_new(rec, "operation", json_string(id));
+	return rec;
+}
+
+/* Is an update pass running or waiting? */
+static bool update_busy(struct api *a)
+{
+	json_t *st = ops_status(a->ops);
+	bool busy = json_is_string(json_object_get(st, "running")) ||
+		    json_integer_value(json_object_get(st, "queued")) > 0;
+
+	json_decref(st);
+	return busy;
+}
+
+/*
+ * GET or POST /v1/update, as Watchtower's clients call it: ?image=a,b
+ * (repository, or repository:tag), ?container=a,b (names), ?async=true (202
+ * at once). A full pass while another runs is 429 with Retry-After, as the
+ * Watchtower fork does; a targeted one waits its turn.
+ */
+static enum MHD_Result watchtower_update(struct api *a, struct MHD_Connection *c)
+{
+	const char *img = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "image");
+	const char *names = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "container");
+	const char *async = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "async");
+	json_t *params = NULL, *rec;
+	struct refit_err e = { 0 };
+	char id[17];
+	long long t0 = mono_ms();
+	unsigned code;
+
+	if (img && api_parse_images(img, &params, &e) < 0)
+		return reply_error(c, 400, e.msg);
+	if (names) {
+		json_t *arr = api_parse_names(names, &e);
+
+		if (!arr) {
+			json_decref(params);
+			return reply_error(c, 400, e.msg);
+		}
+		if (!params)
+			params = json_object();
+		json_object_set_new(params, "containers", arr);
+	}
+	if (ops_paused(a->ops)) { /* said before "busy": a paused daemon's passes are skipped ones */
+		json_decref(params);
+		return reply_error(c, 409, "updates are paused");
+	}
+	if (!img && !names && update_busy(a)) {
+		static const char body[] = "{\"error\":\"another update is already running\",\"api_version\":\"v1\"}";
+		struct MHD_Response *r;
+		enum MHD_Result ret;
+
+		json_decref(params);
+		r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+		if (!r)
+			return MHD_NO;
+		MHD_add_response_header(r, "Content-Type", "application/json");
+		MHD_add_response_header(r, "Retry-After", "30");
+		ret = MHD_queue_response(c, 429, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (ops_submit(a->ops, "update", params, id, &e) < 0) {
+		json_decref(params);
+		return reply_error(c, 409, strcmp(e.msg, "paused") == 0 ? "updates are paused" : e.msg);
+	}
+	json_decref(params);
+	if (async && strcmp(async, "true") == 0)
+		return reply_json(c, 202, json_pack("{s:s, s:s}", "operation", id, "state", "queued"));
+	rec = ops_wait(a->ops, id, API_SYNC_TIMEOUT);
+	if (!rec)
+		return reply_error(c, 500, "operation lost");
+	code = strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") == 0 ? 200 : 500;
+	return reply_json(c, code, watchtower_summary(rec, id, mono_ms() - t0));
+}
+
+/* POST /api/v1/release: clear held digests at once (no operation: it changes no container). */
+static enum MHD_Result release(struct api *a, struct MHD_Connection *c, struct req *rq)
+{
+	struct api_request ar;
+	struct refit_err e = { 0 };
+	json_t *released = NULL;
+
+	if (api_parse(BODY_RELEASE, rq->body ? rq->body : "", rq->len, &ar, &e) < 0)
+		return reply_error(c, 400, e.msg);
+	if (hold_release_params(a->cfg->state_dir, ar.params, &released, &e) < 0) {
+		json_decref(ar.params);
+		return reply_error(c, 500, e.msg);
+	}
+	json_decref(ar.params);
+	log_info("api: released %zu held digest(s)", json_array_size(released));
+	return reply_json(c, 200, json_pack("{s:o}", "released", released));
+}
+
 /* The routes that take a body. */
 static enum MHD_Result route_post(struct api *a, struct MHD_Connection *c, const char *url, struct req *rq)
 {
 	struct api_request ar;
 	struct refit_err pe = { 0 };
 
-	if (strcmp(url, "/v1/update") == 0) {
-		const char *img = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "image");
-		json_t *params = NULL, *rec;
-		struct refit_err e = { 0 };
-		char id[17];
-		unsigned code;
-
-		if (img && api_parse_images(img, &params, &pe) < 0)
-			return reply_error(c, 400, pe.msg);
-		if (ops_submit(a->ops, "update", params, id, &e) < 0) {
-			json_decref(params);
-			return reply_error(c, 409, strcmp(e.msg, "paused") == 0 ? "updates are paused" : e.msg);
-		}
-		json_decref(params);
-		rec = ops_wait(a->ops, id, API_SYNC_TIMEOUT);
-		code = rec && strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") == 0 ? 200 : 500;
-		return reply_json(c, code, rec ? rec : json_pack("{s:s}", "error", "operation lost"));
-	}
 	if (strcmp(url, "/api/v1/pause") == 0 || strcmp(url, "/api/v1/resume") == 0)
 		return set_paused(a, c, strcmp(url, "/api/v1/pause") == 0);
+	if (strcmp(url, "/api/v1/release") == 0)
+		return release(a, c, rq);
 	if (strcmp(url, "/api/v1/update") == 0 || strcmp(url, "/api/v1/rollback") == 0 ||
 	    strcmp(url, "/api/v1/management/orchestrator/update/command") == 0) {
 		enum api_body kind = strcmp(url, "/api/v1/update") == 0 ? BODY_UPDATE :
@@ -416,12 +564,15 @@ static enum MHD_Result route_get(struct api *a, struct MHD_Connection *c, const 
 		return ret;
 	}
 	if (strcmp(url, "/api/v1/containers") == 0) {
-		json_t *j = containers_json(a, err, sizeof(err));
+		struct timespec t0;
+		json_t *j;
 
-		return j ? reply_json(c, 200, j) : reply_error(c, 502, err);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		j = api_containers_json(a, err, sizeof(err));
+		return j ? reply_json_timed(c, 200, j, mono_since(&t0) * 1000) : reply_error(c, 502, err);
 	}
 	if (strcmp(url, "/api/v1/history") == 0)
-		return reply_json(c, 200, history_json(a));
+		return reply_json(c, 200, api_history_json(a));
 	if (strncmp(url, "/api/v1/operations/", 19) == 0) {
 		const char *id = url + 19;
 		json_t *rec;
@@ -434,7 +585,34 @@ static enum MHD_Result route_get(struct api *a, struct MHD_Connection *c, const 
 	return reply_error(c, 404, "no such endpoint");
 }
 
-/* Which method a path takes, or NULL for an unknown path. */
+/* Is METHOD one of WANT ("GET", "GET, POST")? */
+static bool method_allowed(const char *want, const char *method)
+{
+	size_t n = strlen(method);
+
+	for (const char *p = want; (p = strstr(p, method)) != NULL; p += n)
+		if ((p == want || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
+/* GET /readyz: 200 while the engine answers (its /version, in a speakable API), else 503 with why. */
+static enum MHD_Result readyz(struct api *a, struct MHD_Connection *c)
+{
+	struct engine *en = NULL;
+	struct refit_err e = { 0 };
+	int rc;
+
+	pthread_rwlock_rdlock(a->cfg_lock);
+	rc = engine_open(&en, a->cfg->docker_host, &e);
+	pthread_rwlock_unlock(a->cfg_lock);
+	engine_close(en);
+	if (rc < 0)
+		return reply_json(c, 503, json_pack("{s:s, s:s}", "status", "unavailable", "error", e.msg));
+	return reply_json(c, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+/* Which methods a path takes, or NULL for an unknown path. */
 static const char *allowed_method(const char *url)
 {
 	static const struct {
@@ -442,14 +620,17 @@ static const char *allowed_method(const char *url)
 		const char *method;
 	} routes[] = {
 		{ "/health", "GET" },
+		{ "/livez", "GET" },
+		{ "/readyz", "GET" },
 		{ "/metrics", "GET" },
 		{ "/v1/metrics", "GET" },
 		{ "/api/v1/containers", "GET" },
 		{ "/api/v1/history", "GET" },
-		{ "/v1/update", "POST" },
+		{ "/v1/update", "GET, POST" },
 		{ "/api/v1/update", "POST" },
 		{ "/api/v1/rollback", "POST" },
 		{ "/api/v1/pause", "POST" },
+		{ "/api/v1/release", "POST" },
 		{ "/api/v1/resume", "POST" },
 		{ "/api/v1/management/orchestrator/update/command", "POST" },
 	};
@@ -500,9 +681,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	conn_mark(a, c, false); /* the request is complete: the deadline stops */
+	if (ui_owns(url)) /* the dashboard and its event stream: a session or the token */
+		return ui_handle(a->ui, c, url, method, rq->body, rq->len, rq->too_large);
 	if (!want)
 		return reply_error(c, 404, "no such endpoint");
-	if (strcmp(method, want) != 0) {
+	if (!method_allowed(want, method)) {
 		struct MHD_Response *r;
 		enum MHD_Result ret;
 		const char *msg = "{\"error\":\"method not allowed\"}";
@@ -516,13 +699,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		MHD_destroy_response(r);
 		return ret;
 	}
+	if (strcmp(url, "/livez") == 0) /* the process answers */
+		return reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+	if (strcmp(url, "/readyz") == 0)
+		return readyz(a, c);
 	if (strcmp(url, "/health") == 0)
-		return reply_json(c, 200, json_pack("{s:s, s:s, s:b}", "status", "ok", "version", REFIT_VERSION, "paused",
+		return reply_json(c, 200, json_pack("{s:s, s:s, s:b}", "status", "ok", "version", refit_version, "paused",
 						    ops_paused(a->ops)));
-	if (!authorized(a, c))
+	if (!api_authorized(a, c))
 		return reply_error(c, 401, "missing or wrong bearer token");
 	if (rq->too_large)
 		return reply_error(c, 413, "body larger than 64 KiB");
+	if (strcmp(url, "/v1/update") == 0) /* waits for its pass: outside the configuration lock */
+		return watchtower_update(a, c);
 	if (strcmp(method, "POST") == 0) {
 		const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
 		enum MHD_Result ret;
@@ -586,9 +775,10 @@ static bool loopback_listen(const char *listen)
 }
 
 /*
- * The API token of CFG (api.token, else the first line of api.token_file)
- * hashed into HASH; *HAS says whether there is one. -1 with E set when the
- * file cannot be read or the token is too short.
+ * The API token of CFG (api.token, else the first line of api.token_file,
+ * else Watchtower's token of any length) hashed into HASH; *HAS says
+ * whether there is one. -1 with E set when the file cannot be read or
+ * refit's own token is too short.
  */
 static int load_token(const struct refit_config *cfg, unsigned char hash[32], bool *has, struct refit_err *e)
 {
@@ -612,7 +802,10 @@ static int load_token(const struct refit_config *cfg, unsigned char hash[32], bo
 			buf[--n] = '\0';
 		t = buf;
 	}
-	if (t && *t) {
+	if ((!t || !*t) && cfg->wt_api.token && *cfg->wt_api.token) {
+		token_hash(cfg->wt_api.token, strlen(cfg->wt_api.token), hash); /* config_finish warned if short */
+		*has = true;
+	} else if (t && *t) {
 		if (strlen(t) < 16)
 			rc = err_set(e, ERR_USAGE, "api token: use at least 16 characters");
 		else {
@@ -630,9 +823,17 @@ static int token_for(const struct refit_config *cfg, unsigned char hash[32], boo
 	if (load_token(cfg, hash, has, e) < 0)
 		return -1;
 	if (!*has && !loopback_listen(cfg->api_listen))
-		return err_set(e, ERR_USAGE, "api.listen %s is not a loopback address: set api.token (or api.token_file) first",
+		return err_set(e, ERR_USAGE, "api.listen %s is not a loopback address: set api.token (or api.token_file, or Watchtower's http-api-token) first",
 			       cfg->api_listen);
 	return 0;
+}
+
+void api_config_changed(struct api *a)
+{
+	pthread_mutex_lock(&a->reg_lock);
+	registry_free(a->reg); /* credentials, insecure_registries, concurrency: read anew */
+	a->reg = NULL;
+	pthread_mutex_unlock(&a->reg_lock);
 }
 
 int api_reload_token(struct api *a, const struct refit_config *cfg, struct refit_err *e)
@@ -643,6 +844,8 @@ int api_reload_token(struct api *a, const struct refit_config *cfg, struct refit
 	if (token_for(cfg, hash, &has, e) < 0)
 		return -1;
 	pthread_mutex_lock(&a->auth_lock);
+	if (has != a->has_token || CRYPTO_memcmp(hash, a->token_hash, sizeof(hash)) != 0)
+		ui_token_changed(a->ui); /* a new token ends the dashboard's logins */
 	memcpy(a->token_hash, hash, sizeof(hash));
 	a->has_token = has;
 	pthread_mutex_unlock(&a->auth_lock);
@@ -666,13 +869,16 @@ int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t
 	a->cfg_lock = cfg_lock;
 	a->ops = ops;
 	pthread_mutex_init(&a->auth_lock, NULL);
+	pthread_mutex_init(&a->reg_lock, NULL);
 	pthread_mutex_init(&a->conn_lock, NULL);
 	if (!colon || listen_host(cfg->api_listen, host, sizeof(host)) < 0) {
 		free(a);
 		return err_set(e, ERR_USAGE, "api.listen %s: expected HOST:PORT", cfg->api_listen);
 	}
 	port = strtol(colon + 1, NULL, 10);
-	if (token_for(cfg, a->token_hash, &a->has_token, e) < 0) {
+	if (token_for(cfg, a->token_hash, &a->has_token, e) < 0 || !(a->ui = ui_new(a, cfg, cfg_lock, ops))) {
+		if (!a->ui && e && !e->msg[0])
+			err_set(e, ERR_FAILED, "out of memory");
 		free(a);
 		return -1;
 	}
@@ -697,6 +903,7 @@ int api_start(struct api **ret, const struct refit_config *cfg, pthread_rwlock_t
 				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_THREAD_STACK_SIZE,
 				  (size_t)(256 * 1024), MHD_OPTION_END);
 	if (!a->mhd) {
+		ui_free(a->ui);
 		free(a);
 		return err_set(e, ERR_FAILED, "api: cannot listen on %s: %s", cfg->api_listen, strerror(errno));
 	}
@@ -715,8 +922,12 @@ void api_stop(struct api *a)
 	atomic_store(&a->stopping, true);
 	if (a->watchdog_started)
 		pthread_join(a->watchdog, NULL);
+	ui_stop(a->ui); /* event streams end before their connections are closed */
 	MHD_stop_daemon(a->mhd);
+	ui_free(a->ui);
 	pthread_mutex_destroy(&a->auth_lock);
+	registry_free(a->reg);
+	pthread_mutex_destroy(&a->reg_lock);
 	pthread_mutex_destroy(&a->conn_lock);
 	explicit_bzero(a->token_hash, sizeof(a->token_hash));
 	free(a);

@@ -19,7 +19,7 @@ struct histogram {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	unsigned long scanned, updated, failed, rolled_back, passes, skipped;
-	unsigned long last_scanned, last_updated, last_failed;
+	unsigned long last_scanned, last_updated, last_failed, held, cooldown;
 	unsigned long ping, token, manifest;
 	unsigned long models_checked, models_updated, models_failed, model_passes, model_skipped;
 	struct histogram pass, swap;
@@ -37,7 +37,7 @@ static void observe(struct histogram *h, double v)
 
 void metrics_pass(const char *kind, const struct check_result *res, double seconds)
 {
-	unsigned long up = 0, fail = 0, rb = 0;
+	unsigned long up = 0, fail = 0, rb = 0, held = 0, cool = 0;
 
 	for (size_t i = 0; i < res->n; i++) {
 		enum entry_status ch = entry_status_change(res->v[i].status);
@@ -45,13 +45,18 @@ void metrics_pass(const char *kind, const struct check_result *res, double secon
 		up += ch == ENTRY_UPDATED;
 		rb += ch == ENTRY_ROLLED_BACK;
 		fail += ch == ENTRY_FAILED;
+		held += res->v[i].status == ENTRY_HELD || res->v[i].held;
+		cool += res->v[i].status == ENTRY_COOLDOWN;
 	}
 	pthread_mutex_lock(&lock);
 	m.passes++;
 	m.scanned += res->n;
 	if (strcmp(kind, "rollback") == 0) {
 		m.rolled_back += rb;
+		m.held += held; /* a rollback's pass covers the containers rolled back only */
 	} else {
+		m.held = held;
+		m.cooldown = cool;
 		m.updated += up;
 		m.rolled_back += rb;
 	}
@@ -163,6 +168,10 @@ char *metrics_render(bool paused)
 	metric(&b, &len, &cap, "refit_containers_updated_total", "counter", "Containers swapped to a new image.", m.updated);
 	metric(&b, &len, &cap, "refit_containers_failed_total", "counter",
 	       "Containers that could not be updated or rolled back (left on a working version).", m.failed);
+	metric(&b, &len, &cap, "refit_containers_held", "gauge",
+	       "Containers whose newest digest is held after its rollback (last pass).", m.held);
+	metric(&b, &len, &cap, "refit_containers_cooldown", "gauge",
+	       "Containers whose newest digest waits out its cooldown (last pass).", m.cooldown);
 	metric(&b, &len, &cap, "refit_containers_rolled_back_total", "counter",
 	       "Containers put back on their previous version, automatically or on request.", m.rolled_back);
 	metric(&b, &len, &cap, "refit_passes_total", "counter", "Passes run (scheduled and triggered).", m.passes);

@@ -9,6 +9,7 @@
 #define VERSION_PARTS 4	     /* dotted components compared in an API version */
 #define VERSION_PART_MAX 1000000UL
 #define API_ALL_NETWORKS "1.44" /* first API that takes several EndpointsConfig entries at create */
+#define COMPOSE_IMAGE_LABEL "com.docker.compose.image" /* the image ID compose v2 started a service on */
 
 /* Container Config keys that, equal to the old image's, are the image's default. */
 static const char *const image_default_keys[] = {
@@ -69,6 +70,17 @@ static bool is_empty(json_t *v)
 	return is_absent(v) || (json_is_array(v) && json_array_size(v) == 0) ||
 	       (json_is_object(v) && json_object_size(v) == 0) ||
 	       (json_is_string(v) && json_string_length(v) == 0);
+}
+
+/*
+ * True when the container's value A equals the image's default B. From API
+ * 1.52 the image inspect leaves out an empty Cmd, Entrypoint, Env, Labels,
+ * OnBuild, User, Volumes or WorkingDir, and the container inspect an empty
+ * OnBuild, so an absent default is the empty one: "" or [] or {} or null.
+ */
+static bool same_default(json_t *a, json_t *b)
+{
+	return (is_empty(a) && is_empty(b)) || same_value(a, b);
 }
 
 /* Fail with E unless V (the member WHAT of the inspect) is absent, null or of type TYPE. */
@@ -371,14 +383,14 @@ static void drop_command(json_t *cfg, json_t *img)
 {
 	json_t *cmd = json_object_get(cfg, "Cmd"), *entry = json_object_get(cfg, "Entrypoint");
 	json_t *icmd = json_object_get(img, "Cmd");
-	bool keep_entry = !same_value(entry, json_object_get(img, "Entrypoint")) ||
+	bool keep_entry = !same_default(entry, json_object_get(img, "Entrypoint")) ||
 			  (is_empty(cmd) && !is_empty(icmd));
 
 	if (keep_entry && !is_empty(entry))
 		return;
 	if (!keep_entry)
 		json_object_del(cfg, "Entrypoint");
-	if (same_value(cmd, icmd))
+	if (same_default(cmd, icmd))
 		json_object_del(cfg, "Cmd");
 }
 
@@ -391,7 +403,7 @@ static void drop_healthcheck(json_t *cfg, json_t *img)
 		drop_object_members(cfg, img, "Healthcheck", true, NULL);
 		if (json_object_size(hc) == 0)
 			json_object_del(cfg, "Healthcheck");
-	} else if (same_value(hc, ihc)) {
+	} else if (same_default(hc, ihc)) {
 		json_object_del(cfg, "Healthcheck");
 	}
 }
@@ -411,12 +423,30 @@ static int drop_image_defaults(json_t *cfg, json_t *img, json_t *ports, struct r
 	for (int i = 0; image_default_keys[i]; i++) {
 		const char *k = image_default_keys[i];
 
-		if (same_value(json_object_get(cfg, k), json_object_get(img, k)))
+		if (same_default(json_object_get(cfg, k), json_object_get(img, k)))
 			json_object_del(cfg, k);
 	}
 	drop_object_members(cfg, img, "Labels", true, NULL);
 	drop_object_members(cfg, img, "Volumes", false, NULL);
 	drop_object_members(cfg, img, "ExposedPorts", false, json_is_object(ports) ? ports : NULL);
+	return 0;
+}
+
+/*
+ * Keep a compose-created container compose's: compose v2 recreates a
+ * service whose com.docker.compose.image label is not the ID of the image
+ * its tag names now, so the replacement carries the new image's ID there
+ * (every other compose label is the old container's, carried as is).
+ */
+static int compose_owned(json_t *cfg, const struct spec_input *in, struct refit_err *e)
+{
+	json_t *labels = json_object_get(cfg, "Labels");
+
+	if (!json_is_object(labels) || !json_is_string(json_object_get(labels, COMPOSE_IMAGE_LABEL)) ||
+	    !in->image_id || !*in->image_id)
+		return 0;
+	if (json_object_set_new(labels, COMPOSE_IMAGE_LABEL, json_string(in->image_id)) < 0)
+		return err_set(e, ERR_FAILED, "out of memory");
 	return 0;
 }
 
@@ -442,7 +472,7 @@ static json_t *config_build(const struct spec_input *in, json_t *img_cfg, struct
 		json_object_del(cfg, "ExposedPorts");
 	}
 	if (json_object_set_new(cfg, "Image", json_string(in->image)) < 0 ||
-	    (img_cfg && drop_image_defaults(cfg, img_cfg, ports, e) < 0)) {
+	    (img_cfg && drop_image_defaults(cfg, img_cfg, ports, e) < 0) || compose_owned(cfg, in, e) < 0) {
 		json_decref(cfg);
 		return NULL;
 	}

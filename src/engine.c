@@ -22,23 +22,25 @@ struct engine {
 	char *cert_dir; /* TLS client material or NULL */
 	char api[16];
 	char server_version[64];
+	int containerd_store; /* 0 not asked yet, 1 the containerd image store, -1 not */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-/* Parse "major.minor" into a comparable number; -1 when malformed. */
+/* Parse "major.minor" (digits only, nothing after) into a comparable number; -1 when malformed. */
 static long engine_version_num(const char *v)
 {
-	char *end;
-	long major, minor;
+	long part[2] = { 0, 0 };
 
-	major = strtol(v, &end, 10);
-	if (end == v || *end != '.' || major < 0 || major > 100)
-		return -1;
-	v = end + 1;
-	minor = strtol(v, &end, 10);
-	if (end == v || minor < 0 || minor > 1000)
-		return -1;
-	return major * 10000 + minor;
+	for (int i = 0; i < 2; i++) {
+		const char *start = v;
+
+		while (*v >= '0' && *v <= '9' && v - start < 4)
+			part[i] = part[i] * 10 + (*v++ - '0');
+		if (v == start || *v != (i == 0 ? '.' : '\0'))
+			return -1;
+		v++;
+	}
+	return part[0] * 10000 + part[1];
 }
 
 /* Split DOCKER_HOST into base URL and socket path. */
@@ -124,7 +126,7 @@ static int engine_fail(struct engine *en, CURLcode rc, const struct http_respons
  * the engine's message; *STATUS (when non-NULL) gets the status either way.
  */
 static int engine_request(struct engine *en, const char *method, const char *url_path, json_t *body,
-			  long timeout, json_t **ret, long *status, struct refit_err *e)
+			  const char *registry_auth, long timeout, json_t **ret, long *status, struct refit_err *e)
 {
 	struct http_response r = { 0 };
 	struct curl_slist *hdrs = NULL;
@@ -144,9 +146,18 @@ static int engine_request(struct engine *en, const char *method, const char *url
 	if (strcmp(method, "GET") == 0) {
 		curl_easy_setopt(en->h, CURLOPT_HTTPGET, 1L);
 	} else {
+		char *auth_hdr = NULL;
+		bool ok;
+
 		payload = body ? json_dumps(body, JSON_COMPACT) : strdup("");
 		hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-		if (!payload || !hdrs) {
+		if (registry_auth && asprintf(&auth_hdr, "X-Registry-Auth: %s", registry_auth) < 0)
+			auth_hdr = NULL;
+		ok = payload && hdrs && (!registry_auth || (auth_hdr && curl_slist_append(hdrs, auth_hdr)));
+		if (auth_hdr)
+			explicit_bzero(auth_hdr, strlen(auth_hdr));
+		free(auth_hdr);
+		if (!ok) {
 			free(payload);
 			curl_slist_free_all(hdrs);
 			return err_set(e, ERR_FAILED, "out of memory");
@@ -163,6 +174,8 @@ static int engine_request(struct engine *en, const char *method, const char *url
 	curl_easy_setopt(en->h, CURLOPT_CUSTOMREQUEST, NULL);
 	curl_easy_setopt(en->h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(en->h, CURLOPT_POSTFIELDS, NULL);
+	for (struct curl_slist *h = hdrs; h; h = h->next) /* the credentials are gone with the request */
+		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(hdrs);
 	free(payload);
 	if (rc != CURLE_OK) {
@@ -195,11 +208,28 @@ static int engine_request(struct engine *en, const char *method, const char *url
 	return 0;
 }
 
+int engine_negotiate(const char *api, const char *min_api, char *out, size_t outlen, struct refit_err *e)
+{
+	long have = api ? engine_version_num(api) : -1, floor = min_api ? engine_version_num(min_api) : -1;
+	long lo = engine_version_num(ENGINE_API_MIN), hi = engine_version_num(ENGINE_API_MAX);
+
+	if (have < 0)
+		return err_set(e, ERR_FAILED, "/version has no usable ApiVersion");
+	if (have < lo)
+		return err_set(e, ERR_FAILED, "the engine speaks API %.20s; refit needs %s or newer", api,
+			       ENGINE_API_MIN);
+	if (floor > hi)
+		return err_set(e, ERR_FAILED, "the engine accepts API %.20s and newer only; refit speaks up to %s",
+			       min_api, ENGINE_API_MAX);
+	if ((size_t)snprintf(out, outlen, "%s", have > hi ? ENGINE_API_MAX : api) >= outlen)
+		return err_set(e, ERR_FAILED, "API version %.20s too long", api);
+	return 0;
+}
+
 int engine_open(struct engine **ret, const char *docker_host, struct refit_err *e)
 {
 	struct engine *en = calloc(1, sizeof(*en));
-	const char *api, *server;
-	long have, lo = engine_version_num(ENGINE_API_MIN), hi = engine_version_num(ENGINE_API_MAX);
+	const char *server;
 	json_t *v = NULL;
 
 	if (!en)
@@ -217,26 +247,20 @@ int engine_open(struct engine **ret, const char *docker_host, struct refit_err *
 		return -1;
 	}
 	engine_setup(en);
-	if (engine_request(en, "GET", "/version", NULL, ENGINE_TIMEOUT, &v, NULL, e) < 0) {
+	if (engine_request(en, "GET", "/version", NULL, NULL, ENGINE_TIMEOUT, &v, NULL, e) < 0) {
 		engine_close(en);
 		return -1;
 	}
-	api = json_string_value(json_object_get(v, "ApiVersion"));
+	/* The unversioned /version: every engine answers it whatever API it accepts. */
+	if (engine_negotiate(json_string_value(json_object_get(v, "ApiVersion")),
+			     json_string_value(json_object_get(v, "MinAPIVersion")), en->api, sizeof(en->api),
+			     e) < 0) {
+		err_prefix(e, "engine at %s: ", docker_host);
+		json_decref(v);
+		engine_close(en);
+		return -1;
+	}
 	server = json_string_value(json_object_get(v, "Version"));
-	have = api ? engine_version_num(api) : -1;
-	if (have < 0) {
-		json_decref(v);
-		engine_close(en);
-		return err_set(e, ERR_FAILED, "engine at %s: /version has no usable ApiVersion", docker_host);
-	}
-	if (have < lo) {
-		err_set(e, ERR_FAILED, "engine at %s speaks API %s; refit needs %s or newer",
-			docker_host, api, ENGINE_API_MIN);
-		json_decref(v);
-		engine_close(en);
-		return -1;
-	}
-	snprintf(en->api, sizeof(en->api), "%s", have > hi ? ENGINE_API_MAX : api);
 	snprintf(en->server_version, sizeof(en->server_version), "%s", server ? server : "unknown");
 	json_decref(v);
 	*ret = en;
@@ -266,27 +290,61 @@ const char *engine_server_version(const struct engine *en)
 	return en->server_version;
 }
 
+bool engine_info_containerd_store(json_t *info)
+{
+	json_t *status = json_object_get(info, "DriverStatus"), *row;
+	size_t i;
+
+	json_array_foreach(status, i, row) {
+		const char *k = json_string_value(json_array_get(row, 0));
+		const char *v = json_string_value(json_array_get(row, 1));
+
+		if (k && v && strcmp(k, "driver-type") == 0 && strcmp(v, "io.containerd.snapshotter.v1") == 0)
+			return true;
+	}
+	return false;
+}
+
+bool engine_containerd_store(struct engine *en)
+{
+	json_t *info = NULL;
+	struct refit_err e = { 0 };
+
+	if (en->containerd_store == 0 && engine_get_json(en, "/info", &info, &e) == 0) {
+		en->containerd_store = engine_info_containerd_store(info) ? 1 : -1;
+		json_decref(info);
+	}
+	return en->containerd_store > 0; /* an unanswered /info is asked again next time */
+}
+
 int engine_get_json(struct engine *en, const char *path, json_t **ret, struct refit_err *e)
 {
 	char p[4096];
 
 	if ((size_t)snprintf(p, sizeof(p), "/v%s%s", en->api, path) >= sizeof(p))
 		return err_set(e, ERR_FAILED, "engine request path too long");
-	if (engine_request(en, "GET", p, NULL, ENGINE_TIMEOUT, ret, NULL, e) < 0)
+	if (engine_request(en, "GET", p, NULL, NULL, ENGINE_TIMEOUT, ret, NULL, e) < 0)
 		return -1;
 	if (!*ret)
 		return err_set(e, ERR_FAILED, "engine: empty answer to GET %s", path);
 	return 0;
 }
 
-int engine_call(struct engine *en, const char *method, const char *path, json_t *body, long timeout,
-		json_t **ret, long *status, struct refit_err *e)
+int engine_call_auth(struct engine *en, const char *method, const char *path, json_t *body, const char *registry_auth,
+		     long timeout, json_t **ret, long *status, struct refit_err *e)
 {
 	char p[4096];
 
 	if ((size_t)snprintf(p, sizeof(p), "/v%s%s", en->api, path) >= sizeof(p))
 		return err_set(e, ERR_FAILED, "engine request path too long");
-	return engine_request(en, method, p, body, timeout > 0 ? timeout : ENGINE_TIMEOUT, ret, status, e);
+	return engine_request(en, method, p, body, registry_auth, timeout > 0 ? timeout : ENGINE_TIMEOUT, ret, status,
+			      e);
+}
+
+int engine_call(struct engine *en, const char *method, const char *path, json_t *body, long timeout,
+		json_t **ret, long *status, struct refit_err *e)
+{
+	return engine_call_auth(en, method, path, body, NULL, timeout, ret, status, e);
 }
 
 /* State of a streamed pull: the last line seen and the first error reported. */

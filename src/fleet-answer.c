@@ -138,7 +138,7 @@ static int parse_list(json_t *list, bool rollback, struct fleet_op *op, struct r
 
 int fleet_parse_op(const char *body, size_t len, bool rollback, struct fleet_op *op, struct refit_err *e)
 {
-	static const char *const states[] = { "queued", "running", "succeeded", "failed", NULL };
+	static const char *const states[] = { "queued", "running", "succeeded", "failed", "interrupted", NULL };
 	json_t *j, *result, *list;
 	const char *st;
 	bool bad = false, known = false;

@@ -16,6 +16,7 @@
 #include "refit/fleet.h"
 #include "refit/registry.h"
 #include "refit/semver.h"
+#include "refit/version.h"
 
 #define DEFAULT_TIMEOUT 600       /* seconds for a host's operation */
 #define DEFAULT_CONNECT_TIMEOUT 10
@@ -192,7 +193,7 @@ static int http(const struct fleet_ctx *c, const struct fleet_host *h, const cha
 	curl_easy_setopt(k, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(k, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(k, CURLOPT_USERAGENT, "refit-fleet/" REFIT_VERSION);
+	curl_easy_setopt(k, CURLOPT_USERAGENT, refit_fleet_user_agent);
 	curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT, h->connect_timeout ? h->connect_timeout : c->o.connect_timeout);
 	curl_easy_setopt(k, CURLOPT_TIMEOUT, timeout < 1 ? 1L : timeout);
 	curl_easy_setopt(k, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -308,7 +309,8 @@ static int run_operation(struct hrun *r, const char *what, const char *path, con
 				answer_free(&a);
 				return -1;
 			}
-			if (strcmp(op->state, "succeeded") == 0 || strcmp(op->state, "failed") == 0) {
+			if (strcmp(op->state, "succeeded") == 0 || strcmp(op->state, "failed") == 0 ||
+			    strcmp(op->state, "interrupted") == 0) {
 				answer_free(&a);
 				return 0;
 			}
@@ -365,7 +367,7 @@ static void *rollout_host(void *arg)
 	if (run_operation(r, "update", COMMAND_PATH, text, false, deadline, r->op_id, &r->op, r->error,
 			  sizeof(r->error)) < 0)
 		goto out;
-	if (r->op.failed || strcmp(r->op.state, "failed") == 0) {
+	if (r->op.failed || strcmp(r->op.state, "succeeded") != 0) {
 		first_failure(&r->op, false, why, sizeof(why));
 		snprintf(r->error, sizeof(r->error), "operation %s %s: %s", r->op_id,
 			 r->op.failed ? "had a container failing" : "failed", why);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/fsutil.h"
 
 int fs_mkdirs(const char *dir)
@@ -36,6 +37,54 @@ int fs_fsync_dir(const char *dir)
 	rc = fsync(fd);
 	close(fd);
 	return rc;
+}
+
+int fs_write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int fs_write_atomic(const char *dir, const char *name, const char *text, struct refit_err *e)
+{
+	if (fs_replace(dir, name, text, e) < 0)
+		return -1;
+	if (fs_fsync_dir(dir) < 0)
+		return err_set(e, ERR_FAILED, "%s: %s", dir, strerror(errno));
+	return 0;
+}
+
+int fs_replace(const char *dir, const char *name, const char *text, struct refit_err *e)
+{
+	char path[4300], tmp[4400];
+	int fd, saved;
+
+	if (path_fmt(path, sizeof(path), "%s/%s", dir, name) < 0 || path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0)
+		return err_set(e, ERR_FAILED, "%s/%s: path too long", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || fs_write_all(fd, text, strlen(text)) < 0 || fs_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+		saved = errno;
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		return err_set(e, ERR_FAILED, "%s: %s", tmp, strerror(saved));
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		saved = errno;
+		unlink(tmp);
+		return err_set(e, ERR_FAILED, "%s: %s", path, strerror(saved));
+	}
+	return 0;
 }
 
 int fs_read_file(const char *path, size_t max, char **buf, size_t *len, struct refit_err *e)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/events.h"
 #include "refit/fsutil.h"
 #include "refit/journal.h"
 #include "refit/journal-record.h"
@@ -23,7 +24,49 @@ struct journal {
 	char *opsdir;  /* state_dir/ops */
 	int lock_fd;
 	pthread_mutex_t history_lock; /* swaps finish from several threads */
+	/* The directory fsync of ops/, shared by the swaps of concurrent threads (ops_sync). */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	unsigned long changes; /* renames and unlinks made in ops/ so far */
+	unsigned long synced;  /* how many of them an fsync of ops/ has made durable */
+	bool syncing;
 };
+
+/*
+ * Make the change this thread just made in ops/ (a rename, an unlink)
+ * durable. An fsync of the directory that begins after a change covers it,
+ * so a thread whose change an fsync under way may have missed waits for
+ * that one to end and starts the next, which covers every change made
+ * meanwhile: under concurrent swaps, one fsync for several steps, none
+ * skipped.
+ */
+static int ops_sync(struct journal *j)
+{
+	unsigned long mine, upto;
+	int rc = 0, saved = 0;
+
+	pthread_mutex_lock(&j->sync_lock);
+	mine = ++j->changes;
+	while (j->synced < mine && rc == 0) {
+		if (j->syncing) {
+			pthread_cond_wait(&j->sync_cond, &j->sync_lock);
+			continue;
+		}
+		j->syncing = true;
+		upto = j->changes;
+		pthread_mutex_unlock(&j->sync_lock);
+		rc = fs_fsync_dir(j->opsdir);
+		saved = errno;
+		pthread_mutex_lock(&j->sync_lock);
+		j->syncing = false;
+		if (rc == 0 && upto > j->synced)
+			j->synced = upto;
+		pthread_cond_broadcast(&j->sync_cond);
+	}
+	pthread_mutex_unlock(&j->sync_lock);
+	errno = saved;
+	return rc;
+}
 
 int journal_open(struct journal **ret, const char *state_dir, int wait_seconds, struct refit_err *e)
 {
@@ -34,6 +77,8 @@ int journal_open(struct journal **ret, const char *state_dir, int wait_seconds, 
 		return err_set(e, ERR_FAILED, "out of memory");
 	j->lock_fd = -1;
 	pthread_mutex_init(&j->history_lock, NULL);
+	pthread_mutex_init(&j->sync_lock, NULL);
+	pthread_cond_init(&j->sync_cond, NULL);
 	if (asprintf(&j->dir, "%s", state_dir) < 0 || asprintf(&j->opsdir, "%s/ops", state_dir) < 0) {
 		j->dir = j->opsdir = NULL;
 		journal_close(j);
@@ -71,6 +116,9 @@ void journal_close(struct journal *j)
 		close(j->lock_fd); /* releases the lock */
 	free(j->dir);
 	free(j->opsdir);
+	pthread_mutex_destroy(&j->history_lock);
+	pthread_mutex_destroy(&j->sync_lock);
+	pthread_cond_destroy(&j->sync_cond);
 	free(j);
 }
 
@@ -99,53 +147,26 @@ static const char *rec_id(json_t *rec)
 	return id;
 }
 
-/* Write all of BUF to FD. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int journal_write(struct journal *j, json_t *rec, struct refit_err *e)
 {
 	const char *id = rec_id(rec);
-	char path[4300], tmp[4400];
+	char name[80];
 	char *text;
-	int fd, saved;
+	int rc;
 
 	if (!id)
 		return err_set(e, ERR_FAILED, "journal: record without a valid id");
 	text = json_dumps(rec, JSON_COMPACT);
 	if (!text)
 		return err_set(e, ERR_FAILED, "out of memory");
-	snprintf(path, sizeof(path), "%s/%s.json", j->opsdir, id);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-		saved = errno;
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		free(text);
-		return err_set(e, ERR_FAILED, "journal %s: %s", tmp, strerror(saved));
-	}
+	snprintf(name, sizeof(name), "%s.json", id);
+	rc = fs_replace(j->opsdir, name, text, e);
 	free(text);
-	if (close(fd) < 0 || rename(tmp, path) < 0 || fs_fsync_dir(j->opsdir) < 0) {
-		saved = errno;
-		unlink(tmp);
-		return err_set(e, ERR_FAILED, "journal %s: %s", path, strerror(saved));
-	}
-	return 0;
+	if (rc == 0 && ops_sync(j) < 0)
+		rc = err_set(e, ERR_FAILED, "%s: %s", j->opsdir, strerror(errno));
+	if (rc < 0)
+		err_prefix(e, "journal ");
+	return rc;
 }
 
 /* Keep the history under HISTORY_MAX_BYTES by dropping its older half. */
@@ -175,7 +196,7 @@ static void history_trim(const char *path)
 		keep = nl ? nl + 1 : buf + n;
 		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0 && write_all(fd, keep, (size_t)(buf + n - keep)) == 0 && fsync(fd) == 0) {
+		if (fd >= 0 && fs_write_all(fd, keep, (size_t)(buf + n - keep)) == 0 && fsync(fd) == 0) {
 			close(fd);
 			rename(tmp, path);
 		} else if (fd >= 0) {
@@ -213,7 +234,7 @@ static int history_append(const char *state_dir, const char *text, struct refit_
 
 	snprintf(path, sizeof(path), "%s/history.jsonl", state_dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+	if (fd < 0 || fs_write_all(fd, text, strlen(text)) < 0 || fs_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
 		saved = errno;
 		if (fd >= 0)
 			close(fd);
@@ -266,7 +287,8 @@ int journal_finish(struct journal *j, json_t *rec, struct refit_err *e)
 	snprintf(path, sizeof(path), "%s/%s.json", j->opsdir, id);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return err_set(e, ERR_FAILED, "journal %s: %s", path, strerror(errno));
-	fs_fsync_dir(j->opsdir);
+	ops_sync(j);
+	events_finished(rec);
 	return 0;
 }
 
@@ -339,8 +361,16 @@ int journal_step(struct journal *j, json_t *rec, const char *step, struct refit_
 	json_object_set_new(rec, JR_STEP, json_string(step));
 	if (journal_write(j, rec, e) < 0)
 		return -1;
-	if (crash && strncmp(crash, "swarm-", service ? 6 : 0) == 0 && strcmp(crash + (service ? 6 : 0), step) == 0)
+	events_step(rec, step);
+	if (crash && strchr(crash, ':')) { /* KIND:STEP: only a record of that kind ("follow:starting") */
+		const char *kind = jr_str(rec, JR_KIND), *colon = strchr(crash, ':');
+
+		if (kind && strlen(kind) == (size_t)(colon - crash) && strncmp(kind, crash, strlen(kind)) == 0 &&
+		    strcmp(colon + 1, step) == 0)
+			raise(SIGKILL);
+	} else if (crash && strncmp(crash, "swarm-", service ? 6 : 0) == 0 && strcmp(crash + (service ? 6 : 0), step) == 0) {
 		raise(SIGKILL);
+	}
 	return 0;
 }
 

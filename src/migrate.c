@@ -109,6 +109,30 @@ static int entry_set(struct migration *m, const char *key, const char *v, const 
 		       where, key);
 }
 
+/*
+ * One rename_map entry, OLD: V, into M: "new", or {"to": "new", "image":
+ * "ref"} as a migration file's entry can say (nothing else).
+ */
+static int rename_entry(struct migration *m, const char *old, json_t *v, const char *where, struct refit_err *e)
+{
+	const char *k;
+	json_t *f;
+
+	if (entry_set(m, "from", old, where, e) < 0)
+		return -1;
+	if (json_is_string(v))
+		return entry_set(m, "to", json_string_value(v), where, e);
+	if (!json_is_object(v) || !json_is_string(json_object_get(v, "to")))
+		return err_set(e, ERR_USAGE, "%s: expected \"old\": \"new\" or \"old\": {\"to\": \"new\", \"image\": \"ref\"}", where);
+	json_object_foreach(v, k, f) {
+		if ((strcmp(k, "to") != 0 && strcmp(k, "image") != 0) || !json_is_string(f))
+			return err_set(e, ERR_USAGE, "%s: \"%.32s\": expected to and image (strings) only", where, k);
+		if (entry_set(m, k, json_string_value(f), where, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Set a boolean field of M. */
 static int entry_bool(struct migration *m, const char *key, int v, const char *where, struct refit_err *e)
 {
@@ -296,14 +320,10 @@ int migrate_from_json(json_t *mc, struct migration_plan *plan, struct refit_err 
 			return err_set(e, ERR_USAGE, "migration_config: unknown field \"%.64s\"", key);
 		}
 	}
-	if (!json_is_true(json_object_get(mc, "rename_containers"))) {
-		if (json_object_size(map) > 0 || preserve)
-			return err_set(e, ERR_USAGE,
-				       "migration_config: rename_map and preserve_data need \"rename_containers\": true");
-		return 0; /* nothing to migrate */
-	}
+	if (!json_is_true(json_object_get(mc, "rename_containers")) && json_object_size(map) > 0)
+		return err_set(e, ERR_USAGE, "migration_config: a rename_map needs \"rename_containers\": true");
 	if (json_object_size(map) == 0)
-		return err_set(e, ERR_USAGE, "migration_config: rename_containers needs a rename_map with at least one old: new pair");
+		return 0; /* no map: the update pass renames what declares refit.rename-to (see api_parse) */
 	if (json_object_size(map) > MIGRATE_MAX_ENTRIES)
 		return err_set(e, ERR_USAGE, "migration_config.rename_map: at most %d pairs", MIGRATE_MAX_ENTRIES);
 	json_object_foreach(map, key, v) {
@@ -311,12 +331,8 @@ int migrate_from_json(json_t *mc, struct migration_plan *plan, struct refit_err 
 		char where[64];
 
 		snprintf(where, sizeof(where), "migration_config.rename_map[%zu]", i++);
-		if (!json_is_string(v)) {
-			migrate_plan_free(plan);
-			return err_set(e, ERR_USAGE, "%s: expected \"old\": \"new\" container names", where);
-		}
-		if (entry_set(&m, "from", key, where, e) < 0 || entry_set(&m, "to", json_string_value(v), where, e) < 0 ||
-		    entry_check(plan, &m, where, e) < 0 || plan_push(plan, &m, e) < 0) {
+		if (rename_entry(&m, key, v, where, e) < 0 || entry_check(plan, &m, where, e) < 0 ||
+		    plan_push(plan, &m, e) < 0) {
 			entry_free(&m);
 			migrate_plan_free(plan);
 			return -1;
@@ -570,4 +586,28 @@ int migrate_run(struct engine *en, struct journal *j, const struct refit_config 
 	}
 	*result = json_pack("{s:o}", "migrations", arr ? arr : json_array());
 	return code;
+}
+
+json_t *migrate_notify_result(json_t *result)
+{
+	json_t *list = json_array(), *m;
+	size_t i;
+
+	if (!list)
+		return NULL;
+	json_array_foreach(json_object_get(result, "migrations"), i, m) {
+		const char *st = json_string_value(json_object_get(m, "status"));
+		json_t *o;
+
+		if (!st || strcmp(st, "planned") == 0 || json_object_get(m, "note"))
+			continue; /* nothing changed */
+		o = json_pack("{s:O?, s:O?, s:O?, s:s, s:s}", "name", json_object_get(m, "to"), "from",
+			      json_object_get(m, "from"), "image", json_object_get(m, "image"), "status",
+			      strcmp(st, "migrated") == 0 ? "updated" : st, "strategy", "migrate");
+		if (o && json_is_string(json_object_get(m, "error")))
+			json_object_set(o, "error", json_object_get(m, "error"));
+		if (o)
+			json_array_append_new(list, o);
+	}
+	return json_pack("{s:o}", "containers", list);
 }

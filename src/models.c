@@ -15,6 +15,7 @@
 #include "refit/notify.h"
 #include "refit/ollama.h"
 #include "refit/ops.h"
+#include "refit/version.h"
 
 static atomic_bool stop_requested;
 
@@ -98,7 +99,7 @@ static CURL *handle_for(const char *url, long timeout, char errbuf[CURL_ERROR_SI
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout < MODELS_CONNECT_TIMEOUT ? timeout : (long)MODELS_CONNECT_TIMEOUT);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, timeout);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "refit/" REFIT_VERSION);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, refit_user_agent);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_check);

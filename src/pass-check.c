@@ -2,23 +2,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "refit/base.h"
 #include "refit/check.h"
+#include "refit/hold.h"
 #include "refit/strategy.h"
 #include "refit/imageref.h"
+#include "refit/lists.h"
 #include "refit/log.h"
 #include "refit/select.h"
 #include "refit/semver.h"
 #include "refit/swarm.h"
 
-#define MAX_CONTAINERS 10000
-
-/* Local image facts, fetched once per image ID or name. */
+/* Local image facts, read once per image ID or name: from the image list, else inspected. */
 struct image_info {
 	char *key;
-	json_t *repo_digests; /* borrowed from INSPECT */
+	json_t *repo_digests; /* borrowed from INSPECT or the pass's image index */
 	const char *id;
-	json_t *inspect;
+	json_t *inspect;      /* NULL when the image list had it */
 	int err_kind;
 	char error[300];
 };
@@ -35,13 +37,16 @@ struct pass {
 	bool *moved;
 	struct image_info **images; /* separately allocated: pointers stay valid as it grows */
 	size_t nimages;
+	json_t *index;       /* GET /images/json, indexed (lists_image_index); NULL until asked or when it failed */
+	bool index_asked;
+	size_t inspected;    /* containers inspected because the list did not say their reference */
 };
 
 static const char *const entry_status_names[_ENTRY_STATUS_MAX] = {
 	[ENTRY_UNSET] = "error", [ENTRY_UP_TO_DATE] = "up-to-date", [ENTRY_UPDATE_AVAILABLE] = "update-available",
 	[ENTRY_PINNED] = "pinned", [ENTRY_MONITOR_ONLY] = "monitor-only", [ENTRY_SKIPPED] = "skipped",
 	[ENTRY_ERROR] = "error", [ENTRY_UPDATED] = "updated", [ENTRY_ROLLED_BACK] = "rolled-back",
-	[ENTRY_FAILED] = "failed",
+	[ENTRY_FAILED] = "failed", [ENTRY_HELD] = "held", [ENTRY_COOLDOWN] = "cooldown",
 };
 
 const char *entry_status_to_string(enum entry_status s)
@@ -73,6 +78,8 @@ enum entry_status entry_status_change(enum entry_status s)
 	case ENTRY_PINNED:
 	case ENTRY_MONITOR_ONLY:
 	case ENTRY_SKIPPED:
+	case ENTRY_HELD:
+	case ENTRY_COOLDOWN:
 	case _ENTRY_STATUS_MAX:
 	case _ENTRY_STATUS_INVALID:
 		break;
@@ -108,6 +115,24 @@ static struct image_info *image_get(struct pass *p, const char *key)
 		return NULL;
 	}
 	nv[p->nimages++] = ii;
+	if (!p->index_asked) {
+		json_t *list = NULL;
+
+		p->index_asked = true;
+		if (engine_get_json(p->en, "/images/json", &list, &e) < 0 || lists_image_index(list, &p->index, &e) < 0)
+			log_debug("image list: %s; images are inspected one by one", e.msg);
+		json_decref(list);
+		memset(&e, 0, sizeof(e));
+	}
+	if (p->index) {
+		const char *id = lists_image_digests(p->index, key) ? ii->key : lists_image_by_tag(p->index, key);
+
+		if (id && (ii->repo_digests = lists_image_digests(p->index, id))) {
+			ii->id = id;
+			return ii;
+		}
+	}
+	/* Not listed (pulled since the list was read, or a tag of no image): the engine says */
 	if (engine_image_inspect(p->en, key, &ii->inspect, &e) <= 0) {
 		ii->err_kind = e.kind;
 		snprintf(ii->error, sizeof(ii->error), "image %.100s: %.180s", key, e.msg);
@@ -152,6 +177,16 @@ static const char *repo_digest_for(json_t *repo_digests, const struct imageref *
 	return found;
 }
 
+/*
+ * True when ID, a container's image ID, is also the digest the image was
+ * pulled as: on the containerd image store, where an image is named by the
+ * digest of its manifest or index.
+ */
+static bool containerd_digest(struct pass *p, const char *id)
+{
+	return id && strncmp(id, "sha256:", 7) == 0 && strlen(id) == 71 && engine_containerd_store(p->en);
+}
+
 /* Set STR to a copy of V (NULL stays NULL). */
 static void set_str(char **str, const char *v)
 {
@@ -159,7 +194,77 @@ static void set_str(char **str, const char *v)
 	*str = v ? strdup(v) : NULL;
 }
 
-/* Fill the entries from the engine's list; inspect the ones selected. */
+/*
+ * The engine's container list, every state (include_stopped and
+ * include_restarting read State). With label_enable, only containers that
+ * carry an enable label are asked for: the engine ANDs label filters, so
+ * refit's and Watchtower's label take one filtered list each, merged.
+ */
+static int list_containers(struct engine *en, const struct refit_config *cfg, json_t **ret, struct refit_err *e)
+{
+	static const char *const filtered[] = {
+		"/containers/json?all=1&filters=%7B%22label%22%3A%5B%22refit.enable%22%5D%7D",
+		"/containers/json?all=1&filters=%7B%22label%22%3A%5B%22com.centurylinklabs.watchtower.enable%22%5D%7D",
+	};
+	json_t *seen, *more = NULL, *c;
+	size_t i;
+
+	*ret = NULL;
+	if (!cfg->label_enable)
+		return engine_get_json(en, "/containers/json?all=1", ret, e);
+	if (engine_get_json(en, filtered[0], ret, e) < 0 || engine_get_json(en, filtered[1], &more, e) < 0) {
+		json_decref(*ret);
+		*ret = NULL;
+		return -1;
+	}
+	if (!json_is_array(*ret) || !json_is_array(more) || !(seen = json_object())) {
+		json_decref(more);
+		return 0; /* the caller says what is wrong with the list */
+	}
+	json_array_foreach(*ret, i, c) {
+		const char *id = json_string_value(json_object_get(c, "Id"));
+
+		if (id)
+			json_object_set_new(seen, id, json_true());
+	}
+	json_array_foreach(more, i, c) {
+		const char *id = json_string_value(json_object_get(c, "Id"));
+
+		if (!id || !json_object_get(seen, id))
+			json_array_append(*ret, c);
+	}
+	json_decref(seen);
+	json_decref(more);
+	return 0;
+}
+
+/*
+ * Entry CE's reference (Config.Image) and image ID: the list's, else (the
+ * list shows an ID where the reference was: the tag moved on) one inspect.
+ */
+static int entry_image(struct pass *p, struct check_entry *ce, const struct listed_container *lc,
+		       struct refit_err *e)
+{
+	json_t *ins = NULL;
+	int rc = 0;
+
+	if (lc->image && lc->image_id) {
+		set_str(&ce->image, lc->image);
+		set_str(&ce->image_id, lc->image_id);
+		return 0;
+	}
+	p->inspected++;
+	if (engine_container_inspect(p->en, lc->id, &ins, e) <= 0)
+		return -1;
+	set_str(&ce->image, json_string_value(json_object_get(json_object_get(ins, "Config"), "Image")));
+	set_str(&ce->image_id, json_string_value(json_object_get(ins, "Image")));
+	if (!ce->image || !ce->image_id)
+		rc = err_set(e, ERR_FAILED, "engine: inspect has no Config.Image or Image");
+	json_decref(ins);
+	return rc;
+}
+
+/* Fill the entries from the engine's lists; a container is inspected only when its list entry lacks its reference. */
 static int collect(struct pass *p, char *const *names, size_t nnames, struct refit_err *e)
 {
 	const struct refit_config *cfg = p->cfg;
@@ -168,7 +273,7 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 	struct swarm_service *svcs = NULL;
 	size_t i, n, nsvc = 0;
 
-	if (engine_get_json(p->en, "/containers/json?all=1", &list, e) < 0)
+	if (list_containers(p->en, cfg, &list, e) < 0)
 		return -1;
 	if (swarm_collect(p->en, cfg, names, nnames, &svcs, &nsvc, e) < 0) {
 		if (strcmp(cfg->swarm, "auto") != 0) {
@@ -183,9 +288,10 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 	}
 	if (!json_is_array(list)) {
 		json_decref(list);
+		swarm_services_free(svcs, nsvc);
 		return err_set(e, ERR_FAILED, "engine: container list is not an array");
 	}
-	n = json_array_size(list) > MAX_CONTAINERS ? MAX_CONTAINERS : json_array_size(list);
+	n = json_array_size(list) > LISTS_MAX_CONTAINERS ? LISTS_MAX_CONTAINERS : json_array_size(list);
 	res->v = calloc(n + nsvc + 1, sizeof(*res->v));
 	p->refs = calloc(n + nsvc + 1, sizeof(*p->refs));
 	p->parsed = calloc(n + nsvc + 1, sizeof(*p->parsed));
@@ -199,50 +305,49 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		return err_set(e, ERR_FAILED, "out of memory");
 	}
 	json_array_foreach(list, i, c) {
-		const char *id = json_string_value(json_object_get(c, "Id"));
-		const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
-		const char *state = json_string_value(json_object_get(c, "State"));
-		json_t *labels = json_object_get(c, "Labels"), *ins = NULL;
+		struct listed_container lc;
 		struct check_entry *ce;
 		struct refit_err ie = { 0 };
-		const char *img, *imgid, *track;
+		const char *track, *img;
 
 		if (i >= n)
 			break;
-		if (!id || strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64 || !name || !*name)
+		if (lists_container(c, &lc, &ie) < 0) {
+			log_debug("%s", ie.msg);
 			continue;
-		if (name[0] == '/')
-			name++;
-		if (swarm_is_task(labels))
+		}
+		if (swarm_is_task(lc.labels))
 			continue; /* a Swarm task: its service is updated through Swarm, never the container */
-		if (!select_container(cfg, labels, name, state && strcmp(state, "running") == 0, names, nnames))
+		if (!select_container(cfg, lc.labels, lc.name,
+				      lc.state && (strcmp(lc.state, "running") == 0 ||
+						   (cfg->include_restarting && strcmp(lc.state, "restarting") == 0)),
+				      names, nnames))
 			continue;
 		ce = &res->v[res->n];
-		ce->name = strdup(name);
-		ce->id = strdup(id);
+		ce->name = strdup(lc.name);
+		ce->id = strdup(lc.id);
 		ce->update_available = -1;
-		ce->strategy = select_strategy(cfg, labels);
+		ce->strategy = select_strategy(cfg, lc.labels);
 		if (!ce->name || !ce->id) {
 			json_decref(list);
+			swarm_services_free(svcs, nsvc);
 			return err_set(e, ERR_FAILED, "out of memory");
 		}
 		p->res->n++;
-		if (engine_container_inspect(p->en, id, &ins, &ie) <= 0) {
+		if (entry_image(p, ce, &lc, &ie) < 0) {
 			entry_error(ce, ie.kind, ie.msg);
-			continue;
+			if (!ce->image) /* the container is gone, or the engine failed: nothing more to read */
+				continue;
 		}
-		img = json_string_value(json_object_get(json_object_get(ins, "Config"), "Image"));
-		imgid = json_string_value(json_object_get(ins, "Image"));
-		set_str(&ce->image, img);
-		set_str(&ce->image_id, imgid);
-		if (!ce->strategy) {
+		img = ce->image;
+		if (ce->status != ENTRY_UNSET) {
+			/* the inspect's error stands */
+		} else if (!ce->strategy) {
 			char known[128], msg[200];
 
 			strategy_names(known, sizeof(known));
 			snprintf(msg, sizeof(msg), "label refit.strategy: expected one of %s", known);
 			entry_error(ce, ERR_FAILED, msg);
-		} else if (!img || !imgid) {
-			entry_error(ce, ERR_FAILED, "engine: inspect has no Config.Image or Image");
 		} else if (strncmp(img, "sha256:", 7) == 0) {
 			ce->status = ENTRY_SKIPPED;
 			ce->error = strdup("created from an image ID: no repository to follow");
@@ -251,14 +356,18 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 		} else {
 			p->parsed[res->n - 1] = true;
 		}
-		json_decref(ins);
-		if (ce->status == ENTRY_UNSET && select_monitor_only(cfg, labels))
+		if (ce->status == ENTRY_UNSET && select_monitor_only(cfg, lc.labels))
 			ce->status = ENTRY_MONITOR_ONLY;
-		p->no_pull[res->n - 1] = ce->no_pull = select_no_pull(cfg, labels);
-		track = json_string_value(json_object_get(labels, "refit.track"));
+		p->no_pull[res->n - 1] = ce->no_pull = select_no_pull(cfg, lc.labels);
+		if (select_cooldown(cfg, lc.labels, &ce->cooldown, &ie) < 0)
+			entry_error(ce, ERR_FAILED, ie.msg); /* never taken early for want of a readable label */
+		track = json_string_value(json_object_get(lc.labels, "refit.track"));
 		if (track && !(p->track[res->n - 1] = strdup(track)))
 			entry_error(ce, ERR_FAILED, "out of memory"); /* not silently followed by digest */
 	}
+	if (p->inspected)
+		log_debug("check: %zu of %zu containers inspected (the list showed an image ID for their reference)",
+			  p->inspected, res->n);
 	json_decref(list);
 	/* Swarm services: the current digest is the one their spec is pinned to. */
 	for (i = 0; i < nsvc; i++) {
@@ -281,6 +390,8 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 			p->parsed[res->n - 1] = true;
 		if (ce->status == ENTRY_UNSET && select_monitor_only(cfg, svcs[i].labels))
 			ce->status = ENTRY_MONITOR_ONLY;
+		if (select_cooldown(cfg, svcs[i].labels, &ce->cooldown, &ie) < 0)
+			entry_error(ce, ERR_FAILED, ie.msg);
 	}
 	swarm_services_free(svcs, nsvc);
 	return 0;
@@ -467,6 +578,12 @@ const char *check_entry_image(const struct check_entry *c)
 int check_run_to(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
 		 size_t nnames, const char *to_tag, struct check_result *ret, struct refit_err *e)
 {
+	return check_run_hold(en, reg, cfg, names, nnames, to_tag, false, ret, e);
+}
+
+int check_run_hold(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
+		   size_t nnames, const char *to_tag, bool force, struct check_result *ret, struct refit_err *e)
+{
 	struct pass p = { .en = en, .cfg = cfg, .res = ret };
 	struct digest_query *q = NULL;
 	json_t **rdigests = NULL; /* RepoDigests of each entry's image */
@@ -578,6 +695,9 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 		}
 		/* Up to date when the registry's digest is any of the image's digests from there. */
 		set_str(&ce->current_digest, repo_digest_for(rdigests[i], &p.refs[i], dq->digest));
+		if (!ce->current_digest && containerd_digest(&p, ce->image_id))
+			/* an image whose name moved on keeps no RepoDigests there; its ID is its digest */
+			set_str(&ce->current_digest, ce->image_id);
 		if (!ce->current_digest) {
 			char msg[400];
 
@@ -590,6 +710,7 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 		if (ce->status == ENTRY_UNSET)
 			ce->status = ce->update_available ? ENTRY_UPDATE_AVAILABLE : ENTRY_UP_TO_DATE;
 	}
+	hold_check(cfg, ret, force && nnames > 0, time(NULL));
 	rc = 0;
 out:
 	for (size_t i = 0; i < nq; i++) {
@@ -614,6 +735,7 @@ out:
 	free(p.moved);
 	free(p.parsed);
 	free(p.no_pull);
+	json_decref(p.index);
 	for (size_t i = 0; i < p.nimages; i++) {
 		free(p.images[i]->key);
 		json_decref(p.images[i]->inspect);
@@ -641,6 +763,7 @@ void check_result_free(struct check_result *r)
 		free(c->error);
 		free(c->target_tag);
 		free(c->target_image);
+		free(c->renamed_to);
 	}
 	free(r->v);
 	memset(r, 0, sizeof(*r));
@@ -657,6 +780,7 @@ json_t *check_result_json(const struct check_result *r)
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		const struct check_entry *c = &r->v[i];
+		char when[ISO_TIME_LEN];
 		json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?}", "name", c->name, "id", c->id,
 				      "image", c->image, "current_digest", c->current_digest, "latest_digest",
 				      c->latest_digest, "status", entry_status_to_string(c->status), "strategy",
@@ -673,6 +797,14 @@ json_t *check_result_json(const struct check_result *r)
 			json_object_set_new(o, "target_tag", json_string(c->target_tag));
 		if (c->target_image)
 			json_object_set_new(o, "target_image", json_string(c->target_image));
+		if (c->renamed_to)
+			json_object_set_new(o, "renamed_to", json_string(c->renamed_to));
+		if (c->status == ENTRY_HELD && c->held_since)
+			json_object_set_new(o, "held_since", json_string(iso_time(c->held_since, when)));
+		if (c->status == ENTRY_COOLDOWN && c->eligible_at)
+			json_object_set_new(o, "eligible_at", json_string(iso_time(c->eligible_at, when)));
+		if (c->held)
+			json_object_set_new(o, "held", json_true());
 		if (c->swap_seconds > 0) {
 			json_object_set_new(o, "swap_seconds", json_real(c->swap_seconds));
 			json_object_set_new(o, "overhead_seconds", json_real(c->overhead_seconds > 0 ? c->overhead_seconds : 0));

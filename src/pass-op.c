@@ -97,6 +97,12 @@ int op_run(const struct refit_config *cfg, struct registry **reg, const struct o
 			goto fail;
 		}
 		out->exit_code = migrate_run(en, j, cfg, rq->plan, rq->dry_run, &out->result);
+		if (!rq->dry_run && out->result) { /* told like an update: what was migrated, rolled back, failed */
+			json_t *as_pass = migrate_notify_result(out->result);
+
+			notify_pass(cfg, kind, rq->id, as_pass);
+			json_decref(as_pass);
+		}
 		if (out->exit_code != 0)
 			err_set(&out->err, out->exit_code, "some containers could not be migrated");
 		goto done;
@@ -104,7 +110,11 @@ int op_run(const struct refit_config *cfg, struct registry **reg, const struct o
 		rc = update_rollback_data(en, j, cfg, rq->names, rq->nnames, rq->all, rq->restore_data, &out->res, &e);
 		break;
 	case OP_UPDATE:
-		rc = update_run_to(en, *r, j, cfg, rq->names, rq->nnames, rq->to_tag, rq->dry_run, &out->res, &e);
+		rc = update_run_to(en, *r, j, cfg, rq->names, rq->nnames,
+				   &(struct update_options){ .to_tag = rq->to_tag, .dry_run = rq->dry_run,
+							     .force = rq->force, .preserve_data = rq->preserve_data,
+							     .rename = rq->rename },
+				   &out->res, &e);
 		break;
 	default:
 		rc = err_set(&e, ERR_USAGE, "unknown operation");

@@ -51,6 +51,8 @@ static const char *label_scope(json_t *labels)
 
 bool select_in_scope(const struct refit_config *cfg, json_t *labels)
 {
+	if (cfg->scope && strcmp(cfg->scope, "*") == 0)
+		return true; /* every scope (Watchtower without --scope) */
 	const char *want = cfg->scope && strcmp(cfg->scope, "none") != 0 ? cfg->scope : "";
 
 	return strcmp(label_scope(labels), want) == 0;
@@ -67,6 +69,9 @@ bool select_container(const struct refit_config *cfg, json_t *labels, const char
 		return false;
 	if (!running && !cfg->include_stopped)
 		return false;
+	for (size_t i = 0; i < cfg->disable_containers.n; i++)
+		if (strcmp(cfg->disable_containers.v[i], name) == 0)
+			return false;
 	if (nnames == 0)
 		return true;
 	for (size_t i = 0; i < nnames; i++)
@@ -94,4 +99,24 @@ const char *select_strategy(const struct refit_config *cfg, json_t *labels)
 	const char *v = label_raw(labels, REFIT_PREFIX, "strategy");
 
 	return v ? strategy_known(v) : cfg->strategy;
+}
+
+int select_cooldown(const struct refit_config *cfg, json_t *labels, long *ret, struct refit_err *e)
+{
+	const char *v = label_raw(labels, REFIT_PREFIX, "cooldown");
+	const char *name = "refit.cooldown";
+
+	if (!v) {
+		v = label_raw(labels, WATCHTOWER_PREFIX, "cooldown-delay");
+		name = "com.centurylinklabs.watchtower.cooldown-delay";
+	}
+	*ret = cfg->cooldown;
+	if (!v)
+		return 0;
+	if (config_parse_seconds(v, SELECT_COOLDOWN_MAX, ret) < 0) {
+		*ret = cfg->cooldown;
+		return err_set(e, ERR_FAILED, "label %s: expected a duration of at most 366 days (\"90\", \"12h\", \"7d\"), got \"%.40s\"",
+			       name, v);
+	}
+	return 0;
 }

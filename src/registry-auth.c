@@ -441,3 +441,88 @@ int auth_token_parse(const char *body, size_t len, char **token, long *expires_i
 	json_decref(j);
 	return *token ? 0 : err_set(e, ERR_FAILED, "out of memory");
 }
+
+json_t *auth_token_access(const char *token)
+{
+	const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	size_t n = dot2 ? (size_t)(dot2 - dot1 - 1) : 0, pad = (4 - n % 4) % 4;
+	unsigned char *b64, *dec;
+	json_t *claims, *access = NULL;
+	int len;
+
+	if (!dot2 || n == 0 || n > AUTH_MAX_TOKEN_BODY || pad == 3)
+		return NULL; /* not a JWT: an opaque token */
+	b64 = malloc(n + pad + 1);
+	dec = malloc(n + pad + 1);
+	if (!b64 || !dec) {
+		free(b64);
+		free(dec);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = dot1[1 + i];
+
+		b64[i] = (unsigned char)(c == '-' ? '+' : c == '_' ? '/' : c);
+	}
+	memset(b64 + n, '=', pad);
+	b64[n + pad] = '\0';
+	len = EVP_DecodeBlock(dec, b64, (int)(n + pad));
+	free(b64);
+	if (len < 0) {
+		free(dec);
+		return NULL;
+	}
+	len -= (int)pad; /* EVP_DecodeBlock counts the padding as zero bytes */
+	claims = len > 0 ? json_loadb((const char *)dec, (size_t)len, 0, NULL) : NULL;
+	free(dec);
+	if (json_is_array(json_object_get(claims, "access")))
+		access = json_incref(json_object_get(claims, "access"));
+	json_decref(claims);
+	return access;
+}
+
+int auth_access_grants(json_t *access, const char *scope)
+{
+	const char *first = strchr(scope, ':'), *last = strrchr(scope, ':');
+	json_t *a;
+	size_t i;
+
+	if (!access)
+		return -1;
+	if (!first || last == first)
+		return 0;
+	json_array_foreach(access, i, a) {
+		const char *type = json_string_value(json_object_get(a, "type"));
+		const char *name = json_string_value(json_object_get(a, "name"));
+		json_t *actions = json_object_get(a, "actions"), *v;
+		size_t k;
+
+		if (!type || !name || strlen(type) != (size_t)(first - scope) || strncmp(type, scope, strlen(type)) != 0 ||
+		    strlen(name) != (size_t)(last - first - 1) || strncmp(name, first + 1, strlen(name)) != 0)
+			continue;
+		json_array_foreach(actions, k, v) {
+			const char *act = json_string_value(v);
+
+			if (act && (strcmp(act, last + 1) == 0 || strcmp(act, "*") == 0))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int auth_engine_header_for(const struct refit_config *cfg, const char *domain, char **hdr, struct refit_err *e)
+{
+	struct cred cr = { 0 };
+	int found = auth_lookup(cfg, domain, &cr, e);
+
+	*hdr = NULL;
+	if (found < 0)
+		return -1;
+	if (found == 1 &&
+	    !(*hdr = auth_engine_header(&cr, strcmp(domain, "docker.io") == 0 ? "https://index.docker.io/v1/" : domain))) {
+		cred_free(&cr);
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	cred_free(&cr);
+	return 0;
+}

@@ -16,13 +16,13 @@
 #include "refit/log.h"
 #include "refit/registry.h"
 #include "refit/tags.h"
+#include "refit/version.h"
 
 #define MANIFEST_ACCEPT                                                                   \
 	"Accept: application/vnd.oci.image.index.v1+json, "                               \
 	"application/vnd.oci.image.manifest.v1+json, "                                    \
 	"application/vnd.docker.distribution.manifest.list.v2+json, "                     \
 	"application/vnd.docker.distribution.manifest.v2+json"
-#define USER_AGENT "refit/" REFIT_VERSION
 #define CONNECT_TIMEOUT 10L
 #define MAX_SMALL_BODY (64u << 10)
 
@@ -36,6 +36,7 @@ struct host {
 	bool https;
 	bool may_fallback; /* loopback or insecure: plain HTTP when TLS is not spoken */
 	bool no_verify;    /* listed in insecure_registries */
+	bool single_scope; /* refused a token request for several repositories: one per repository */
 	enum host_state state;
 	struct challenge ch; /* scheme NONE when the registry asks for nothing */
 	int cred_state;      /* 0 not looked up, 1 found, 2 none, -1 broken */
@@ -50,11 +51,23 @@ enum token_state { T_NEW, T_FETCHING, T_READY, T_FAILED };
 struct token {
 	struct token *next;
 	char *key; /* "realm service scope" */
+	const char *scope; /* in KEY */
 	char *value;
 	long long expires_ms;
 	enum token_state state;
+	bool solo; /* asked alone: a request with other scopes was refused or did not grant this one */
 	int err_kind;
 	char err[256];
+};
+
+/*
+ * One token request for the scopes of several tokens of a host: each
+ * member gets the answer for the scopes it grants (one request per
+ * registry and pass instead of one per repository).
+ */
+struct token_req {
+	struct token *m[REGISTRY_TOKEN_SCOPES];
+	size_t n;
 };
 
 enum job_state { J_WAIT, J_ACTIVE, J_DONE };
@@ -100,6 +113,8 @@ struct registry {
 	char *ca_data;
 	unsigned active;
 	struct registry_stats stats;
+	struct job *jobs; /* of the run in progress, so a token request can take other jobs' scopes */
+	size_t njobs;
 };
 
 int registry_digest_valid(const char *d)
@@ -194,7 +209,7 @@ static struct host *host_get(struct registry *r, const struct imageref *ref)
 	return h;
 }
 
-/* Find or add the token slot for KEY. */
+/* Find or add the token slot for KEY, whose last word is the scope. */
 static struct token *token_get(struct registry *r, const char *key)
 {
 	struct token *t;
@@ -207,6 +222,7 @@ static struct token *token_get(struct registry *r, const char *key)
 		free(t);
 		return NULL;
 	}
+	t->scope = strrchr(t->key, ' ') ? strrchr(t->key, ' ') + 1 : t->key;
 	t->next = r->tokens;
 	r->tokens = t;
 	return t;
@@ -321,7 +337,7 @@ static int xfer_start(struct registry *r, enum xfer_kind kind, void *target, str
 
 	if (!x || !c)
 		goto fail;
-	nh = curl_slist_append(hdrs, "User-Agent: " USER_AGENT);
+	nh = curl_slist_append(hdrs, refit_user_agent_header);
 	if (!nh)
 		goto fail;
 	hdrs = nh;
@@ -436,31 +452,52 @@ static bool realm_ok(struct registry *r, const char *realm)
 	return is_loopback(hostport) || is_insecure(r->cfg, hostport);
 }
 
-/* Fetch a bearer token for JOB's scope. */
-static void token_start(struct registry *r, struct job *j)
+/*
+ * The scope part of a token request for the members of REQ: "&scope=A&scope=B"
+ * (GET), or "A B" escaped for a POST form's one scope field; malloc'd.
+ */
+static char *token_scopes(CURL *esc, const struct token_req *q, bool form)
 {
-	struct host *h = j->host;
-	struct token *t = j->tok;
+	char *out = NULL;
+	size_t len = 0, cap = 0;
+
+	for (size_t i = 0; i < q->n; i++) {
+		char *one = curl_easy_escape(esc, q->m[i]->scope, 0);
+		size_t need;
+
+		if (!one || buf_reserve(&out, &cap, len + strlen(one) + 10, 256) < 0) {
+			curl_free(one);
+			free(out);
+			return NULL;
+		}
+		need = (size_t)snprintf(out + len, cap - len, "%s%s", form ? (i ? "%20" : "") : "&scope=", one);
+		len += need;
+		curl_free(one);
+	}
+	return out ? out : strdup("");
+}
+
+/* Fetch a bearer token for the scopes of REQ's members (taken over: freed here or when the answer came). */
+static void token_start(struct registry *r, struct host *h, struct token_req *q)
+{
 	const char *realm = h->ch.realm;
-	char *svc = NULL, *scope = NULL, *url = NULL, *post = NULL;
+	char *svc = NULL, *scope = NULL, *url = NULL, *post = NULL, err[256] = "";
 	struct curl_slist *hdrs = NULL;
 	CURL *esc = curl_easy_init();
 
-	t->state = T_FAILED;
-	t->err_kind = ERR_FAILED;
 	if (!realm || !realm_ok(r, realm)) {
-		snprintf(t->err, sizeof(t->err), "token realm \"%.100s\" is not an https URL (or plain http on loopback)",
+		snprintf(err, sizeof(err), "token realm \"%.100s\" is not an https URL (or plain http on loopback)",
 			 realm ? realm : "");
 		goto out;
 	}
 	if (!esc)
 		goto oom;
 	svc = curl_easy_escape(esc, h->ch.service ? h->ch.service : "", 0);
-	scope = curl_easy_escape(esc, j->scope, 0);
+	scope = token_scopes(esc, q, h->cred_state == 1 && h->cred.identity_token);
 	if (!svc || !scope)
 		goto oom;
 	if (h->cred_state == 1 && h->cred.identity_token) {
-		/* OAuth refresh token from `docker login`: POST form. */
+		/* OAuth refresh token from `docker login`: POST form, the scopes space-separated in one field. */
 		char *rt = curl_easy_escape(esc, h->cred.identity_token, 0);
 
 		if (!rt || asprintf(&post, "grant_type=refresh_token&client_id=refit&service=%s&scope=%s&refresh_token=%s",
@@ -472,7 +509,7 @@ static void token_start(struct registry *r, struct job *j)
 		curl_free(rt);
 		if (asprintf(&url, "%s", realm) < 0)
 			url = NULL;
-	} else if (asprintf(&url, "%s%cservice=%s&scope=%s", realm, strchr(realm, '?') ? '&' : '?', svc, scope) < 0) {
+	} else if (asprintf(&url, "%s%cservice=%s%s", realm, strchr(realm, '?') ? '&' : '?', svc, scope) < 0) {
 		url = NULL;
 	}
 	if (!url)
@@ -493,21 +530,31 @@ static void token_start(struct registry *r, struct job *j)
 		if (!hdrs)
 			goto oom;
 	}
-	if (xfer_start(r, X_TOKEN, t, h, url, false, hdrs, post, AUTH_MAX_TOKEN_BODY) < 0) {
+	if (xfer_start(r, X_TOKEN, q, h, url, false, hdrs, post, AUTH_MAX_TOKEN_BODY) < 0) {
 		post = NULL;
 		goto oom;
 	}
 	post = NULL;
 	r->stats.token++;
-	t->state = T_FETCHING;
+	if (q->n > 1)
+		log_debug("registry %s: one token request for %zu repositories", h->name, q->n);
+	for (size_t i = 0; i < q->n; i++)
+		q->m[i]->state = T_FETCHING;
+	q = NULL;
 	goto out;
 oom:
-	snprintf(t->err, sizeof(t->err), "out of memory");
+	snprintf(err, sizeof(err), "out of memory");
 out:
+	for (size_t i = 0; q && i < q->n; i++) {
+		q->m[i]->state = T_FAILED;
+		q->m[i]->err_kind = ERR_FAILED;
+		snprintf(q->m[i]->err, sizeof(q->m[i]->err), "%s", err);
+	}
+	free(q);
 	free(post);
 	free(url);
 	curl_free(svc);
-	curl_free(scope);
+	free(scope);
 	if (esc)
 		curl_easy_cleanup(esc);
 }
@@ -599,6 +646,80 @@ static void tags_start(struct registry *r, struct job *j)
 	job_send(r, j, X_TAGS, url, hdrs, false, TAGS_MAX_BODY, &r->stats.tags);
 }
 
+/* JOB's token slot (found or added), a token past its time made new again; -1 when out of memory (JOB failed). */
+static int job_token(struct registry *r, struct job *j)
+{
+	struct host *h = j->host;
+
+	if (!j->tok) {
+		char key[1024];
+
+		snprintf(key, sizeof(key), "%s %s %s", h->ch.realm ? h->ch.realm : "", h->ch.service ? h->ch.service : "",
+			 j->scope);
+		j->tok = token_get(r, key);
+		if (!j->tok) {
+			job_fail(j, ERR_FAILED, "out of memory");
+			return -1;
+		}
+	}
+	if (j->tok->state == T_READY && j->tok->expires_ms <= mono_ms()) {
+		j->tok->state = T_NEW;
+		free(j->tok->value);
+		j->tok->value = NULL;
+	}
+	return 0;
+}
+
+/* Length of S once percent-encoded. */
+static size_t escaped_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~", *s) ? 1 : 3;
+	return n;
+}
+
+/*
+ * Ask a token for JOB's scope and, in the same request, for the scopes of
+ * every other job of this run on the same host that needs one too, as far
+ * as the URL stays under REGISTRY_TOKEN_URL_MAX (the rest go in the next
+ * request). A registry that refused such a request, or a scope one did not
+ * grant, is asked one scope at a time.
+ */
+static void token_request(struct registry *r, struct job *j)
+{
+	struct host *h = j->host;
+	struct token_req *q = calloc(1, sizeof(*q));
+	size_t len = (h->ch.realm ? strlen(h->ch.realm) : 0) + escaped_len(h->ch.service ? h->ch.service : "") + 16;
+
+	if (!q) {
+		j->tok->state = T_FAILED;
+		j->tok->err_kind = ERR_FAILED;
+		snprintf(j->tok->err, sizeof(j->tok->err), "out of memory");
+		return;
+	}
+	q->m[q->n++] = j->tok;
+	len += 7 + escaped_len(j->tok->scope);
+	for (size_t i = 0; i < r->njobs && !j->tok->solo && !h->single_scope && q->n < REGISTRY_TOKEN_SCOPES; i++) {
+		struct job *k = &r->jobs[i];
+		size_t more;
+		bool dup = false;
+
+		if (k == j || k->state != J_WAIT || k->host != h || job_token(r, k) < 0 || k->tok->state != T_NEW ||
+		    k->tok->solo)
+			continue;
+		for (size_t m = 0; m < q->n && !dup; m++)
+			dup = q->m[m] == k->tok;
+		more = 7 + escaped_len(k->tok->scope);
+		if (dup || len + more > REGISTRY_TOKEN_URL_MAX)
+			continue;
+		q->m[q->n++] = k->tok;
+		len += more;
+	}
+	token_start(r, h, q);
+}
+
 /* Move JOB forward as far as its host and token allow. */
 static void job_step(struct registry *r, struct job *j)
 {
@@ -625,25 +746,11 @@ static void job_step(struct registry *r, struct job *j)
 		return;
 	}
 	if (h->ch.scheme == CHALLENGE_BEARER) {
-		if (!j->tok) {
-			char key[1024];
-
-			snprintf(key, sizeof(key), "%s %s %s", h->ch.realm ? h->ch.realm : "",
-				 h->ch.service ? h->ch.service : "", j->scope);
-			j->tok = token_get(r, key);
-			if (!j->tok) {
-				job_fail(j, ERR_FAILED, "out of memory");
-				return;
-			}
-		}
-		if (j->tok->state == T_READY && j->tok->expires_ms <= mono_ms()) {
-			j->tok->state = T_NEW;
-			free(j->tok->value);
-			j->tok->value = NULL;
-		}
+		if (job_token(r, j) < 0)
+			return;
 		switch (j->tok->state) {
 		case T_NEW:
-			token_start(r, j);
+			token_request(r, j);
 			if (j->tok->state == T_FAILED)
 				job_fail(j, j->tok->err_kind, "%s", j->tok->err);
 			return;
@@ -728,39 +835,86 @@ static void ping_done(struct host *h, CURLcode rc, struct xfer *x)
 			 x->resp.status);
 }
 
-/* A token answer arrived. */
-static void token_done(struct token *t, CURLcode rc, struct xfer *x, struct host *h)
+/* Every member of Q failed with KIND and MSG. */
+static void token_req_fail(struct token_req *q, int kind, const char *msg)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		q->m[i]->state = T_FAILED;
+		q->m[i]->err_kind = kind;
+		snprintf(q->m[i]->err, sizeof(q->m[i]->err), "%s", msg);
+	}
+}
+
+/* A token answer arrived for the members of Q (freed here). */
+static void token_done(struct token_req *q, CURLcode rc, struct xfer *x, struct host *h)
 {
 	struct refit_err e = { 0 };
 	long expires = 60;
+	char *value = NULL, m[200], err[256];
+	json_t *access;
 
-	t->state = T_FAILED;
-	t->err_kind = ERR_FAILED;
 	if (rc != CURLE_OK) {
-		char m[200];
+		int kind = xfer_error(rc, x, m, sizeof(m));
 
-		t->err_kind = xfer_error(rc, x, m, sizeof(m));
-		snprintf(t->err, sizeof(t->err), "token from %s: %s", h->name, m);
-		return;
+		snprintf(err, sizeof(err), "token from %s: %s", h->name, m);
+		token_req_fail(q, kind, err);
+		goto out;
 	}
-	if (x->resp.status == 401 || x->resp.status == 403) {
-		snprintf(t->err, sizeof(t->err), "token from %s: %ld unauthorized (%s)", h->name, x->resp.status,
-			 h->cred_state == 1 ? "credentials rejected" : "no credentials found for this registry");
-		return;
+	if (x->resp.status != 200 ||
+	    auth_token_parse(x->resp.body ? x->resp.body : "", x->resp.len, &value, &expires, &e) < 0) {
+		if (q->n > 1) {
+			/* several scopes at once refused: each is asked alone, which tells the real error */
+			log_debug("registry %s: a token request for %zu repositories was refused (HTTP %ld): one per repository from now on",
+				  h->name, q->n, x->resp.status);
+			h->single_scope = true;
+			for (size_t i = 0; i < q->n; i++) {
+				q->m[i]->state = T_NEW;
+				q->m[i]->solo = true;
+			}
+		} else if (x->resp.status == 401 || x->resp.status == 403) {
+			snprintf(err, sizeof(err), "token from %s: %ld unauthorized (%s)", h->name, x->resp.status,
+				 h->cred_state == 1 ? "credentials rejected" : "no credentials found for this registry");
+			token_req_fail(q, ERR_FAILED, err);
+		} else if (x->resp.status != 200) {
+			snprintf(err, sizeof(err), "token from %s: HTTP %ld", h->name, x->resp.status);
+			token_req_fail(q, ERR_FAILED, err);
+		} else {
+			snprintf(err, sizeof(err), "token from %.60s: %.170s", h->name, e.msg);
+			token_req_fail(q, ERR_FAILED, err);
+		}
+		goto out;
 	}
-	if (x->resp.status != 200) {
-		snprintf(t->err, sizeof(t->err), "token from %s: HTTP %ld", h->name, x->resp.status);
-		return;
+	access = q->n > 1 ? auth_token_access(value) : NULL;
+	for (size_t i = 0; i < q->n; i++) {
+		struct token *t = q->m[i];
+
+		if (q->n > 1 && auth_access_grants(access, t->scope) == 0) {
+			/* a JWT whose access claim leaves this repository out: asked alone */
+			log_debug("registry %s: the token for %zu repositories does not grant %s: asking for it alone",
+				  h->name, q->n, t->scope);
+			t->state = T_NEW;
+			t->solo = true;
+			continue;
+		}
+		if (t->value)
+			explicit_bzero(t->value, strlen(t->value));
+		free(t->value);
+		t->value = strdup(value);
+		if (!t->value) {
+			t->state = T_FAILED;
+			t->err_kind = ERR_FAILED;
+			snprintf(t->err, sizeof(t->err), "out of memory");
+			continue;
+		}
+		/* Renew a little early so a token never expires in flight. */
+		t->expires_ms = mono_ms() + expires * 1000 - (expires > 20 ? 10000 : expires * 500);
+		t->state = T_READY;
 	}
-	free(t->value);
-	t->value = NULL;
-	if (auth_token_parse(x->resp.body ? x->resp.body : "", x->resp.len, &t->value, &expires, &e) < 0) {
-		snprintf(t->err, sizeof(t->err), "token from %.60s: %.170s", h->name, e.msg);
-		return;
-	}
-	/* Renew a little early so a token never expires in flight. */
-	t->expires_ms = mono_ms() + expires * 1000 - (expires > 20 ? 10000 : expires * 500);
-	t->state = T_READY;
+	json_decref(access);
+	explicit_bzero(value, strlen(value));
+	free(value);
+out:
+	free(q);
 }
 
 /* Is BODY what a registry serves as a manifest or index: a JSON object with schemaVersion 1 or 2? */
@@ -807,6 +961,7 @@ static bool job_reauth(struct job *j, struct xfer *x)
 	challenge_free(&c);
 	if (j->tok && j->tok->state == T_READY) {
 		j->tok->state = T_NEW;
+		j->tok->solo = true; /* a token for several repositories may not have been good for this one */
 		return true;
 	}
 	return false;
@@ -992,6 +1147,8 @@ static void run_jobs(struct registry *r, struct job *jobs, size_t n)
 {
 	size_t done = 0;
 
+	r->jobs = jobs;
+	r->njobs = n;
 	/* A host that failed in an earlier pass gets another chance. */
 	for (struct host *h = r->hosts; h; h = h->next)
 		if (h->state == H_FAILED || h->state == H_PINGING) {
@@ -1034,6 +1191,8 @@ static void run_jobs(struct registry *r, struct job *jobs, size_t n)
 		free(jobs[i].scope);
 		free(jobs[i].next);
 	}
+	r->jobs = NULL;
+	r->njobs = 0;
 }
 
 /* Set up JOB for query Q: its host and token scope. */

@@ -11,7 +11,9 @@
 #include "refit/select.h"
 #include "refit/waited.h"
 
-#define POLL_MS 250
+#define POLL_MS 250        /* an HTTP probe */
+#define HEALTHCHECK_POLL_MS 100 /* the engine's HEALTHCHECK status */
+#define UPTIME_POLL_MS 500 /* a running container's restarts, until its min_uptime is reached */
 
 /* Parse a duration label: seconds, or "30s", "2m". */
 static int label_seconds(json_t *labels, const char *name, long max, long *ret, struct refit_err *e)
@@ -114,7 +116,8 @@ static bool http_probe(json_t *ins, const struct health_opts *o)
 	return status >= 200 && status < 300;
 }
 
-int health_wait(struct engine *en, const char *id, const struct health_opts *o, struct refit_err *e)
+/* The gate's loop (health_wait without the slot). */
+static int health_gate(struct engine *en, const char *id, const struct health_opts *o, struct refit_err *e)
 {
 	long long start = mono_ms(), running_since = -1, deadline;
 	long restarts0 = -1;
@@ -186,6 +189,25 @@ int health_wait(struct engine *en, const char *id, const struct health_opts *o, 
 			return err_set(e, ERR_FAILED, "health: not %s within %ld s",
 				       mode == HEALTH_DOCKER ? "healthy" : mode == HEALTH_HTTP ? "answering 2xx" : "up",
 				       o->timeout);
-		waited_sleep_ms(POLL_MS);
+		if (mode == HEALTH_DOCKER) {
+			waited_sleep_ms(HEALTHCHECK_POLL_MS);
+		} else if (mode == HEALTH_HTTP) {
+			waited_sleep_ms(POLL_MS);
+		} else {
+			/* Looked at every UPTIME_POLL_MS, and once more the moment min_uptime is reached. */
+			long long left = running_since + 1000LL * o->min_uptime - mono_ms();
+
+			waited_sleep_ms(left < 1 ? 1 : left < UPTIME_POLL_MS ? (long)left : UPTIME_POLL_MS);
+		}
 	}
+}
+
+int health_wait(struct engine *en, const char *id, const struct health_opts *o, struct refit_err *e)
+{
+	/* Waiting is not engine work: the pass's slot goes to another swap meanwhile. */
+	bool slot = slot_pause();
+	int rc = health_gate(en, id, o, e);
+
+	slot_resume(slot);
+	return rc;
 }

@@ -15,6 +15,7 @@ struct swap {
 	const char *name;   /* borrowed from rec */
 	const char *old_id; /* borrowed from rec */
 	bool was_running;
+	bool written;       /* the record is in the journal (a step was journaled) */
 	struct health_opts health;
 };
 
@@ -44,14 +45,19 @@ int swap_undo(struct swap *s, struct refit_err *e);
 /* Journal STEP before taking it. */
 int swap_step(struct swap *s, const char *step, struct refit_err *e);
 
-/* Record KEY = VALUE in the journal. */
+/*
+ * Record KEY = VALUE; it reaches the journal with the next step (nothing
+ * on the engine changes between a note and that step, or what the note
+ * names is found again by a name the record already holds).
+ */
 int swap_note(struct swap *s, const char *key, const char *value, struct refit_err *e);
 
 const char *swap_get(struct swap *s, const char *key);
 
 /*
- * Create the replacement as NAME (EXTRA_ALIAS on user networks), journal its
- * ID, check its image. HOLD: it joins its networks without their aliases
+ * Create the replacement as NAME (EXTRA_ALIAS on user networks), note its
+ * ID (journaled with the next step: until then it is found by NAME and its
+ * refit.operation label), check its image. HOLD: it joins its networks without their aliases
  * (and without EXTRA_ALIAS) until swap_join.
  */
 int swap_create(struct swap *s, const char *name, const char *extra_alias, bool hold, struct refit_err *e);

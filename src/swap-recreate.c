@@ -1,4 +1,8 @@
-/* recreate: stop the old one, set it aside, start the new one under the name, gate, remove the old one. */
+/*
+ * recreate: create the new one under a temporary name beside the running
+ * old one, stop the old one, set it aside, give the new one the name, start
+ * it, gate, remove the old one.
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,19 +13,26 @@
 static int recreate_run(struct swap *s, struct refit_err *e)
 {
 	const char *new_id;
-	char aside[300];
+	char aside[300], temp[300];
 
 	snprintf(aside, sizeof(aside), "%s-refit-old-%.8s", s->name, swap_get(s, JR_ID));
-	if (swap_note(s, JR_TEMP_NAME, aside, e) < 0)
+	snprintf(temp, sizeof(temp), "%s-refit-new-%.8s", s->name, swap_get(s, JR_ID));
+	if (swap_note(s, JR_TEMP_NAME, aside, e) < 0 || swap_note(s, JR_NEW_TEMP_NAME, temp, e) < 0 ||
+	    swap_step(s, "creating", e) < 0)
 		return 1; /* nothing changed yet */
-	if (swap_step(s, "stopping", e) < 0)
-		return 1;
-	if (s->was_running && swap_stop(s, s->old_id, e) < 0)
-		return swap_undo(s, e);
-	if (swap_step(s, "renaming-old", e) < 0 || swap_rename(s, s->old_id, aside, e) < 0 ||
-	    swap_step(s, "creating", e) < 0 || swap_create(s, s->name, NULL, false, e) < 0)
+	/*
+	 * Created while the old one still runs: the name is the temporary one,
+	 * and published ports, addresses and devices are only taken at start.
+	 * The old one's anonymous volumes are mounted by name (engine-spec.c).
+	 */
+	if (swap_create(s, temp, NULL, false, e) < 0)
 		return swap_undo(s, e);
 	new_id = swap_get(s, JR_NEW_ID);
+	/* The downtime: from the stop to the start, two renames between. */
+	if (swap_step(s, "stopping", e) < 0 || (s->was_running && swap_stop(s, s->old_id, e) < 0) ||
+	    swap_step(s, "renaming", e) < 0 || swap_rename(s, s->old_id, aside, e) < 0 ||
+	    swap_rename(s, new_id, s->name, e) < 0)
+		return swap_undo(s, e);
 	if (!s->was_running && !s->cfg->revive_stopped) {
 		/* A stopped container is replaced by a stopped one: nothing to gate. */
 		if (swap_step(s, "removing-old", e) < 0)

@@ -8,6 +8,7 @@
 #include "refit/journal-record.h"
 #include "refit/base.h"
 #include "refit/engine-spec.h"
+#include "refit/events.h"
 #include "refit/log.h"
 #include "refit/select.h"
 #include "refit/waited.h"
@@ -21,14 +22,16 @@ int swap_step(struct swap *s, const char *step, struct refit_err *e)
 		err_prefix(e, "step %s not taken: ", step);
 		return -1;
 	}
+	s->written = true;
 	log_debug("%s: %s", s->name, step);
 	return 0;
 }
 
 int swap_note(struct swap *s, const char *key, const char *value, struct refit_err *e)
 {
-	json_object_set_new(s->rec, key, value ? json_string(value) : json_null());
-	return journal_write(s->j, s->rec, e);
+	if (json_object_set_new(s->rec, key, value ? json_string(value) : json_null()) < 0)
+		return err_set(e, ERR_FAILED, "out of memory");
+	return 0;
 }
 
 const char *swap_get(struct swap *s, const char *key)
@@ -123,6 +126,7 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, bool 
 		.container = json_object_get(s->rec, from_spec ? JR_SPEC_INSPECT : JR_OLD_INSPECT),
 		.old_image = json_object_get(s->rec, from_spec ? "spec_image_inspect" : "old_image_inspect"),
 		.image = swap_get(s, JR_IMAGE),
+		.image_id = swap_get(s, JR_NEW_IMAGE_ID),
 		.api_version = engine_api_version(s->en),
 		.extra_alias = extra_alias,
 	};
@@ -347,6 +351,7 @@ static void drain_old(struct swap *s)
 	struct refit_err ie = { 0 };
 	long pid;
 	struct timespec t0, now;
+	bool slot;
 
 	if (engine_container_inspect(s->en, s->old_id, &ins, &ie) <= 0)
 		return;
@@ -354,22 +359,25 @@ static void drain_old(struct swap *s)
 	json_decref(ins);
 	if (pid <= 0)
 		return;
+	events_step(s->rec, "draining");
+	slot = slot_pause(); /* a drain is waiting, not engine work */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		int busy = ns_busy(pid);
 
 		if (busy < 0) {
 			waited_sleep_ms(DRAIN_SECONDS * 250);
-			return;
+			break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (!busy || now.tv_sec - t0.tv_sec >= DRAIN_SECONDS) {
 			log_debug("%s: old container %s after %ld ms", s->name, busy ? "still busy" : "idle",
 				  (long)((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000));
-			return;
+			break;
 		}
 		waited_sleep_ms(2);
 	}
+	slot_resume(slot);
 }
 
 int swap_disconnect_old(struct swap *s, struct refit_err *e)
@@ -403,7 +411,8 @@ int swap_disconnect_old(struct swap *s, struct refit_err *e)
 
 int swap_restore_old(struct swap *s, struct refit_err *e)
 {
-	const char *names[] = { s->name, swap_get(s, JR_TEMP_NAME), swap_get(s, JR_NEW_NAME) };
+	const char *names[] = { s->name, swap_get(s, JR_TEMP_NAME), swap_get(s, JR_NEW_NAME),
+				swap_get(s, JR_NEW_TEMP_NAME) };
 	const char *new_id = swap_get(s, JR_NEW_ID);
 	char id[65], path[160];
 	json_t *ins = NULL;
@@ -684,16 +693,61 @@ int swap_run(struct engine *en, struct journal *j, const struct refit_config *cf
 		snprintf(res->error, sizeof(res->error), "out of memory");
 		return -1;
 	}
-	if (swap_prepare(&s, en, j, cfg, rec, &e) < 0 || journal_write(j, rec, &e) < 0) {
-		/* Nothing was changed: refit does not touch what it cannot journal. */
+	if (swap_prepare(&s, en, j, cfg, rec, &e) < 0) {
 		snprintf(res->error, sizeof(res->error), "%s", e.msg);
-		res->outcome = ENTRY_FAILED;
 		json_decref(rec);
 		return 1;
 	}
+	/* The record reaches the journal with the strategy's first step, before anything changes. */
 	rc = ops->run(&s, &e);
+	if (rc == 1 && !s.written) {
+		/* Nothing was changed: refit does not touch what it cannot journal. */
+		snprintf(res->error, sizeof(res->error), "%s", e.msg);
+		json_decref(rec);
+		return 1;
+	}
 	rc = swap_finish(&s, rc, &e, res);
 	json_decref(rec);
+	return rc;
+}
+
+/* Does inspect INS name a network namespace provider (HostConfig.NetworkMode container:X) that is there? -1: none named. */
+static int netns_provider_there(struct engine *en, json_t *ins)
+{
+	const char *mode = json_string_value(json_object_get(json_object_get(ins, "HostConfig"), "NetworkMode"));
+	struct refit_err e = { 0 };
+	json_t *p = NULL;
+	int f;
+
+	if (!mode || strncmp(mode, "container:", 10) != 0 || !mode[10])
+		return -1;
+	f = engine_container_inspect(en, mode + 10, &p, &e);
+	json_decref(p);
+	return f == 1;
+}
+
+/*
+ * The image a follower swapped again by recovery runs: the one its tag names
+ * now. Its old container can never run again, so waiting for the image the
+ * record names (the tag may have moved since: a pass pulled a newer one)
+ * would strand it; the new image is noted in the record before the create.
+ */
+static int follow_onto_tag(struct swap *s, struct refit_err *e)
+{
+	const char *tag = swap_get(s, JR_IMAGE), *want = swap_get(s, JR_NEW_IMAGE_ID), *now;
+	json_t *img = NULL;
+	int rc = 0;
+
+	if (!tag || engine_image_inspect(s->en, tag, &img, e) != 1) {
+		err_clear(e);
+		return 0; /* the create says what is wrong */
+	}
+	now = json_string_value(json_object_get(img, "Id"));
+	if (now && (!want || strcmp(now, want) != 0)) {
+		log_info("%s: its tag %s names %.19s now: recreated with that image", s->name, tag, now);
+		rc = swap_note(s, JR_NEW_IMAGE_ID, now, e);
+	}
+	json_decref(img);
 	return rc;
 }
 
@@ -721,10 +775,29 @@ int swap_recover(struct engine *en, struct journal *j, const struct refit_config
 	step = swap_get(&s, JR_STEP);
 	final = ops->takes_new_name ? swap_get(&s, JR_NEW_NAME) : s.name;
 	/* Past the gate (its commit step): finish; before it: put the old one back. */
-	if (step && strcmp(step, ops->commit_step) == 0)
+	if (step && strcmp(step, ops->commit_step) == 0) {
 		rc = final && swap_complete(&s, final, &e) == 0 ? 0 : -1;
-	else
+	} else if (netns_provider_there(en, json_object_get(rec, JR_OLD_INSPECT)) == 0 &&
+		   netns_provider_there(en, json_object_get(rec, JR_SPEC_INSPECT)) == 1) {
+		/*
+		 * A network_mode follower whose old provider is gone: its old
+		 * container can never run again, so it is put back as it was
+		 * (not started) and swapped again, onto the provider its record
+		 * names, from the first step.
+		 */
+		bool running = s.was_running;
+
+		log_info("%s: its old network namespace is gone: swapping it again onto the new one", s.name);
+		s.was_running = false;
+		rc = swap_restore_old(&s, &e) < 0 ? -1 : 0;
+		s.was_running = running;
+		if (rc == 0)
+			rc = follow_onto_tag(&s, &e);
+		if (rc == 0)
+			rc = ops->run(&s, &e);
+	} else {
 		rc = swap_restore_old(&s, &e) < 0 ? -1 : 1;
+	}
 	if (rc < 0 && !final && !e.msg[0])
 		err_set(&e, ERR_FAILED, "the journal record has no new name to finish under");
 	if (rc == 1 && !e.msg[0])

@@ -1,10 +1,12 @@
 /* Docker Swarm services: selection, digest pinning through the service update, following the rollout. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "refit/auth.h"
 #include "refit/base.h"
 #include "refit/imageref.h"
 #include "refit/journal-record.h"
@@ -251,19 +253,56 @@ enum swarm_state swarm_update_state(json_t *svc, const char *before, const char 
 	return SWARM_RUNNING; /* a state this refit does not know yet: keep following */
 }
 
+/*
+ * Whether the engine is an active Swarm manager. GET /info says, but makes
+ * dockerd run `runc --version` and `docker-init --version` each time, so
+ * the answer is kept per engine address for SWARM_STATE_TTL seconds: asked
+ * at a process's first pass and then at most that often. A manager that
+ * stops being one is noticed at its next pass (GET /services refuses, and
+ * the state is asked again); an engine that becomes one, within the TTL.
+ */
+static struct {
+	pthread_mutex_t lock;
+	char host[512];
+	bool known, manager;
+	long long at_ms;
+} swarm_state = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The next pass asks GET /info again. */
+static void swarm_state_forget(void)
+{
+	pthread_mutex_lock(&swarm_state.lock);
+	swarm_state.known = false;
+	pthread_mutex_unlock(&swarm_state.lock);
+}
+
 int swarm_enabled(struct engine *en, const struct refit_config *cfg, struct refit_err *e)
 {
+	const char *host = cfg->docker_host ? cfg->docker_host : "";
 	json_t *info = NULL;
-	bool manager;
+	bool manager, cached;
 
 	if (cfg->swarm && strcmp(cfg->swarm, "false") == 0)
 		return 0;
-	if (engine_get_json(en, "/info", &info, e) < 0)
-		return -1;
-	manager = swarm_info_manager(info);
-	json_decref(info);
-	if (!manager && cfg->swarm && strcmp(cfg->swarm, "true") == 0)
-		log_warn("swarm is true, but this engine is not an active Swarm manager: no services are checked");
+	pthread_mutex_lock(&swarm_state.lock);
+	cached = swarm_state.known && strcmp(swarm_state.host, host) == 0 &&
+		 mono_ms() - swarm_state.at_ms < SWARM_STATE_TTL * 1000LL;
+	manager = swarm_state.manager;
+	pthread_mutex_unlock(&swarm_state.lock);
+	if (!cached) {
+		if (engine_get_json(en, "/info", &info, e) < 0)
+			return -1;
+		manager = swarm_info_manager(info);
+		json_decref(info);
+		pthread_mutex_lock(&swarm_state.lock);
+		snprintf(swarm_state.host, sizeof(swarm_state.host), "%s", host);
+		swarm_state.known = strlen(host) < sizeof(swarm_state.host);
+		swarm_state.manager = manager;
+		swarm_state.at_ms = mono_ms();
+		pthread_mutex_unlock(&swarm_state.lock);
+		if (!manager && cfg->swarm && strcmp(cfg->swarm, "true") == 0)
+			log_warn("swarm is true, but this engine is not an active Swarm manager: no services are checked");
+	}
 	return manager ? 1 : 0;
 }
 
@@ -278,8 +317,10 @@ int swarm_collect(struct engine *en, const struct refit_config *cfg, char *const
 	*n = 0;
 	if (on <= 0)
 		return on;
-	if (engine_get_json(en, "/services", &list, e) < 0)
+	if (engine_get_json(en, "/services", &list, e) < 0) {
+		swarm_state_forget(); /* no longer a manager, perhaps */
 		return -1;
+	}
 	if (!json_is_array(list)) {
 		json_decref(list);
 		return err_set(e, ERR_FAILED, "engine: service list is not an array");
@@ -340,9 +381,13 @@ static bool out_of_sequence(long status, const struct refit_err *e)
 	return status == 409 || strstr(e->msg, "out of sequence") != NULL;
 }
 
-/* POST the update of service ID at VERSION with SPEC (ROLLBACK: Swarm's rollback to PreviousSpec). */
+/*
+ * POST the update of service ID at VERSION with SPEC (ROLLBACK: Swarm's
+ * rollback to PreviousSpec), with X-Registry-Auth REGISTRY_AUTH (or none)
+ * for the nodes' pulls.
+ */
 static int service_post(struct engine *en, const char *id, unsigned long long version, json_t *spec, bool rollback,
-			long *status, struct refit_err *e)
+			const char *registry_auth, long *status, struct refit_err *e)
 {
 	char path[256];
 	json_t *out = NULL, *w;
@@ -352,7 +397,7 @@ static int service_post(struct engine *en, const char *id, unsigned long long ve
 	snprintf(path, sizeof(path), "/services/%s/update?version=%llu%s", id, version,
 		 rollback ? "&rollback=previous" : "");
 	*status = 0;
-	rc = engine_call(en, "POST", path, spec, 0, &out, status, e);
+	rc = engine_call_auth(en, "POST", path, spec, registry_auth, 0, &out, status, e);
 	json_array_foreach(json_object_get(out, "Warnings"), i, w) {
 		if (json_is_string(w) && i < 8)
 			log_warn("swarm: %.300s", json_string_value(w));
@@ -471,37 +516,59 @@ static json_t *record_new(const char *kind, const struct swarm_service *sv, json
  * version, read the service again and retry once (the spec must still be
  * on WANT_IMAGE, else nothing is posted). *SVC may be replaced.
  */
-static int post_with_retry(struct engine *en, const struct swarm_service *sv, json_t **svc, const char *want_image,
-			   const char *new_image, const struct swarm_update_config *uc, bool rollback, struct refit_err *e)
+static int post_with_retry(struct engine *en, const struct refit_config *cfg, const struct swarm_service *sv,
+			   json_t **svc, const char *want_image, const char *new_image, const struct swarm_update_config *uc,
+			   bool rollback, struct refit_err *e)
 {
+	struct imageref ref = { 0 };
+	char *auth = NULL;
+	int rc = -1;
+
+	/* The nodes pull with the credentials the check used: the service's registry's. */
+	if (imageref_parse(sv->image, &ref, NULL) == 0 && auth_engine_header_for(cfg, ref.domain, &auth, e) < 0) {
+		imageref_free(&ref);
+		return -1;
+	}
+	imageref_free(&ref);
 	for (int attempt = 0;; attempt++) {
 		json_t *spec = json_object_get(*svc, "Spec"), *body;
 		json_t *ver = json_object_get(json_object_get(*svc, "Version"), "Index");
 		long status = 0;
-		int rc;
 
-		if (!json_is_integer(ver) || json_integer_value(ver) < 0)
-			return err_set(e, ERR_FAILED, "service has no Version.Index");
-		if (!spec_image(spec) || strcmp(spec_image(spec), want_image) != 0)
-			return err_set(e, ERR_FAILED, "the service's image changed since it was checked");
+		if (!json_is_integer(ver) || json_integer_value(ver) < 0) {
+			rc = err_set(e, ERR_FAILED, "service has no Version.Index");
+			break;
+		}
+		if (!spec_image(spec) || strcmp(spec_image(spec), want_image) != 0) {
+			rc = err_set(e, ERR_FAILED, "the service's image changed since it was checked");
+			break;
+		}
 		body = rollback ? json_incref(spec) : swarm_spec_for_update(spec, new_image, uc);
-		if (!body)
-			return err_set(e, ERR_FAILED, "service spec has no TaskTemplate.ContainerSpec");
-		rc = service_post(en, sv->id, (unsigned long long)json_integer_value(ver), body, rollback, &status, e);
+		if (!body) {
+			rc = err_set(e, ERR_FAILED, "service spec has no TaskTemplate.ContainerSpec");
+			break;
+		}
+		rc = service_post(en, sv->id, (unsigned long long)json_integer_value(ver), body, rollback, auth, &status,
+				  e);
 		json_decref(body);
 		if (rc == 0 || attempt > 0 || !out_of_sequence(status, e))
-			return rc;
+			break;
 		log_info("%s: the service changed meanwhile (%s); reading it again", sv->name, e->msg);
 		err_clear(e);
 		json_decref(*svc);
 		*svc = NULL;
-		if (service_get(en, sv->id, svc, &status, e) < 0)
-			return -1;
+		if ((rc = service_get(en, sv->id, svc, &status, e)) < 0)
+			break;
 	}
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	free(auth);
+	return rc;
 }
 
 /* Update one stale service entry C onto C->latest_digest. */
-static void update_service(struct engine *en, struct journal *j, struct check_entry *c, const atomic_bool *stop)
+static void update_service(struct engine *en, struct journal *j, const struct refit_config *cfg, struct check_entry *c,
+			   const atomic_bool *stop)
 {
 	struct swarm_service sv = { 0 };
 	struct swarm_update_config uc;
@@ -541,7 +608,7 @@ static void update_service(struct engine *en, struct journal *j, struct check_en
 		outcome(c, ENTRY_FAILED, e.msg); /* refit changes nothing it cannot journal */
 		goto out;
 	}
-	if (post_with_retry(en, &sv, &svc, want, pinned, &uc, false, &e) < 0) {
+	if (post_with_retry(en, cfg, &sv, &svc, want, pinned, &uc, false, &e) < 0) {
 		log_warn("%s: service update refused: %s", c->name, e.msg);
 		outcome(c, ENTRY_FAILED, e.msg);
 		c->err_kind = e.kind;
@@ -579,7 +646,6 @@ out:
 void swarm_update_pass(struct engine *en, struct journal *j, const struct refit_config *cfg,
 		       struct check_result *res, const atomic_bool *stop)
 {
-	(void)cfg;
 	for (size_t i = 0; i < res->n; i++) {
 		struct check_entry *c = &res->v[i];
 
@@ -589,7 +655,7 @@ void swarm_update_pass(struct engine *en, struct journal *j, const struct refit_
 			outcome(c, ENTRY_SKIPPED, "refit is stopping: this update was not started");
 			continue;
 		}
-		update_service(en, j, c, stop);
+		update_service(en, j, cfg, c, stop);
 	}
 }
 
@@ -658,7 +724,7 @@ int swarm_rollback_entry(struct engine *en, struct journal *j, const struct refi
 		outcome(c, ENTRY_FAILED, e.msg);
 		goto out;
 	}
-	if (post_with_retry(en, &sv, &svc, want, NULL, &uc, true, &e) < 0) {
+	if (post_with_retry(en, cfg, &sv, &svc, want, NULL, &uc, true, &e) < 0) {
 		outcome(c, ENTRY_FAILED, e.msg);
 		c->err_kind = e.kind;
 		record_end(j, jr, ENTRY_FAILED, e.msg);

@@ -1,14 +1,18 @@
 /*
  * Time a thread spends waiting on others. A swap's wall time minus what its
  * thread waited (engine requests, health probes and timers) is refit's own
- * overhead for it.
+ * overhead for it. And the engine slots of an update pass: a thread holds
+ * one while it takes engine steps, and lets it go while it only waits.
  */
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "refit/waited.h"
 
 static _Thread_local double waited;
+static _Thread_local struct slots *bound; /* the pass's slots this thread takes, or NULL */
+static _Thread_local bool holding;
 
 double waited_seconds(void)
 {
@@ -35,4 +39,68 @@ void waited_sleep_ms(long ms)
 	waited_start(&t0);
 	usleep((useconds_t)ms * 1000);
 	waited_stop(&t0);
+}
+
+void slots_init(struct slots *s, long n)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->free = n > 0 ? n : 1;
+	s->urgent = 0;
+}
+
+void slots_destroy(struct slots *s)
+{
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+}
+
+void slot_bind(struct slots *s)
+{
+	bound = s;
+	holding = false;
+}
+
+void slot_take(bool urgent)
+{
+	struct timespec t0;
+
+	if (!bound || holding)
+		return;
+	waited_start(&t0);
+	pthread_mutex_lock(&bound->lock);
+	bound->urgent += urgent;
+	/* A swap under way goes before one that would start. */
+	while (bound->free == 0 || (!urgent && bound->urgent > 0))
+		pthread_cond_wait(&bound->cond, &bound->lock);
+	bound->urgent -= urgent;
+	bound->free--;
+	pthread_mutex_unlock(&bound->lock);
+	waited_stop(&t0);
+	holding = true;
+}
+
+void slot_give(void)
+{
+	if (!bound || !holding)
+		return;
+	pthread_mutex_lock(&bound->lock);
+	bound->free++;
+	pthread_cond_broadcast(&bound->cond);
+	pthread_mutex_unlock(&bound->lock);
+	holding = false;
+}
+
+bool slot_pause(void)
+{
+	bool was = holding;
+
+	slot_give();
+	return was;
+}
+
+void slot_resume(bool was)
+{
+	if (was)
+		slot_take(true);
 }

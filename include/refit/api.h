@@ -29,4 +29,7 @@ void api_stop(struct api *a);
  */
 int api_reload_token(struct api *a, const struct refit_config *cfg, struct refit_err *e);
 
+/* The configuration was replaced: the registry client GET /api/v1/containers keeps is made anew from it. */
+void api_config_changed(struct api *a);
+
 #endif

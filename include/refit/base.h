@@ -65,4 +65,7 @@ int buf_reserve(char **buf, size_t *cap, size_t need, size_t min);
 #define QUOTE_SIZE(max) ((max) * 4 + 4)
 const char *quote_input(const char *s, size_t max, char *buf);
 
+/* The value of variable NAME in ENVP (NAME=value strings, NULL-ended), or NULL. */
+const char *env_lookup(char *const *envp, const char *name);
+
 #endif

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "refit/config.h"
 #include "refit/engine.h"
@@ -23,6 +24,8 @@ enum entry_status {
 	ENTRY_UPDATED,          /* an update pass swapped it (a rollback: put it back) */
 	ENTRY_ROLLED_BACK,      /* its swap failed and the old container is back as it was */
 	ENTRY_FAILED,           /* it could not be swapped, or not restored */
+	ENTRY_HELD,             /* the registry's digest is the one held after its rollback: not pulled */
+	ENTRY_COOLDOWN,         /* the registry's digest is newer than its cooldown: not pulled yet */
 	_ENTRY_STATUS_MAX,
 	_ENTRY_STATUS_INVALID = -1,
 };
@@ -35,7 +38,7 @@ enum entry_status entry_status_from_string(const char *s);
  * What S means for counting a pass's changes: ENTRY_UPDATED,
  * ENTRY_ROLLED_BACK, ENTRY_FAILED (failed, error or never decided), or
  * _ENTRY_STATUS_INVALID when nothing happened to it (up-to-date, pending,
- * pinned, monitor-only, skipped).
+ * pinned, monitor-only, held, cooldown, skipped).
  */
 enum entry_status entry_status_change(enum entry_status s);
 
@@ -57,6 +60,11 @@ struct check_entry {
 	char *error;
 	char *target_tag;     /* tracked (refit.track) or moved (--to): the tag it goes to, or stays on */
 	char *target_image;   /* the reference it moves to ("repo:TAG"), NULL when it stays on its own */
+	long cooldown;        /* seconds a new digest waits (label or configuration) */
+	time_t held_since;    /* ENTRY_HELD: when its digest was held */
+	time_t eligible_at;   /* ENTRY_COOLDOWN: when its digest may be pulled */
+	bool held;            /* this pass held its digest (after its rollback) */
+	char *renamed_to;     /* its swap moved it to this name (refit.rename-to), or NULL */
 };
 
 struct check_result {
@@ -76,10 +84,16 @@ int check_run(struct engine *en, struct registry *reg, const struct refit_config
 /*
  * check_run, and with TO_TAG (a valid tag) the named containers move to
  * that tag of their repository: their target is checked to exist (a missing
- * tag is the entry's error, naming the tag and the container).
+ * tag is the entry's error, naming the tag and the container). Both tell
+ * held digests and digests in their cooldown apart from updates (see
+ * hold_check, include/refit/hold.h).
  */
 int check_run_to(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
 		 size_t nnames, const char *to_tag, struct check_result *ret, struct refit_err *e);
+
+/* check_run_to; with FORCE (named containers only) no digest is held back by a hold or a cooldown. */
+int check_run_hold(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
+		   size_t nnames, const char *to_tag, bool force, struct check_result *ret, struct refit_err *e);
 
 /* The reference an entry's swap runs: its target when it moves, else its own image. */
 const char *check_entry_image(const struct check_entry *c);

@@ -50,6 +50,7 @@ struct refit_config {
 	char *api_listen;
 	char *api_token;
 	char *api_token_file;
+	long api_session_ttl; /* seconds a dashboard login lasts */
 	struct strv notifications;
 	char *log_format;
 	char *log_level;
@@ -60,6 +61,25 @@ struct refit_config {
 	long models_timeout; /* seconds without data before a model transfer is abandoned */
 	long backup_max_bytes; /* a migration's volume backup, all its tars together */
 	long backup_retention; /* backups kept per container */
+	struct strv disable_containers; /* names never managed (Watchtower's --disable-containers) */
+	bool include_restarting;        /* a restarting container is managed as a running one */
+	bool lifecycle_hooks;           /* run the hooks of containers' labels (Watchtower: off by default) */
+	/* Watchtower's HTTP API settings: its variables and flags only, no YAML key. */
+	struct {
+		bool update;         /* --http-api-update: passes only when asked, unless periodic_polls */
+		bool metrics;        /* --http-api-metrics */
+		bool periodic_polls; /* --http-api-periodic-polls */
+		char *token;         /* --http-api-token: used when api.token is not set; any length */
+		char *listen;        /* the fork's --http-api-host/--http-api-port, "HOST:PORT" */
+	} wt_api;
+	/* Watchtower's legacy notification settings (--notifications email...): variables and flags only. */
+	char *wt_notify[24];         /* by watchtower.c's index; NULL: not given */
+	struct strv wt_notify_urls;  /* the URLs built from them, also in notifications */
+	char *notify_title;          /* Watchtower's "[TAG] Watchtower updates on HOST" for URLs without a title */
+	bool api_listen_set;   /* api.listen was given (file, variable or flag) */
+	bool scheduled_passes; /* false: no pass on poll_interval or schedule (config_finish) */
+	struct strv warnings;  /* settings accepted but honoured differently: said once after loading */
+	long cooldown;         /* seconds a digest waits after refit first saw it; 0: none */
 	struct registry_cred *creds;
 	size_t ncreds;
 };
@@ -96,6 +116,39 @@ int config_set(struct refit_config *cfg, const char *key, const char *value,
  * NULL), then ENVP. Flags are applied by the caller with config_set().
  */
 int config_load(struct refit_config *cfg, const char *file, char *const *envp, struct refit_err *e);
+
+/*
+ * Settle what depends on several sources, after the last of them: with
+ * Watchtower's HTTP API asked for and no api.listen, the API listens where
+ * Watchtower's does (0.0.0.0:8080); its API-update mode without periodic
+ * polls has no scheduled passes.
+ */
+int config_finish(struct refit_config *cfg, struct refit_err *e);
+
+/*
+ * As config_load, for a Watchtower invocation: Watchtower's defaults
+ * (watchtower_defaults) come first, under the file and the variables.
+ */
+int config_load_watchtower(struct refit_config *cfg, const char *file, char *const *envp, struct refit_err *e);
+
+/* Add a warning to CFG (said once: a repeated one is dropped). */
+/* Add URL to CFG's notifications after checking it (errors name ORIGIN); drop one that is there. */
+int config_add_notification(struct refit_config *cfg, const char *url, const char *origin, struct refit_err *e);
+void config_drop_notification(struct refit_config *cfg, const char *url);
+
+/* Append a copy of V to S (bounded); -1 when full or out of memory. */
+int config_remember(struct strv *s, const char *v);
+
+void config_warn(struct refit_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * A duration as configuration keys and labels take it: "90" (seconds), or
+ * units in order of size ("2d", "1h30m", "45s"), at most MAX seconds.
+ */
+int config_parse_seconds(const char *v, long max, long *ret);
+
+/* A boolean as YAML and Go write it: true/yes/on/1/t, false/no/off/0/f (any case); -1 otherwise. */
+int config_parse_bool(const char *v, bool *ret);
 
 /* Registry credentials configured for HOST, or NULL. */
 const struct registry_cred *config_cred(const struct refit_config *cfg, const char *host);

@@ -13,6 +13,7 @@ struct spec_input {
 	const char *image;   /* Config.Image of the new container: the tag reference, "repo:tag" */
 	const char *api_version; /* negotiated engine API version, "1.41" or "1.44" */
 	const char *extra_alias; /* name to add as an alias on every user-defined network, or NULL */
+	const char *image_id; /* ID of the image the new container runs ("sha256:..."), or NULL */
 };
 
 struct spec_output {
@@ -31,7 +32,10 @@ struct spec_output {
  * rewritten to the create form, anonymous volumes added as explicit volume
  * mounts so the new container mounts the same volumes, every network with
  * its aliases (minus the engine's short-ID alias) and static addresses
- * carried, the ID-derived hostname dropped. An api_version before 1.44
+ * carried, the ID-derived hostname dropped. A container docker compose
+ * created keeps every com.docker.compose.* label, with
+ * com.docker.compose.image set to IMAGE_ID (when given), so compose still
+ * owns it and sees it up to date. An api_version before 1.44
  * (or NULL) puts only the NetworkMode network in the body, the others in
  * CONNECT. Returns 0, or -1 with E set (and OUT untouched) when the inspect
  * is not the shape the engine gives.

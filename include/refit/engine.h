@@ -3,12 +3,14 @@
 #define REFIT_ENGINE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "refit/error.h"
 
-#define ENGINE_API_MIN "1.25"
-#define ENGINE_API_MAX "1.47"
+/* Docker 19.03 (1.40) to Docker 29 and the API versions documented after it (1.56). */
+#define ENGINE_API_MIN "1.40"
+#define ENGINE_API_MAX "1.56"
 
 struct engine;
 
@@ -23,11 +25,32 @@ int engine_open(struct engine **ret, const char *docker_host, struct refit_err *
 
 void engine_close(struct engine *en);
 
+/*
+ * The API version to speak with an engine whose /version gives API (its
+ * newest) and MIN_API (its oldest, NULL when not given): API capped at
+ * ENGINE_API_MAX, into OUT. An engine older than ENGINE_API_MIN, or one
+ * that refuses every version up to ENGINE_API_MAX (Docker 29 refuses
+ * below 1.44), is an error saying which; nothing is written to OUT then
+ * unless it fits.
+ */
+int engine_negotiate(const char *api, const char *min_api, char *out, size_t outlen, struct refit_err *e);
+
 /* The negotiated API version, "1.41". */
 const char *engine_api_version(const struct engine *en);
 
 /* The engine's own version string from /version, "20.10.24". */
 const char *engine_server_version(const struct engine *en);
+
+/*
+ * Does the engine keep its images in the containerd image store (Docker
+ * 29's default for new installs)? There an image's ID is the digest of the
+ * manifest or index its name points at. Asked once (GET /info); false
+ * while /info does not answer.
+ */
+bool engine_containerd_store(struct engine *en);
+
+/* The same read from a GET /info answer INFO: DriverStatus has driver-type io.containerd.snapshotter.v1. */
+bool engine_info_containerd_store(json_t *info);
 
 /*
  * GET PATH (below the version prefix, e.g. "/containers/json?all=1") and
@@ -46,6 +69,10 @@ int engine_get_json(struct engine *en, const char *path, json_t **ret, struct re
  */
 int engine_call(struct engine *en, const char *method, const char *path, json_t *body, long timeout,
 		json_t **ret, long *status, struct refit_err *e);
+
+/* engine_call with X-Registry-Auth: REGISTRY_AUTH (NULL: none), e.g. a service update whose nodes pull. */
+int engine_call_auth(struct engine *en, const char *method, const char *path, json_t *body, const char *registry_auth,
+		     long timeout, json_t **ret, long *status, struct refit_err *e);
 
 /*
  * Pull IMAGE ("repo" with TAG, or "repo@sha256:..." with TAG NULL) through

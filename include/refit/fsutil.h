@@ -12,6 +12,22 @@ int fs_mkdirs(const char *dir);
 /* fsync a directory, so a rename or a new file in it is durable. */
 int fs_fsync_dir(const char *dir);
 
+/* Write all of BUF to FD (EINTR retried); -1 with errno. */
+int fs_write_all(int fd, const char *buf, size_t len);
+
+/*
+ * Replace DIR/NAME with TEXT and a newline, durably: a temporary file
+ * written and fsync'd, renamed over NAME, the directory fsync'd. A crash
+ * leaves the old file or the new one, never a torn one.
+ */
+int fs_write_atomic(const char *dir, const char *name, const char *text, struct refit_err *e);
+
+/*
+ * fs_write_atomic without the directory's fsync: the rename is durable once
+ * the caller fsyncs DIR (after it, however many renames it covers).
+ */
+int fs_replace(const char *dir, const char *name, const char *text, struct refit_err *e);
+
 /*
  * Read PATH, a regular file of at most MAX bytes, into *BUF (malloc'd,
  * NUL-terminated) and *LEN. ERR_USAGE naming PATH when it cannot be read

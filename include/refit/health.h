@@ -31,7 +31,9 @@ int health_opts_from(const struct refit_config *cfg, json_t *labels, struct heal
  * for min_uptime (running, or auto without a HEALTHCHECK), or an HTTP 2xx
  * from PORT/PATH on the container's address (http; it must keep running
  * too). -1 with E saying why when it exits, restarts, turns unhealthy or the
- * time runs out.
+ * time runs out. The HEALTHCHECK status is read every 100 ms; min_uptime is
+ * looked at every 500 ms and the moment it is reached. The thread's engine
+ * slot (waited.h) is given back while it waits.
  */
 int health_wait(struct engine *en, const char *id, const struct health_opts *o, struct refit_err *e);
 

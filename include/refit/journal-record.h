@@ -29,6 +29,7 @@
 #define JR_NEW_DIGEST "new_digest"
 #define JR_NEW_ID "new_id"             /* the replacement's ID, once created */
 #define JR_TEMP_NAME "temp_name"       /* the aside (recreate) or side-by-side (blue-green) name */
+#define JR_NEW_TEMP_NAME "new_temp_name" /* recreate: the replacement's name until the old one is set aside */
 #define JR_JOIN "join"                 /* network -> endpoint config the replacement is given at cutover */
 #define JR_SPEC_INSPECT "spec_inspect" /* rollback: build the replacement from this inspect */
 #define JR_SPEC_IMAGE_INSPECT "spec_image_inspect"

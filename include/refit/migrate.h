@@ -43,7 +43,9 @@ int migrate_load_file(const char *path, struct migration_plan *plan, struct refi
 /*
  * The API's migration_config: {"rename_containers", "rename_map" {old: new},
  * "preserve_data", "rollback_on_failure"}, checked as a file is; PLAN as
- * migrate_parse. ERR_USAGE with a sentence for the client.
+ * migrate_parse. Without a rename_map (or with an empty one) PLAN is empty:
+ * the caller renames the containers that declare refit.rename-to instead.
+ * ERR_USAGE with a sentence for the client.
  */
 int migrate_from_json(json_t *mc, struct migration_plan *plan, struct refit_err *e);
 
@@ -72,6 +74,14 @@ int migrate_check(struct engine *en, const struct refit_config *cfg, const struc
  */
 int migrate_run(struct engine *en, struct journal *j, const struct refit_config *cfg,
 		const struct migration_plan *plan, bool dry_run, json_t **result);
+
+/*
+ * RESULT of migrate_run as a pass's result for the notifications:
+ * {"containers":[{"name": TO, "from": FROM, "image", "status", "error"?,
+ * "strategy": "migrate"}]}, migrated entries "updated"; those that changed
+ * nothing (planned, already migrated) left out. New reference, or NULL.
+ */
+json_t *migrate_notify_result(json_t *result);
 
 /*
  * Back up every volume (named and anonymous) of the container INS into

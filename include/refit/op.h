@@ -38,6 +38,9 @@ struct op_request {
 	bool dry_run;            /* update, migrate: say what would change, change nothing */
 	bool restore_data;       /* rollback: also the volume backup its migration took */
 	const char *to_tag;      /* update: move the named containers to this tag */
+	bool force;              /* update: the named containers try a held digest, or one in its cooldown, anyway */
+	bool preserve_data;      /* update: back up each container's volumes before its swap */
+	bool rename;             /* update: containers that declare refit.rename-to move to that name */
 	const struct migration_plan *plan; /* migrate */
 	const char *plan_source; /* migrate: the plan's file name for messages, or NULL */
 };

@@ -21,6 +21,9 @@ struct digest_query {
 };
 
 /* Requests sent, by kind, since the client was made. */
+#define REGISTRY_TOKEN_URL_MAX 4096 /* a token request with several scopes is split to stay under this */
+#define REGISTRY_TOKEN_SCOPES 256   /* scopes in one token request at most */
+
 struct registry_stats {
 	unsigned long ping;
 	unsigned long token;

@@ -7,8 +7,10 @@
 #include <stddef.h>
 
 #include "refit/config.h"
+#include "refit/error.h"
 
 #define LABEL_MAX_VALUE 1024
+#define SELECT_COOLDOWN_MAX (366L * 24 * 3600)
 
 /*
  * Value of label refit.SUFFIX, else com.centurylinklabs.watchtower.SUFFIX
@@ -41,5 +43,13 @@ bool select_no_pull(const struct refit_config *cfg, json_t *labels);
 
 /* The container's strategy: the refit.strategy label, else the config's; NULL when the label is invalid. */
 const char *select_strategy(const struct refit_config *cfg, json_t *labels);
+
+/*
+ * How long a new digest waits after refit first saw it: label
+ * refit.cooldown, else com.centurylinklabs.watchtower.cooldown-delay, else
+ * the configuration's cooldown, into *RET. -1 with E (and *RET the
+ * configuration's) when the label is not a duration.
+ */
+int select_cooldown(const struct refit_config *cfg, json_t *labels, long *ret, struct refit_err *e);
 
 #endif

@@ -15,6 +15,7 @@
 
 #define SWARM_MAX_SERVICES 2000
 #define SWARM_MAX_NAME 255
+#define SWARM_STATE_TTL 600 /* seconds an answer of GET /info about Swarm is kept */
 
 /* How Swarm rolls out one update, from the refit.swarm.* labels or the defaults. */
 struct swarm_update_config {
@@ -84,6 +85,8 @@ enum swarm_state swarm_update_state(json_t *svc, const char *before, const char 
 /*
  * Is Swarm on for this pass: the config's swarm is true or auto and the
  * engine is an active manager? 1 yes, 0 no, -1 when /info cannot be read.
+ * The engine's answer is kept SWARM_STATE_TTL seconds (GET /info is costly
+ * for the engine), and asked again sooner when GET /services fails.
  */
 int swarm_enabled(struct engine *en, const struct refit_config *cfg, struct refit_err *e);
 

@@ -34,14 +34,28 @@ int update_recover(struct engine *en, struct journal *j, const struct refit_conf
 int update_run(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
 	       char *const *names, size_t nnames, bool dry_run, struct check_result *res, struct refit_err *e);
 
+/* How an update pass runs beyond the containers it covers. */
+struct update_options {
+	const char *to_tag;  /* move the containers to this tag of their repository, or NULL */
+	bool dry_run;
+	bool force;          /* named containers try a held digest, or one in its cooldown, anyway */
+	bool preserve_data;  /* back up each container's volumes before its swap (restorable on rollback) */
+	bool rename;         /* a container that declares refit.rename-to moves to that name (alias strategy) */
+};
+
 /*
- * update_run, and with TO_TAG (a valid tag) the containers move to that tag
- * of their repository. All or nothing: when a named container is not
- * managed here (-1) or its repository has no such tag (that entry "failed",
- * the others "skipped"), no container is changed.
+ * update_run as O says. With O->to_tag (a valid tag) the containers move to
+ * that tag of their repository. All or nothing: when a named container is
+ * not managed here (-1) or its repository has no such tag (that entry
+ * "failed", the others "skipped"), no container is changed. A digest held
+ * after its rollback, or in its cooldown, is reported and not pulled; with
+ * O->force (named containers) it is tried anyway, once: rolled back again,
+ * it is held again. With O->rename a container whose refit.rename-to names
+ * another name is swapped onto that name even when up to date; with
+ * O->preserve_data a container whose backup fails is left as it was.
  */
 int update_run_to(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
-		  char *const *names, size_t nnames, const char *to_tag, bool dry_run, struct check_result *res,
+		  char *const *names, size_t nnames, const struct update_options *o, struct check_result *res,
 		  struct refit_err *e);
 
 /*

@@ -34,12 +34,13 @@ enum {
 	OPT_ALL = 1 << 2,
 	OPT_RESTORE_DATA = 1 << 3,
 	OPT_TO = 1 << 4,
+	OPT_FORCE = 1 << 5,
 };
 
 /* Options given on the command line. */
 struct opts {
 	unsigned given;          /* OPT_* seen */
-	const char *spelled[5];  /* how each OPT_* was written, by bit index */
+	const char *spelled[6];  /* how each OPT_* was written, by bit index */
 	const char *config;
 	const char *flag_value[FLAG_KEYS]; /* state-dir, docker-host, scope, log-format, log-level */
 	bool json;
@@ -47,6 +48,7 @@ struct opts {
 	bool dry_run;
 	bool all;
 	bool restore_data;
+	bool force;     /* update --force */
 	const char *to; /* update --to TAG */
 	const char *cmd;
 	char **args;
@@ -66,12 +68,20 @@ struct command {
 	unsigned options; /* OPT_* it takes */
 	const char *usage;
 	const char *help;
+	bool no_config; /* run without loading the configuration (CFG NULL) */
 };
 
-extern const struct command cmd_daemon, cmd_check, cmd_update, cmd_rollback, cmd_migrate, cmd_status, cmd_history, cmd_models, cmd_version;
+extern const struct command cmd_daemon, cmd_check, cmd_update, cmd_rollback, cmd_migrate, cmd_status, cmd_history, cmd_models, cmd_release, cmd_reload, cmd_version;
 
 /* The global options and exit codes, printed under every command's help. */
 extern const char global_help[];
+
+/* A Watchtower invocation (cmd-watchtower.c): ARGV from word FIRST holds Watchtower's flags. */
+int watchtower_main(int argc, char **argv, int first);
+
+/* Its flags, once parsed (load_config applies them), or NULL for refit's own commands. */
+struct watchtower;
+extern const struct watchtower *watchtower_opts;
 
 /* Load defaults, file, environment, then the command-line flags into CFG. */
 int load_config(struct refit_config *cfg, struct refit_err *e);

@@ -27,6 +27,8 @@ static int run_status(struct refit_config *cfg)
 			      last ? last : json_null(), "pending_update",
 			      c->update_available < 0 ? json_null() : json_boolean(c->update_available), "error", c->error);
 		if (o)
+			json_object_set_new(o, "status", json_string(entry_status_to_string(c->status)));
+		if (o)
 			json_array_append_new(out, o);
 	}
 	if (opts.json) {
@@ -47,7 +49,11 @@ static int run_status(struct refit_config *cfg)
 			printf("%-24s  %-12s  %-10s  %-8s  %-20s  %s\n", json_string_value(json_object_get(o, "name")),
 			       registry_digest_short(json_string_value(json_object_get(o, "digest")), d),
 			       json_string_value(json_object_get(o, "strategy")) ? json_string_value(json_object_get(o, "strategy")) : "-",
-			       json_is_null(p) ? "?" : json_is_true(p) ? "yes" : "no", when,
+			       json_is_null(p)			      ? "?" :
+			       !json_is_true(p)			      ? "no" :
+			       strcmp(json_string_value(json_object_get(o, "status")), "held") == 0 ? "held" :
+			       strcmp(json_string_value(json_object_get(o, "status")), "cooldown") == 0 ? "cooldown" : "yes",
+			       when,
 			       json_string_value(json_object_get(o, "image")) ? json_string_value(json_object_get(o, "image")) : "-");
 		}
 	}

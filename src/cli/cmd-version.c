@@ -4,13 +4,14 @@
 #include <string.h>
 
 #include "cli.h"
+#include "refit/version.h"
 
 static int run_version(struct refit_config *cfg)
 {
 	struct engine *en = NULL;
 	struct refit_err e = { 0 };
 
-	printf("refit %s\n", REFIT_VERSION);
+	printf("refit %s\n", refit_version);
 	if (engine_open(&en, cfg->docker_host, &e) < 0) {
 		printf("Docker engine: not reachable (%s)\n", e.msg);
 		return e.kind ? e.kind : ERR_FAILED;

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "refit/log.h"
+#include "refit/watchtower.h"
 
 extern char **environ;
 
@@ -29,6 +30,15 @@ const char global_help[] =
 /* Load defaults, file, environment, then the command-line flags. */
 int load_config(struct refit_config *cfg, struct refit_err *e)
 {
+	if (watchtower_opts) { /* Watchtower's defaults, the file, the variables, then its flags */
+		if (config_load_watchtower(cfg, opts.config, environ, e) < 0)
+			return -1;
+		if (watchtower_apply_flags(cfg, watchtower_opts, e) < 0 || config_finish(cfg, e) < 0) {
+			config_free(cfg);
+			return -1;
+		}
+		return 0;
+	}
 	if (config_load(cfg, opts.config, environ, e) < 0)
 		return -1;
 	for (size_t i = 0; i < FLAG_KEYS; i++) {
@@ -41,6 +51,10 @@ int load_config(struct refit_config *cfg, struct refit_err *e)
 			config_free(cfg);
 			return -1;
 		}
+	}
+	if (config_finish(cfg, e) < 0) {
+		config_free(cfg);
+		return -1;
 	}
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* refit: the command table, the option parser and dispatch; each command lives in src/cli/cmd-NAME.c. */
 #include <curl/curl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +12,25 @@
 #include "refit/fleet.h"
 #include "refit/log.h"
 #include "refit/notify.h"
+#include "refit/watchtower.h"
 
-static const struct command cmd_fleet = { "fleet", NULL, false, 0, fleet_usage, fleet_help };
+static const struct command cmd_fleet = { "fleet", NULL, false, 0, fleet_usage, fleet_help, false };
 
 static const struct command *const commands[] = {
 	&cmd_daemon, &cmd_check, &cmd_update, &cmd_rollback, &cmd_migrate, &cmd_status,
-	&cmd_history, &cmd_models, &cmd_fleet, &cmd_version,
+	&cmd_history, &cmd_models, &cmd_release, &cmd_reload, &cmd_fleet, &cmd_version,
 };
+
+/* Is WORD one of refit's command words (help included)? */
+static bool is_command(const char *word)
+{
+	if (strcmp(word, "help") == 0)
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(word, commands[i]->name) == 0)
+			return true;
+	return false;
+}
 
 /* Configure logging from CFG. */
 static void setup_logging(const struct refit_config *cfg)
@@ -32,7 +45,9 @@ static void usage(FILE *f)
 		   "refit keeps containers on the newest image of their reference.\n\nCommands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %s\n", commands[i]->usage);
-	fprintf(f, "  help [COMMAND]\n\n%s", global_help);
+	fprintf(f, "  help [COMMAND]\n"
+		   "  refit watchtower [FLAGS] [NAME...]  (or refit FLAGS...: Watchtower's command line)\n\n%s",
+		global_help);
 }
 
 /* Note option BIT, written as SPELLED, as given. */
@@ -61,6 +76,7 @@ enum {
 	ID_ALL,
 	ID_RESTORE_DATA,
 	ID_TO,
+	ID_FORCE,
 	ID_CONFIG,
 	ID_FLAG_KEY, /* ID_FLAG_KEY + k: flag_keys[k] */
 };
@@ -72,6 +88,7 @@ static const struct arg_opt options[] = {
 	{ "all", false, ID_ALL, NULL },
 	{ "restore-data", false, ID_RESTORE_DATA, NULL },
 	{ "to", true, ID_TO, NULL },
+	{ "force", false, ID_FORCE, NULL },
 	{ "config", true, ID_CONFIG, NULL },
 	{ "state-dir", true, ID_FLAG_KEY + 0, NULL },
 	{ "docker-host", true, ID_FLAG_KEY + 1, NULL },
@@ -138,6 +155,10 @@ static int parse_args(int argc, char **argv)
 			opts.to = val;
 			given(OPT_TO, "--to");
 			break;
+		case ID_FORCE:
+			opts.force = true;
+			given(OPT_FORCE, val);
+			break;
 		case ID_CONFIG:
 			opts.config = val;
 			break;
@@ -157,6 +178,15 @@ int main(int argc, char **argv)
 	struct refit_err e = { 0 };
 	int code;
 
+	/*
+	 * refit's threads (an update pass has one per swap under way, most of
+	 * them waiting on a health gate) allocate little and briefly: two
+	 * malloc arenas instead of one per thread keep the private memory
+	 * from growing with them.
+	 */
+	mallopt(M_ARENA_MAX, 2);
+	if (watchtower_invocation(argc, argv, is_command)) /* refit --interval 30 --cleanup, as a Watchtower container runs */
+		return watchtower_main(argc, argv, argc > 1 && strcmp(argv[1], "watchtower") == 0 ? 2 : 1);
 	if (parse_args(argc, argv) < 0)
 		return ERR_USAGE;
 	if (!opts.cmd || strcmp(opts.cmd, "help") == 0) {
@@ -215,12 +245,19 @@ int main(int argc, char **argv)
 		free(opts.args);
 		return ERR_USAGE;
 	}
+	if (cmd->no_config) {
+		code = cmd->run(NULL);
+		free(opts.args);
+		return code;
+	}
 	if (load_config(&cfg, &e) < 0) {
 		fprintf(stderr, "refit: %s\n", e.msg);
 		free(opts.args);
 		return ERR_USAGE;
 	}
 	setup_logging(&cfg);
+	for (size_t i = 0; i < cfg.warnings.n; i++)
+		log_warn("%s", cfg.warnings.v[i]);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	code = cmd->run(&cfg);
 	notify_flush(NOTIFY_EXIT_WAIT); /* the pass's result is out; its notifications get a bounded wait */

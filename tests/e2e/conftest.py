@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (Containers, Engine, ImageFactory, Refit, Registry,  # noqa: E402
                      TLSMaterial, TokenServer, RUN_LABEL)
+from daemontools import Daemon  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -32,7 +33,23 @@ _SCOPES = itertools.count(1)
 
 def pytest_report_header(config):
     return ["refit binary: %s%s" % (REFIT_BIN, "" if os.path.exists(REFIT_BIN) else " (missing)"),
-            "refit-test.run=%s" % _RUN_ID]
+            "refit-test.run=%s" % _RUN_ID,
+            "engine: E2E_ENGINE=%s on %s" % (harness.ENGINE, harness.DOCKER_SOCK)]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "engines(*kinds, reason): the test runs only on these E2E_ENGINE kinds, "
+        "and is skipped on the others saying which it needs and why")
+
+
+def pytest_collection_modifyitems(config, items):
+    """@pytest.mark.engines("20.10", "26", reason="..."): skipped, with the reason, on other engines."""
+    for item in items:
+        for m in item.iter_markers("engines"):
+            if harness.ENGINE not in m.args:
+                item.add_marker(pytest.mark.skip(reason="needs E2E_ENGINE=%s (this run: %s): %s" % (
+                    " or ".join(m.args), harness.ENGINE, m.kwargs.get("reason", "no reason given"))))
 
 
 # --------------------------------------------------------------------------
@@ -211,26 +228,77 @@ def refit(refit_bin, tmp_path, engine):
     return Refit(refit_bin, str(tmp_path))
 
 
-@pytest.fixture
-def compose(engine, run_id, tmp_path):
-    """compose(text) -> project; `docker-compose down` at teardown."""
+def _compose_projects(run_id, tmp_path, argv, env=None, tag=""):
+    """The compose(text) factory for a client run as ARGV (with ENV), and its project list."""
     projects = []
 
     class Project:
         def __init__(self, text):
-            self.name = "refite2e%s%d" % (run_id, len(projects))
-            self.file = os.path.join(str(tmp_path), "docker-compose-%d.yml" % len(projects))
+            self.name = "refite2e%s%s%d" % (run_id, tag, len(projects))
+            self.file = os.path.join(str(tmp_path), "docker-compose%s-%d.yml" % (tag, len(projects)))
             with open(self.file, "w") as f:
                 f.write(text)
 
         def cmd(self, *args, check=True):
-            return harness.run_cmd(["docker-compose", "-p", self.name, "-f", self.file] +
-                                   list(args), check=check, timeout=180)
+            return harness.run_cmd(argv + ["-p", self.name, "-f", self.file] + list(args),
+                                   check=check, timeout=180, env=env)
 
     def make(text):
         p = Project(text)
         projects.append(p)
         return p
+    return make, projects
+
+
+@pytest.fixture
+def compose(engine, run_id, tmp_path):
+    """compose(text) -> project; `docker-compose` (v1, Debian 12's); `down` at teardown."""
+    make, projects = _compose_projects(run_id, tmp_path, ["docker-compose"])
     yield make
     for p in projects:
         p.cmd("down", "--volumes", "--remove-orphans", check=False)
+
+
+@pytest.fixture(scope="session")
+def compose_v2_plugin():
+    """Path of Debian 13's docker-compose 2.x CLI plugin (fetched once into build/), or skip."""
+    import debpkg
+    try:
+        root = debpkg.fetch("trixie", "docker-compose")
+    except debpkg.DebError as exc:
+        pytest.skip("docker compose v2 (Debian 13's docker-compose) cannot be fetched: %s" % exc)
+    return os.path.join(root, "usr", "libexec", "docker", "cli-plugins", "docker-compose")
+
+
+@pytest.fixture
+def compose_v2(engine, run_id, tmp_path, compose_v2_plugin):
+    """compose_v2(text) -> project run with `docker compose` (v2) through a
+    DOCKER_CONFIG of the test's own holding the plugin; `down` at teardown."""
+    cfg = os.path.join(str(tmp_path), "docker-config")
+    os.makedirs(os.path.join(cfg, "cli-plugins"), exist_ok=True)
+    plugin = os.path.join(cfg, "cli-plugins", "docker-compose")
+    if not os.path.exists(plugin):
+        os.symlink(compose_v2_plugin, plugin)
+    env = dict(os.environ, DOCKER_CONFIG=cfg)
+    make, projects = _compose_projects(run_id, tmp_path, [harness.DOCKER, "compose"], env, "v")
+    make.env = env
+    yield make
+    for p in projects:
+        p.cmd("down", "--volumes", "--remove-orphans", check=False)
+
+
+@pytest.fixture
+def daemons(refit_bin, tmp_path, engine):
+    """daemons(scope=..., sub=DIR, **Daemon kwargs) -> a Daemon (not started,
+    its directory tmp_path/DIR, d0, d1... by default); any still running at
+    teardown get SIGTERM (each by its own PID)."""
+    made = []
+
+    def make(scope=None, sub=None, **kw):
+        d = Daemon(refit_bin, os.path.join(str(tmp_path), sub or "d%d" % len(made)),
+                   scope=scope, **kw)
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        d.kill()

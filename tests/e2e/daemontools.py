@@ -18,10 +18,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 
-from harness import SCRUB_ENV, HarnessError, free_port, wait_for
+from harness import SCRUB_ENV, HarnessError, engine_env, free_port, wait_for
 from swaptools import sanitizer_report
 
 CURL = "/usr/bin/curl"
@@ -187,6 +188,7 @@ class Daemon:
              if not (k.startswith("REFIT_") or k.startswith("WATCHTOWER_") or k in SCRUB_ENV
                      or k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"))}
         e["DOCKER_CONFIG"] = self.docker_config
+        engine_env(e, self.config_path)
         e.setdefault("ASAN_OPTIONS", "detect_stack_use_after_return=1")
         for k, v in self.env_extra.items():
             if v is None:
@@ -350,7 +352,7 @@ class Daemon:
     def op(self, op_id):
         return self.get_json("/api/v1/operations/%s" % op_id)
 
-    def wait_op(self, op_id, timeout=60, states=("succeeded", "failed")):
+    def wait_op(self, op_id, timeout=60, states=("succeeded", "failed", "interrupted")):
         """Polls GET /api/v1/operations/ID until its state is one of STATES."""
         last = [None]
 
@@ -406,3 +408,55 @@ def raw_http(port, data, timeout=5.0, head_only=False):
         except socket.timeout:
             pass
         return got, first
+
+
+class NotifySocket:
+    """An AF_UNIX datagram socket standing in for systemd's notification
+    socket (NOTIFY_SOCKET): every field that arrives is kept as
+    (monotonic time, "KEY=VALUE").  on_ready(field) may return a note kept
+    with it (third item), e.g. whether the API listened at READY=1."""
+
+    def __init__(self, path, on_field=None):
+        self.path = path
+        self.msgs = []
+        self._on_field = on_field
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(path)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._listen, daemon=True)
+        self._th.start()
+
+    def _listen(self):
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(65536).decode("utf-8", "replace")
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = time.monotonic()
+            for field in data.split("\n"):
+                if field:
+                    note = self._on_field(field) if self._on_field else None
+                    self.msgs.append((t, field, note))
+
+    def fields(self, since=0):
+        return [f for _, f, _ in self.msgs[since:]]
+
+    def times(self, field, since=0):
+        return [t for t, f, _ in self.msgs[since:] if f == field]
+
+    def statuses(self, since=0):
+        return [f[len("STATUS="):] for f in self.fields(since) if f.startswith("STATUS=")]
+
+    def watchdog_gaps(self, after):
+        """The gaps between WATCHDOG=1 pings after monotonic time AFTER, and
+        from the last one to now."""
+        dogs = [t for t, f, _ in self.msgs if f == "WATCHDOG=1" and t > after]
+        return [b - a for a, b in zip(dogs, dogs[1:])] + ([time.monotonic() - dogs[-1]] if dogs else [])
+
+    def close(self):
+        self._stop.set()
+        self._th.join(timeout=5)
+        self._sock.close()

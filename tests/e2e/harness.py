@@ -14,6 +14,7 @@ import hashlib
 import http.server
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -27,8 +28,15 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import engines
+
 RUN_LABEL = "refit-test.run"
-DOCKER_SOCK = "/var/run/docker.sock"
+# The run's engine (E2E_ENGINE, see engines.py): the machine's, or a private one
+# whose socket every docker command and every refit of the run is pointed at.
+ENGINE = engines.KIND
+DOCKER_SOCK = engines.run_socket()
+if engines.kind_is_private():
+    os.environ["DOCKER_HOST"] = "unix://" + DOCKER_SOCK
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 REGISTRY_BIN = "/usr/bin/docker-registry"
 BUSYBOX = "/bin/busybox"
@@ -97,6 +105,17 @@ def run_cmd(args, check=True, timeout=120, input=None, env=None):
         raise HarnessError("command failed (rc=%d): %s\nstdout:\n%s\nstderr:\n%s"
                            % (p.returncode, " ".join(args), p.stdout, p.stderr))
     return p
+
+
+def refit_version(binary):
+    """The version a refit binary reports (`refit version`'s first line,
+    "refit VERSION"), without asking an engine."""
+    p = subprocess.run([binary, "version", "--docker-host", "unix:///nonexistent/docker.sock"],
+                       capture_output=True, text=True, timeout=30)
+    m = re.match(r"refit (\S+)\n", p.stdout)
+    if not m:
+        raise HarnessError("no version from %s version:\n%s%s" % (binary, p.stdout, p.stderr))
+    return m.group(1)
 
 
 def stop_process(proc, grace=10):
@@ -209,7 +228,13 @@ class Engine:
         except OSError as exc:
             return "(no log: %s)" % exc
 
+    def __init__(self):
+        self.kind = ENGINE
+        self.sock = DOCKER_SOCK
+
     def ensure(self, timeout=90):
+        if engines.kind_is_private():
+            return self._ensure_private(timeout)
         if engine_ping():
             return self
         os.makedirs(os.path.dirname(self.LOCK_FILE), exist_ok=True)
@@ -231,17 +256,63 @@ class Engine:
                                    % (self.LOG_PATH, self.log_tail()))
         return self
 
+    def _ensure_private(self, timeout):
+        """The run's private engine answers: started here (and left running
+        for the run's other sessions; `harness.py engine-stop` ends it) when
+        it does not, under a lock so that two sessions never start two."""
+        if engine_ping(self.sock):
+            return self
+        root = engines.run_root()
+        os.makedirs(root, exist_ok=True)
+        with open(root + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if engine_ping(self.sock):
+                return self
+            from privateengine import PrivateEngine
+            try:
+                net = engines.run_network() or engines.Network(
+                    hashlib.sha256(root.encode()).hexdigest()[:10], engines.pick_pool(root))
+                net.up()
+                net.save(os.path.join(root, "network.json"))
+                PrivateEngine(root, net, engines.kind()).start(timeout=timeout, detached=True)
+            except (engines.EngineError, HarnessError) as exc:
+                raise HarnessError("the run's engine (E2E_ENGINE=%s) did not come up: %s" % (ENGINE, exc))
+        return self
+
+    def stop_private(self):
+        """Stop the run's private engine (if it runs), its bridge and chain, and remove its root."""
+        from privateengine import PrivateEngine
+        root = engines.run_root()
+        net = engines.run_network()
+        if net is None:
+            return False
+        PrivateEngine(root, net, None).stop_by_pidfile()
+        net.down()
+        subprocess.run(["rm", "-rf", root], capture_output=True)
+        return True
+
     def api_version(self):
         return docker("version", "--format", "{{.Server.APIVersion}}").strip()
+
+    def server_version(self):
+        return docker("version", "--format", "{{.Server.Version}}").strip()
+
+    def network_prefix(self):
+        """A random /24 prefix ("10.A.B") for a test's own network on this engine."""
+        net = engines.run_network() if engines.kind_is_private() else None
+        if net:
+            return net.prefix()
+        return "10.%d.%d" % (random.randint(100, 250), random.randint(0, 255))
 
 
 # --------------------------------------------------------------------------
 # TLS material (openssl command line)
 
 class TLSMaterial:
-    """A CA and a server certificate for 127.0.0.1 / localhost."""
+    """A CA and a server certificate for 127.0.0.1 / localhost (and NAMES,
+    more DNS names the certificate is also for)."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, names=()):
         self.dir = os.path.join(workdir, "tls")
         os.makedirs(self.dir, exist_ok=True)
         self.ca_key = os.path.join(self.dir, "ca.key")
@@ -251,7 +322,7 @@ class TLSMaterial:
         self.server_crt = os.path.join(self.dir, "server.crt")
         ext = os.path.join(self.dir, "server.ext")
         with open(ext, "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost%s\n" % "".join(",DNS:" + n for n in names) +
                     "basicConstraints=critical,CA:FALSE\n"
                     "keyUsage=critical,digitalSignature,keyEncipherment\n"
                     "extendedKeyUsage=serverAuth\n")
@@ -281,6 +352,14 @@ class TokenServer:
     (and the OAuth2 POST form, grant_type=password) -> 200
     {"token","access_token","expires_in":300,"issued_at"}; 401 without valid
     credentials.  `served` counts successful token requests per scope string.
+
+    Several scopes in one request (`scope=A&scope=B`, or space-separated in
+    one field) are granted together, as Docker distribution's token spec
+    says.  Two switches make it behave like registries that do not:
+    `multi_scope = False` refuses a request with more than one scope (400),
+    and `withhold` (a set of repository names) leaves those repositories out
+    of the access claim of a token asked for several scopes (granted fewer
+    than asked, as Docker Hub does for repositories the account cannot pull).
     """
 
     def __init__(self, workdir, service="refit-test", issuer="refit-test-issuer",
@@ -316,6 +395,8 @@ class TokenServer:
                                               serialization.NoEncryption())
         self.lock = threading.Lock()
         self.log = []           # every request: dict(method, scopes, ok, account, user)
+        self.multi_scope = True
+        self.withhold = set()
         self.httpd = None
         self.thread = None
 
@@ -437,11 +518,17 @@ class TokenServer:
             return self._reply(req, 401, {"errors": [{"code": "UNAUTHORIZED",
                                                       "message": "bad credentials"}]},
                                [("WWW-Authenticate", 'Basic realm="refit-test-token"')])
+        if len(scopes) > 1 and not self.multi_scope:
+            entry["ok"] = False
+            return self._reply(req, 400, {"errors": [{"code": "UNSUPPORTED",
+                                                      "message": "one scope per request"}]})
         access = []
         for s in scopes:
             try:
                 typ, name, actions = self.parse_scope(s)
             except ValueError:
+                continue
+            if len(scopes) > 1 and name in self.withhold:
                 continue
             access.append({"type": typ, "name": name, "actions": actions})
         now = int(time.time())
@@ -1030,15 +1117,19 @@ class ImageFactory:
         before/after the image's own manifest digest.  Returns an Image whose
         digest is the index's."""
         reg = image.registry
+        # an engine on the containerd image store pushes OCI manifests
         status, headers, body = reg.request(
             "GET", "/v2/%s/manifests/%s" % (image.repo, image.digest),
-            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                               "application/vnd.oci.image.manifest.v1+json"})
         if status != 200:
             raise HarnessError("GET manifest %s: %s" % (image.pinned_ref, status))
+        entry_type = {k.lower(): v for k, v in dict(headers).items()}.get(
+            "content-type", "application/vnd.docker.distribution.manifest.v2+json")
         mt = ("application/vnd.oci.image.index.v1+json" if oci else
               "application/vnd.docker.distribution.manifest.list.v2+json")
         index = {"schemaVersion": 2, "mediaType": mt, "manifests": [{
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "mediaType": entry_type,
             "digest": image.digest, "size": len(body),
             "platform": {"architecture": "amd64", "os": "linux"}}]}
         base = json.dumps(index, indent=2).encode()
@@ -1057,8 +1148,10 @@ class ImageFactory:
         if not pull:
             return Image(reg, image.repo, tag, None, digest, image.host)
         image_id = self.pull(ref)
-        if image_id != image.id:
-            raise HarnessError("pulled index resolves to %s, not %s" % (image_id, image.id))
+        # the containerd image store names an image by what the tag points at: here the index
+        want = digest if engines.kind().containerd_store else image.id
+        if image_id != want:
+            raise HarnessError("pulled index resolves to %s, not %s" % (image_id, want))
         return Image(reg, image.repo, tag, image_id, digest, image.host)
 
     def cleanup(self):
@@ -1400,6 +1493,21 @@ class CheckResult(RefitResult):
         return {n: c.get("status") for n, c in self.containers.items()}
 
 
+def engine_env(env, config_path=None):
+    """ENV pointed at the run's engine: DOCKER_HOST for a private one, unless
+    the config file at CONFIG_PATH names a docker_host of its own (the
+    variable would win over it)."""
+    if engines.kind_is_private():
+        try:
+            with open(config_path) as f:
+                own = any(re.match(r"\s*docker_host\s*:", ln) for ln in f)
+        except (OSError, TypeError):
+            own = False
+        if not own:
+            env["DOCKER_HOST"] = "unix://" + DOCKER_SOCK
+    return env
+
+
 SCRUB_ENV = ("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
              "DOCKER_API_VERSION", "REPO_USER", "REPO_PASS")
 
@@ -1421,7 +1529,7 @@ class Refit:
         env = {k: v for k, v in os.environ.items()
                if not (k.startswith("REFIT_") or k.startswith("WATCHTOWER_") or k in SCRUB_ENV)}
         env["DOCKER_CONFIG"] = self.docker_config
-        return env
+        return engine_env(env, self.config_path)
 
     def write_config(self, text=None):
         """The per-test config file.  text=None: a minimal valid file."""
@@ -1486,11 +1594,17 @@ class Refit:
 if __name__ == "__main__":
     # `python3 tests/e2e/harness.py engine`: the engine up before the test
     # sessions start (make e2e), so a failure to start it is one clear error.
+    # `python3 tests/e2e/harness.py engine-stop`: a private engine of the run stopped.
     import sys
+    if sys.argv[1:] == ["engine-stop"]:
+        if Engine().stop_private():
+            print("engine %s stopped" % ENGINE)
+        sys.exit(0)
     if sys.argv[1:] != ["engine"]:
-        sys.exit("usage: harness.py engine")
+        sys.exit("usage: harness.py engine|engine-stop")
     try:
-        Engine().ensure()
+        e = Engine().ensure()
     except HarnessError as exc:
         sys.exit(str(exc))
-    print("dockerd answers on %s" % DOCKER_SOCK)
+    print("dockerd %s (API %s, E2E_ENGINE=%s) answers on %s"
+          % (e.server_version(), e.api_version(), ENGINE, DOCKER_SOCK))

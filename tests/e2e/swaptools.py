@@ -23,7 +23,6 @@ environment sets ASAN_OPTIONS.
 import http.client
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -36,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import (DOCKER_SOCK, RUN_LABEL, HarnessError, Image, Refit, digest_only, docker,
+from harness import (DOCKER_SOCK, RUN_LABEL, Engine, HarnessError, Image, Refit, digest_only, docker,
                      docker_inspect, remove_containers, wait_for)
 
 OWNER_LABEL = "refit-swaptest.owner"
@@ -53,7 +52,7 @@ FAST_CONFIG = "min_uptime: 1\nhealth_timeout: 20\nstop_timeout: 3\n"
 
 # The crash hook's steps, per strategy, and the first step past the health gate.
 STEPS = {
-    "recreate": ["stopping", "renaming-old", "creating", "starting", "health", "removing-old"],
+    "recreate": ["creating", "stopping", "renaming", "starting", "health", "removing-old"],
     "blue-green": ["creating", "starting", "health", "joining", "cutover"],
     "alias": ["creating", "starting", "health", "joining", "cutover"],
 }
@@ -331,8 +330,7 @@ class SwapEnv:
         returns (name, prefix) with prefix like '10.231.7' (or None)."""
         name = "swapnet-%s-%s-%d" % (self.short, hint, len(self.networks))
         for _ in range(20):
-            prefix = "10.%d.%d" % (random.randint(100, 250), random.randint(0, 255)) \
-                if subnet else None
+            prefix = Engine().network_prefix() if subnet else None
             args = ["network", "create", "--label", "%s=%s" % (RUN_LABEL, self.run_id),
                     "--label", "%s=%s" % (OWNER_LABEL, self.scope)]
             if prefix:

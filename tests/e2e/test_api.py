@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +23,8 @@ import pytest
 
 from swaptools import make_exiting, stale_pair
 
-from daemontools import Daemon, new_token, port_accepts, raw_http
-from harness import RUN_LABEL, EngineEvents, free_port, wait_for
+from daemontools import Daemon, NotifySocket, new_token, port_accepts, raw_http
+from harness import RUN_LABEL, EngineEvents, free_port, refit_version, wait_for
 from swaptools import engine_get, inspect, list_containers, same_digest
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -33,7 +34,7 @@ SLOW_STOP_CMD = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 
 # One stale image per key: its own repository, v1 on the host, v2 pushed
 # under the same tag.  "bad": v2's command exits at once.
-PAIRS = ["sync-a", "sync-b", "bad", "cmd-a", "cmd-b", "api-a", "api-b", "pause", "term"]
+PAIRS = ["sync-a", "sync-b", "bad", "cmd-a", "cmd-b", "api-a", "api-b", "pause", "term", "reload", "killed"]
 
 
 # --------------------------------------------------------------------------
@@ -64,21 +65,6 @@ def pairs(image_factory, plain_registry, base_pair):
                              newer.get(k, v2), "api-" + k) for k in PAIRS}
         return {k: f.result() for k, f in futs.items()}
 
-
-@pytest.fixture
-def daemons(refit_bin, tmp_path, engine):
-    """daemons(scope=..., **Daemon kwargs) -> a Daemon (not started);
-    any still running at teardown get SIGTERM (each by its own PID)."""
-    made = []
-
-    def make(scope=None, sub=None, **kw):
-        d = Daemon(refit_bin, os.path.join(str(tmp_path), sub or "d%d" % len(made)),
-                   scope=scope, **kw)
-        made.append(d)
-        return d
-    yield make
-    for d in made:
-        d.kill()
 
 
 # --------------------------------------------------------------------------
@@ -309,7 +295,7 @@ def test_health_is_open_and_everything_else_needs_the_token(daemons, scope):
         r.describe()
     h = r.json()
     assert h.get("status") == "ok" and h.get("paused") is False, h
-    assert isinstance(h.get("version"), str) and h["version"], h
+    assert h.get("version") == refit_version(d.binary), h     # what `refit version` says
     # a wrong token does not matter on /health
     assert d.curl("GET", "/health", token="wrong-" + d.token).status == 200
 
@@ -386,8 +372,11 @@ def test_request_errors(daemons, scope):
     assert "action" in e and "missing" in e
     _, e = err("POST", COMMAND, 400, body={"action": "trigger", "target_version": "v2/x"})
     assert "target_version" in e and "tag" in e
-    _, e = err("POST", COMMAND, 400, body={"action": "trigger",
+    _, e = err("POST", COMMAND, 400, body={"action": "rollback",
                                            "migration_config": {"rename_containers": True}})
+    assert "migration_config" in e and "trigger" in e
+    _, e = err("POST", COMMAND, 400, body={"action": "trigger", "migration_config": {
+        "rename_containers": False, "rename_map": {"aa": "bb"}}})
     assert "rename_containers" in e
     _, e = err("POST", COMMAND, 400, body={"action": "trigger",
                                            "migration_config": {"rollback_on_failure": False}})
@@ -409,7 +398,7 @@ def test_request_errors(daemons, scope):
     # 405 with Allow
     for method, path, allow in [("GET", "/api/v1/update", "POST"), ("POST", "/health", "GET"),
                                 ("DELETE", "/api/v1/operations/0123456789abcdef", "GET"),
-                                ("PUT", COMMAND, "POST"), ("GET", "/v1/update", "POST")]:
+                                ("PUT", COMMAND, "POST"), ("PUT", "/v1/update", "GET, POST")]:
         r, _ = err(method, path, 405, body={} if method in ("POST", "PUT") else None)
         assert r.headers.get("allow") == allow, r.describe()
     # 404: an unknown operation, an ID that is not one, an unknown path
@@ -444,6 +433,12 @@ def test_oversized_body_is_refused_before_it_is_sent(daemons, scope):
     finally:
         assert d.alive()
         d.stop()
+
+
+def without_summary(rec):
+    """/v1/update's answer less what it adds to the operation's record."""
+    return {k: v for k, v in rec.items()
+            if k not in ("summary", "timing", "timestamp", "api_version", "operation")}
 
 
 # --------------------------------------------------------------------------
@@ -486,7 +481,10 @@ def test_watchtower_update_answers_when_done_and_metrics_count_it(
     assert statuses(rec) == {a: "updated"}, rec
     assert same_digest(entries(rec)[a].get("latest_digest"), a2.digest), rec
     assert same_digest(entries(rec)[a].get("current_digest"), a1.digest), rec
-    assert d.op(rec["id"]) == rec     # the record GET /api/v1/operations/ID gives
+    assert d.op(rec["id"]) == without_summary(rec)     # the record GET /api/v1/operations/ID gives
+    assert rec["operation"] == rec["id"] and rec["api_version"] == "v1"
+    assert rec["summary"] == {"scanned": 1, "updated": 1, "failed": 0, "rolled_back": 0, "skipped": 0}, rec
+    assert rec["timing"]["duration_ms"] >= 1000 and rec["timing"]["duration"].endswith("s"), rec
     a_id = inspect(a)["Id"]
     m = metrics(d)
     assert m.value("refit_containers_updated_total") == 1
@@ -510,7 +508,8 @@ def test_watchtower_update_answers_when_done_and_metrics_count_it(
     assert rec.get("state") == "failed" and rec.get("error"), rec
     assert statuses(rec) == {a: "up-to-date", b: "updated", bad: "rolled-back",
                              fresh: "up-to-date"}, rec
-    assert d.op(rec["id"]) == rec
+    assert d.op(rec["id"]) == without_summary(rec)
+    assert rec["summary"] == {"scanned": 4, "updated": 1, "failed": 1, "rolled_back": 1, "skipped": 0}, rec
 
     m = metrics(d)
     assert m.value("refit_containers_scanned_total") == 5
@@ -782,6 +781,64 @@ def test_sigterm_during_a_slow_swap_leaves_one_consistent_container(
     assert op in log
 
 
+def test_operations_answer_after_a_restart(daemons, scope, scoped, containers, pairs, run_id):
+    """Operation IDs survive the daemon: one that finished answers as it
+    ended; one that a SIGKILL cut in the middle of its health gate answers
+    "interrupted", and the journal's recovery at the next start puts the
+    container right (one container, running, on the old or the new image)."""
+    k1, k2 = pairs["killed"]
+    name = containers.run(k1, labels=scoped(), hint="killed")
+    d = daemons(scope=scope, config_extra="min_uptime: 20\n").start()
+    done = d.submit("/api/v1/update", {"containers": [name], "dry_run": True})
+    assert d.wait_op(done)["state"] == "succeeded"
+    op = d.submit("/api/v1/update", {"containers": [name]})
+    wait_for(lambda: d.op(op)["state"] != "queued", 30, interval=0.2, what="operation %s to run" % op)
+    time.sleep(5)                       # pulled, swapped, inside the 20 s gate
+    assert d.op(op)["state"] == "running", d.op(op)
+    d.proc.kill()                       # SIGKILL: no record of the end is written
+    d.wait_exit(timeout=20)
+    with open(os.path.join(d.state_dir, "operations.json")) as f:
+        kept = {r["id"]: r["state"] for r in json.load(f)}
+    assert kept.get(op) == "running" and kept.get(done) == "succeeded", kept
+
+    d.start()
+    rec = d.op(op)
+    assert rec["state"] == "interrupted" and "stopped while it ran" in rec["error"], rec
+    assert rec["kind"] == "update" and rec["params"]["containers"] == [name], rec
+    assert ISO.match(rec["finished"]), rec
+    assert d.op(done)["state"] == "succeeded"
+    assert d.get_json("/api/v1/operations/%s" % op) == d.wait_op(op)   # finished: no waiting
+    # the journal's recovery ran before READY; the container is whole
+    d.wait_log("recovered", timeout=30)
+    wait_for(lambda: len(exact_named(name)) == 1 and inspect(name)["State"]["Running"], 30,
+             interval=0.3, what="%s whole again" % name)
+    assert inspect(name)["Image"] in (k1.id, k2.id)
+    mine = list_containers(label=["%s=%s" % (RUN_LABEL, run_id), "refit.scope=%s" % scope])
+    assert sorted(n for _, n in mine) == [name], mine
+    # a new operation is kept beside the old ones, and a restart keeps it all
+    again = d.submit("/api/v1/update", {"containers": [name], "dry_run": True})
+    assert d.wait_op(again)["state"] == "succeeded"
+    d.stop()
+    d.start()
+    assert d.op(op)["state"] == "interrupted" and d.op(again)["state"] == "succeeded"
+    d.stop()
+
+
+def test_a_damaged_operations_file_is_set_aside(daemons, scope):
+    """operations.json that is not what refit writes: the daemon starts,
+    says so, and answers 404 for IDs it cannot know."""
+    d = daemons(scope=scope)
+    for text in ("{not json", json.dumps({"id": "x"}),
+                 json.dumps([{"id": "../../etc", "kind": "update", "state": "running",
+                              "created": "x"}, 5, None])):
+        with open(os.path.join(d.state_dir, "operations.json"), "w") as f:
+            f.write(text)
+        d.start()
+        assert d.curl("GET", "/api/v1/operations/0123456789abcdef").status == 404
+        d.stop()
+    assert "operations of the earlier run not read" in d.all_stderr()
+
+
 # --------------------------------------------------------------------------
 # 8: SIGHUP
 
@@ -858,27 +915,12 @@ def test_sighup_applies_a_new_api_token(daemons, scope):
 # 9: systemd notification
 
 def test_ready_and_watchdog_on_notify_socket(daemons, scope, tmp_path):
-    sock_path = os.path.join(str(tmp_path), "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(sock_path)
-    sock.settimeout(0.5)
-    msgs = []            # (monotonic time, field, listening when it arrived)
-    stop = threading.Event()
     d = daemons(scope=scope, watchdog_pid=True,
-                env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"})
-
-    def listen():
-        while not stop.is_set():
-            try:
-                data = sock.recv(4096).decode()
-            except socket.timeout:
-                continue
-            t = time.monotonic()
-            for field in data.split("\n"):
-                listening = port_accepts(d.port) if field == "READY=1" else None
-                msgs.append((t, field, listening))
-    th = threading.Thread(target=listen, daemon=True)
-    th.start()
+                env={"NOTIFY_SOCKET": os.path.join(str(tmp_path), "notify.sock"),
+                     "WATCHDOG_USEC": "2000000"})
+    ns = NotifySocket(d.env_extra["NOTIFY_SOCKET"],
+                      on_field=lambda f: port_accepts(d.port) if f == "READY=1" else None)
+    msgs = ns.msgs
     try:
         d.launch()
         wait_for(lambda: any(f == "READY=1" for _, f, _ in msgs), 20, interval=0.05,
@@ -892,6 +934,7 @@ def test_ready_and_watchdog_on_notify_socket(daemons, scope, tmp_path):
         dogs = [t for t, f, _ in msgs if f == "WATCHDOG=1" and t > t_ready]
         gaps = [b - a for a, b in zip(dogs, dogs[1:])]
         assert all(g < 1.9 for g in gaps), "watchdog pings too far apart: %r" % gaps
+        assert ns.statuses()[-1].startswith("idle"), ns.statuses()
         # a reload says RELOADING=1 then READY=1 again
         n = len(msgs)
         d.signal(signal.SIGHUP)
@@ -900,14 +943,97 @@ def test_ready_and_watchdog_on_notify_socket(daemons, scope, tmp_path):
         fields = [f for _, f, _ in msgs[n:]]
         assert "RELOADING=1" in fields and \
             fields.index("RELOADING=1") < fields.index("READY=1"), fields
+        # systemd 253+ wants the monotonic clock with RELOADING=1 (in microseconds)
+        mono = [f for f in fields if f.startswith("MONOTONIC_USEC=")]
+        assert mono and abs(int(mono[0].split("=")[1]) / 1e6 - time.monotonic()) < 10, fields
         n = len(msgs)
         d.stop()
         time.sleep(0.3)
         assert "STOPPING=1" in [f for _, f, _ in msgs[n:]], msgs[n:]
     finally:
-        stop.set()
-        th.join(timeout=5)
-        sock.close()
+        ns.close()
+
+
+def reload_cli(refit_bin, pid, timeout=30):
+    """`refit reload PID` as the unit's ExecReload runs it: (rc, seconds, stderr)."""
+    t0 = time.monotonic()
+    p = subprocess.run([refit_bin, "reload", str(pid)], capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, time.monotonic() - t0, p.stderr
+
+
+def test_reload_during_a_long_health_gate(daemons, scope, scoped, containers, pairs,
+                                          refit_bin, tmp_path):
+    """A reload in the middle of a pass (a 12 s health gate) never waits
+    for it: RELOADING=1 / READY=1 at once, `refit reload` answers at once,
+    WATCHDOG=1 (every 1 s at WATCHDOG_USEC=2 s) keeps coming, the swap
+    completes and the new configuration takes over after it. STATUS= says
+    which pass and container. A refused configuration then fails `refit
+    reload` (exit 2) with the reason in STATUS=, and nothing changes."""
+    r1, r2 = pairs["reload"]
+    name = containers.run(r1, labels=scoped(), hint="reload")
+    d = daemons(scope=scope, watchdog_pid=True, config_extra="min_uptime: 12\n",
+                env={"NOTIFY_SOCKET": os.path.join(str(tmp_path), "notify-reload.sock"),
+                     "WATCHDOG_USEC": "2000000"})
+    ns = NotifySocket(d.env_extra["NOTIFY_SOCKET"])
+    try:
+        d.start()
+        t_start = time.monotonic()
+        op = d.submit("/api/v1/update", {"containers": [name]})
+        # the gate: the new container runs, refit waits min_uptime
+        wait_for(lambda: any(name in s and "health" in s for s in ns.statuses()), 30,
+                 interval=0.1, what="STATUS= naming %s at its health gate" % name)
+        st = [s for s in ns.statuses() if name in s and "health" in s][0]
+        assert st.startswith("pass ") and op in st and "update" in st and "of 1" in st, st
+        # a new configuration: the pass's log level changes to debug
+        mark = d.log_mark()
+        n = len(ns.msgs)
+        d.write_config(d.config_text(extra="min_uptime: 12\nlog_level: debug\n"))
+        rc, took, err = reload_cli(refit_bin, d.proc.pid)
+        assert rc == 0 and took < 5, (rc, took, err)
+        assert d.op(op)["state"] == "running", "the pass ended before the reload was tested"
+        # the datagrams were sent before the answer; the listener may not have read them yet
+        wait_for(lambda: "READY=1" in ns.fields(n), 5, interval=0.05, what="READY=1 after the reload")
+        fields = ns.fields(n)
+        assert "RELOADING=1" in fields and "READY=1" in fields[fields.index("RELOADING=1"):], fields
+        assert any("takes over when the running pass ends" in s for s in ns.statuses(n)), \
+            ns.statuses(n)
+        assert "configuration reloaded" not in d.stderr_text()[mark:], "applied in the middle of the pass"
+        rec = d.wait_op(op, timeout=60)
+        assert rec["state"] == "succeeded", rec
+        assert on(name, r2)
+        d.wait_log("configuration reloaded", since=mark)
+        log = d.stderr_text()[mark:]
+        assert log.index("operation %s" % op) < log.index("configuration reloaded"), log
+        gaps = ns.watchdog_gaps(t_start)
+        assert len(gaps) >= 10 and max(gaps) < 1.9, "watchdog pings too far apart: %r" % gaps
+        wait_for(lambda: ns.statuses()[-1].startswith("idle"), 10, interval=0.1,
+                 what="STATUS=idle after the pass")
+        assert op in ns.statuses()[-1] and "succeeded" in ns.statuses()[-1], ns.statuses()[-1]
+
+        # a refused configuration: systemctl reload's job fails, the reason in STATUS=
+        mark = d.log_mark()
+        n = len(ns.msgs)
+        d.write_config(d.config_text(extra="poll_interval: banana\n"))
+        rc, took, err = reload_cli(refit_bin, d.proc.pid)
+        assert rc == 2 and took < 5 and "refused" in err, (rc, took, err)
+        wait_for(lambda: any(s.startswith("reload refused") for s in ns.statuses(n)), 5, interval=0.05,
+                 what="STATUS=reload refused")
+        refused = [s for s in ns.statuses(n) if s.startswith("reload refused")]
+        assert refused and "poll_interval" in refused[0], ns.statuses(n)
+        assert "READY=1" in ns.fields(n)
+        time.sleep(1)
+        assert "configuration reloaded" not in d.stderr_text()[mark:]
+        # nothing applied: the running configuration (debug level, same token) stays
+        assert d.curl("GET", "/api/v1/history").status == 200
+        # a plain SIGHUP (kill -HUP) still reloads, and gets no signal back
+        d.write_config(d.config_text(extra="min_uptime: 12\n"))
+        mark = d.log_mark()
+        d.signal(signal.SIGHUP)
+        d.wait_log("configuration reloaded", since=mark)
+        d.stop()
+    finally:
+        ns.close()
 
 
 def test_no_watchdog_for_another_pid(daemons, scope, tmp_path):

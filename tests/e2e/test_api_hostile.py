@@ -43,20 +43,6 @@ NOTHING_QUEUED = {"running": None, "queued": 0, "paused": False, "last": None}
 # --------------------------------------------------------------------------
 # fixtures
 
-@pytest.fixture
-def daemons(refit_bin, tmp_path, engine):
-    """daemons(scope=..., **Daemon kwargs) -> a Daemon (not started);
-    any still running at teardown get SIGTERM (each by its own PID)."""
-    made = []
-
-    def make(scope=None, **kw):
-        d = Daemon(refit_bin, os.path.join(str(tmp_path), "d%d" % len(made)), scope=scope, **kw)
-        made.append(d)
-        return d
-    yield make
-    for d in made:
-        d.kill()
-
 
 @pytest.fixture(scope="module")
 def stale_image(image_factory, plain_registry):

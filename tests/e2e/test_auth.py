@@ -12,7 +12,7 @@ def _actions(scope):
     return scope.rsplit(":", 1)[1].split(",")
 
 
-def test_token_auth_from_config_json_one_token_per_repository(
+def test_token_auth_from_config_json_one_token_per_registry(
         refit, token_registry, token_server, image_factory, containers, scoped, scope, tmp_path):
     a, b = image_factory.make_many([{"registry": token_registry},
                                     {"registry": token_registry}])
@@ -32,15 +32,65 @@ def test_token_auth_from_config_json_one_token_per_repository(
     assert digest_only(res[on_a2].get("latest_digest")) == a2.digest
     assert digest_only(res[on_b].get("latest_digest")) == b.digest
     reqs = token_server.requests(mark)
-    assert len(reqs) == 2 and all(r["ok"] for r in reqs), \
-        "one token request per repository, each with valid credentials: %r" % reqs
+    assert len(reqs) == 1 and reqs[0]["ok"], \
+        "one token request for both repositories, with valid credentials: %r" % reqs
+    assert reqs[0]["service"] == token_server.service, reqs
     for img in (a, b):
-        mine = [r for r in reqs if any(s.startswith("repository:%s:" % img.repo)
-                                       for s in r["scopes"])]
-        assert len(mine) == 1, reqs
-        scopes = [s for s in mine[0]["scopes"] if s.startswith("repository:%s:" % img.repo)]
+        scopes = [s for s in reqs[0]["scopes"] if s.startswith("repository:%s:" % img.repo)]
+        assert len(scopes) == 1, reqs
         assert "pull" in _actions(scopes[0]) and "push" not in _actions(scopes[0]), reqs
-        assert mine[0]["service"] == token_server.service, reqs
+
+
+@pytest.fixture
+def token_server_mode(token_server):
+    """The token server's multi-scope switches, put back after the test."""
+    yield token_server
+    token_server.multi_scope = True
+    token_server.withhold = set()
+
+
+def _two_repositories(image_factory, token_registry, containers, scoped):
+    a, b = image_factory.make_many([{"registry": token_registry},
+                                    {"registry": token_registry}])
+    return a, b, containers.run(a, labels=scoped()), containers.run(b, labels=scoped())
+
+
+def test_multi_scope_refused_falls_back_to_one_token_per_repository(
+        refit, token_registry, token_server_mode, image_factory, containers, scoped, scope, tmp_path):
+    ts = token_server_mode
+    a, b, on_a, on_b = _two_repositories(image_factory, token_registry, containers, scoped)
+    new_b = image_factory.publish_new_version(b)
+    cfg = write_docker_config(str(tmp_path / "dc"), auths={token_registry.host: (ts.username, ts.password)})
+    ts.multi_scope = False
+    mark = ts.mark()
+    res = refit.check_json(scope, env={"DOCKER_CONFIG": cfg})
+    assert res.rc == 0, res.describe()
+    assert res.statuses() == {on_a: "up-to-date", on_b: "update-available"}, res.describe()
+    assert digest_only(res[on_b].get("latest_digest")) == new_b.digest
+    reqs = ts.requests(mark)
+    refused = [r for r in reqs if not r["ok"]]
+    served = [r for r in reqs if r["ok"]]
+    assert len(refused) == 1 and len(refused[0]["scopes"]) == 2, reqs
+    assert sorted(len(r["scopes"]) for r in served) == [1, 1], reqs
+    assert ts.count(since=mark, repository=a.repo, ok=True) == 1, reqs
+    assert ts.count(since=mark, repository=b.repo, ok=True) == 1, reqs
+
+
+def test_multi_scope_granting_fewer_scopes_asks_the_rest_alone(
+        refit, token_registry, token_server_mode, image_factory, containers, scoped, scope, tmp_path):
+    ts = token_server_mode
+    a, b, on_a, on_b = _two_repositories(image_factory, token_registry, containers, scoped)
+    cfg = write_docker_config(str(tmp_path / "dc"), auths={token_registry.host: (ts.username, ts.password)})
+    ts.withhold = {b.repo}
+    mark = ts.mark()
+    res = refit.check_json(scope, env={"DOCKER_CONFIG": cfg})
+    assert res.rc == 0, res.describe()
+    assert res.statuses() == {on_a: "up-to-date", on_b: "up-to-date"}, res.describe()
+    reqs = ts.requests(mark)
+    assert len(reqs) == 2 and all(r["ok"] for r in reqs), reqs
+    assert len(reqs[0]["scopes"]) == 2, reqs
+    assert [s.rsplit(":", 1)[0] for s in reqs[1]["scopes"]] == ["repository:" + b.repo], \
+        "the repository the first token left out is asked alone: %r" % reqs
 
 
 def test_token_auth_update_available(refit, token_registry, token_server, image_factory,
@@ -163,3 +213,27 @@ def test_tls_registry_basic_auth_from_repo_user(refit, tls_registry, tls_materia
     assert res.rc == 0, res.describe()
     assert res.statuses() == {name: "up-to-date"}, res.describe()
     assert digest_only(res[name].get("latest_digest")) == img.digest
+
+
+def test_token_request_split_when_the_url_would_grow_too_long(
+        refit, token_registry, token_server, image_factory, containers, scoped, scope, tmp_path):
+    # 16 repositories with names of ~240 characters: their scopes do not fit one 4 KiB URL
+    imgs = image_factory.make_many([
+        {"registry": token_registry,
+         "repo": image_factory.unique_repo("long-" + "x" * 210)} for _ in range(16)])
+    names = [containers.run(i, labels=scoped()) for i in imgs]
+    cfg = write_docker_config(str(tmp_path / "dc"), auths={
+        token_registry.host: (token_server.username, token_server.password)})
+    mark = token_server.mark()
+    res = refit.check_json(scope, env={"DOCKER_CONFIG": cfg})
+    assert res.rc == 0, res.describe()
+    assert res.statuses() == {n: "up-to-date" for n in names}, res.describe()
+    reqs = token_server.requests(mark)
+    assert all(r["ok"] for r in reqs), reqs
+    asked = [s for r in reqs for s in r["scopes"]]
+    assert sorted(asked) == sorted("repository:%s:pull" % i.repo for i in imgs), \
+        "every repository asked once: %r" % reqs
+    # which request goes first depends on which job reached its token first
+    # (a job alone at that moment asks for its own scope only: [1, 15] under load)
+    assert len(reqs) == 2 and max(len(r["scopes"]) for r in reqs) >= 8, \
+        "split into two requests, one with as many scopes as fit: %r" % [len(r["scopes"]) for r in reqs]

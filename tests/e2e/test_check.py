@@ -3,7 +3,7 @@ Command line, Which containers, Finding updates)."""
 
 import re
 
-from harness import EngineEvents, digest_only, docker, docker_inspect
+from harness import EngineEvents, digest_only, docker, docker_inspect, refit_version
 
 MANIFESTS = r"^/v2/.+/manifests/"
 BLOBS = r"^/v2/.+/blobs/"
@@ -32,6 +32,20 @@ def test_up_to_date_right_after_run(refit, shared_images, containers, scoped, sc
     c = assert_entry(res, name, containers, img, "up-to-date", latest=img.digest)
     assert c.get("strategy") == "recreate", res.describe()
     assert not c.get("error"), res.describe()
+
+
+def test_registry_requests_carry_the_version(refit, refit_bin, shared_images, containers, scoped,
+                                             scope, plain_registry):
+    """The User-Agent of registry requests is refit/VERSION, the version
+    `refit version` prints (the registry's access log records it)."""
+    name = containers.run(shared_images[1], labels=scoped())
+    mark = plain_registry.mark()
+    res = refit.check_json(scope)
+    assert res.rc == 0 and res.names == {name}, res.describe()
+    agent = '"refit/%s"' % refit_version(refit_bin)
+    lines = [e["line"] for e in plain_registry.access_entries(mark)
+             if re.match(MANIFESTS, e["path"])]
+    assert lines and all(line.rstrip().endswith(agent) for line in lines), (agent, lines)
 
 
 def test_update_available_and_check_changes_nothing(refit, plain_registry, image_factory,

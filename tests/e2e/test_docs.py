@@ -68,18 +68,25 @@ def config_keys():
     return keys
 
 
+WATCHTOWER_C = os.path.join(ROOT, "src", "watchtower.c")
+SETTING = re.compile(r'\{ (?:NULL|"([a-z-]+)"), (?:0|\'.\'), (?:NULL|"([A-Z0-9_]+)"), WT_\w+, (A_\w+), '
+                     r'(?:NULL|"([a-z_.]+)"), "')
+
+
+def watchtower_settings():
+    """(flag, variable, action, key) of every entry of src/watchtower.c's settings table."""
+    found = SETTING.findall(read(WATCHTOWER_C))
+    assert len(found) > 60, "settings table not found in src/watchtower.c"
+    return found
+
+
 def watchtower_env_table():
-    """(variable, key) pairs of src/config.c's watchtower_env table."""
-    src = read(CONFIG_C)
-    m = re.search(r"\}\s*watchtower_env\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
-    assert m, "watchtower_env table not found in src/config.c"
-    pairs = re.findall(r'\{\s*"([A-Z_]+)"\s*,\s*"([a-z_.]+)"\s*\}', m.group(1))
-    assert pairs, "watchtower_env table is empty"
-    return pairs
+    """(variable, key) pairs of the settings that set a configuration key."""
+    return [(env, key) for _, env, act, key in watchtower_settings() if env and act == "A_KEY"]
 
 
 def watchtower_names_in_code():
-    return sorted(set(re.findall(r'"(WATCHTOWER_[A-Z0-9_]+)"', read(CONFIG_C))))
+    return sorted({env for _, env, _, _ in watchtower_settings() if env.startswith("WATCHTOWER_")})
 
 
 def help_output(refit_bin):
@@ -134,7 +141,8 @@ def test_man_page_lists_every_option(refit_bin):
     sec = sections(render_man())
     opts = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", help_output(refit_bin)))
     for cmd in help_commands(refit_bin):
-        if cmd != "help":
+        # watchtower's flags are Watchtower's: test_every_watchtower_flag_is_in_the_migration_doc
+        if cmd not in ("help", "watchtower"):
             p = subprocess.run([refit_bin, cmd, "--help"], capture_output=True, text=True, timeout=30)
             assert p.returncode == 0, p.stderr
             opts |= set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", p.stdout))
@@ -182,17 +190,27 @@ def test_every_watchtower_variable_in_the_code_is_in_the_migration_doc():
     names = watchtower_names_in_code()
     assert "WATCHTOWER_POLL_INTERVAL" in names, names
     for name in names:
-        assert name in doc, "%s (read by src/config.c) is not in docs/migrating-from-watchtower.md" % name
+        assert name in doc, "%s (read by src/watchtower.c) is not in docs/migrating-from-watchtower.md" % name
         assert name in rows, "%s has no row in the variable table" % name
-        assert rows[name][1].startswith("**read**"), "%s is read by refit but the doc says: %s" % (
-            name, rows[name][1])
+    for _, env, act, _ in watchtower_settings():
+        if env.startswith("WATCHTOWER_"):
+            want = "**warning**" if act == "A_WARN" else "**read**"
+            assert rows[env][1].startswith(want), "%s: the code says %s, the doc says: %s" % (
+                env, act, rows[env][1])
+
+
+def test_every_watchtower_flag_is_in_the_migration_doc():
+    doc = read(MIGRATING_MD)
+    for flag, _, act, _ in watchtower_settings():
+        if flag and act not in ("A_HELP", "A_CONFIG") and flag not in ("state-dir", "docker-host"):
+            assert "`--%s`" % flag in doc, "--%s is not in docs/migrating-from-watchtower.md" % flag
 
 
 def test_migration_doc_marks_as_read_only_what_the_code_reads():
     names = set(watchtower_names_in_code())
     for name, (_, refit) in migration_rows().items():
         if refit.startswith("**read**"):
-            assert name in names, "the doc says refit reads %s, src/config.c does not" % name
+            assert name in names, "the doc says refit reads %s, src/watchtower.c does not" % name
 
 
 def test_migration_doc_names_the_key_each_variable_sets():
@@ -203,10 +221,11 @@ def test_migration_doc_names_the_key_each_variable_sets():
             assert "`%s`" % key in rows[var][1], "%s sets %s; the doc says: %s" % (var, key, rows[var][1])
 
 
-def test_every_watchtower_variable_in_the_code_is_in_the_man_page():
+def test_the_man_page_points_at_the_watchtower_table():
+    # the table of every flag and variable is `refit watchtower --help` and the migration doc
     sec = sections(render_man())
-    for name in watchtower_names_in_code():
-        assert name in sec["ENVIRONMENT"], "%s is not in the manual page's ENVIRONMENT" % name
+    assert "refit watchtower --help" in sec["ENVIRONMENT"], sec["ENVIRONMENT"]
+    assert "migrating-from-watchtower" in sec["ENVIRONMENT"], sec["ENVIRONMENT"]
 
 
 def test_readme_links_the_migration_doc():

@@ -28,7 +28,8 @@ from swaptools import make_exiting, stale_pair
 from privateengine import private_engine
 
 from daemontools import Daemon, new_token
-from harness import RUN_LABEL, docker, docker_inspect, free_port, remove_containers, wait_for
+from harness import (RUN_LABEL, docker, docker_inspect, free_port, refit_version, remove_containers,
+                     wait_for)
 
 SLOW_STOP_CMD = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 
@@ -426,7 +427,7 @@ def test_status_table_and_json(refit_bin, tmp_path, fleet, engine2):
     assert header == ["HOST", "HEALTH", "VERSION", "PAUSED", "CONTAINER", "IMAGE", "DIGEST", "STATUS"], header
     for h, paused in zip(hosts, ("no", "yes")):
         cells = row(r.out, h.name)
-        assert cells == [h.name, "ok", "0.1.0", paused, h.container, h.v1.ref, short(h.v1.digest),
+        assert cells == [h.name, "ok", refit_version(refit_bin), paused, h.container, h.v1.ref, short(h.v1.digest),
                          "update-available"], cells
 
     closed = free_port()
@@ -440,7 +441,7 @@ def test_status_table_and_json(refit_bin, tmp_path, fleet, engine2):
     assert "unreachable" in x["gone"]["error"] and x["gone"]["containers"] == []
     for h, paused in zip(hosts, (False, True)):
         y = x[h.name]
-        assert y["reachable"] and y["health"] == "ok" and y["version"] == "0.1.0" and y["paused"] is paused, y
+        assert y["reachable"] and y["health"] == "ok" and y["version"] == refit_version(refit_bin) and y["paused"] is paused, y
         assert [(c["name"], c["image"], c["old_digest"]) for c in y["containers"]] == \
             [(h.container, h.v1.ref, h.v1.digest)], y
     r = fleet_cmd(refit_bin, "status", "--hosts", hf2)
@@ -488,7 +489,7 @@ def test_https_with_ca_file(refit_bin, tmp_path, fleet, tls_material):
                            extra={"tls": ["ca_file: %s" % tls_material.ca_pem]})
         r = fleet_cmd(refit_bin, "status", "--hosts", good)
         assert r.rc == 0, r.describe()
-        assert row(r.out, "tls")[:5] == ["tls", "ok", "0.1.0", "no", host.container], r.out
+        assert row(r.out, "tls")[:5] == ["tls", "ok", refit_version(refit_bin), "no", host.container], r.out
         r = fleet_cmd(refit_bin, "rollout", "--hosts", good)
         assert r.rc == 0, r.describe()
         no_tokens(r, [host])

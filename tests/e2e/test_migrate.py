@@ -519,3 +519,37 @@ def test_crash_mid_migration_is_recovered(step, refit, scope, swapenv, common_pa
     [rec] = history(refit)
     assert rec["kind"] == "migrate" and rec.get("recovered") is True
     assert rec["outcome"] == ("updated" if step == "cutover" else "rolled-back")
+
+
+def test_migration_notifies_like_an_update(refit, scope, swapenv, common_pairs, swap_images,
+                                           tmp_path):
+    """A migration that ran is told to the notification URLs as an update
+    is: kind "migrate", the container under its new name with the name it
+    had, its outcome; a dry run and a second run of the same file (already
+    migrated, nothing changed) send nothing."""
+    from test_notify import Receiver
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    net, _ = swapenv.network()
+    name, _ = start_app(swapenv, v1, "told", net)
+    target = swapenv.name("told-new")
+    rx = Receiver()
+    try:
+        cfg = "notifications:\n  - \"%s\"\n" % rx.url("generic+http://", "/hook")
+        plan = write_plan(tmp_path, [{"from": name, "to": target, "image": v2.ref}])
+        res, _ = migrate(refit, scope, plan, "--dry-run", extra_config=cfg)
+        assert res.rc == 0, res.describe()
+        assert rx.got("/hook") == []
+        res, out = migrate(refit, scope, plan, extra_config=cfg)
+        assert res.rc == 0 and out["migrations"][0]["status"] == "migrated", res.describe()
+        wait_for(lambda: rx.got("/hook"), 15, interval=0.2, what="the migration's notification")
+        [req] = rx.got("/hook")
+        p = json.loads(req["body"])
+        assert p["kind"] == "migrate" and p["summary"].endswith("migration: 1 updated"), p
+        [c] = p["containers"]
+        assert (c["name"], c["from"], c["outcome"], c["image"]) == (target, name, "updated", v2.ref), c
+        res, out = migrate(refit, scope, plan, extra_config=cfg)   # already migrated
+        assert res.rc == 0, res.describe()
+        assert len(rx.got("/hook")) == 1, rx.requests
+    finally:
+        rx.stop()

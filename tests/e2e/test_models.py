@@ -28,19 +28,6 @@ from test_api import Metrics
 from test_notify import Receiver
 
 
-@pytest.fixture
-def daemons(refit_bin, tmp_path, engine):
-    """daemons(**Daemon kwargs) -> a Daemon (not started); SIGTERM at teardown."""
-    made = []
-
-    def make(**kw):
-        d = Daemon(refit_bin, os.path.join(str(tmp_path), "d%d" % len(made)), **kw)
-        made.append(d)
-        return d
-    yield make
-    for d in made:
-        d.kill()
-
 
 @pytest.fixture
 def ollama():

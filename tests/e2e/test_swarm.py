@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from harness import RUN_LABEL, HarnessError, free_port, wait_for
+from harness import RUN_LABEL, HarnessError, free_port, wait_for, write_docker_config
 from privateengine import private_engine
 
 FAST = {"refit.swarm.monitor": "1", "refit.swarm.delay": "0", "refit.swarm.timeout": "240"}
@@ -108,9 +108,9 @@ def services(swarm, run_id):
     made = []
 
     class Services:
-        def create(self, image_ref, labels=None, container_labels=None, extra=()):
+        def create(self, image_ref, labels=None, container_labels=None, extra=(), cli=()):
             name = "refit-e2e-%s-svc-%s" % (run_id, uuid.uuid4().hex[:6])
-            args = ["service", "create", "--detach", "--quiet", "--name", name,
+            args = list(cli) + ["service", "create", "--detach", "--quiet", "--name", name,
                     "--label", "%s=%s" % (RUN_LABEL, run_id),
                     "--container-label", "%s=%s" % (RUN_LABEL, run_id),
                     "--stop-grace-period", "2s", "--update-monitor", "1s"]
@@ -210,6 +210,34 @@ def test_service_updated_to_new_digest(refit, swarm, scope, services, image_fact
     wait_single_task_on(swarm, name, v1)
     hist = json.loads(refit.run("history", "--json", name).stdout)["history"]
     assert [(h["kind"], h["outcome"]) for h in hist] == [("update", "updated"), ("rollback", "updated")]
+
+
+def test_service_on_a_token_registry_is_pulled_with_the_checks_credentials(
+        refit, swarm, scope, services, image_factory, token_registry, token_server, tmp_path):
+    """A service whose image is on a registry with token auth: the update
+    sends X-Registry-Auth from the credentials the check used, so the node
+    pulls the new digest. The service itself holds no credentials (made
+    without --with-registry-auth, its first image put on the node by a
+    pull of the CLI's own), so without the header Swarm could not pull
+    and would roll the update back."""
+    v1 = image_factory.make(token_registry, repo=image_factory.unique_repo("swarm-auth"))
+    swarm.docker("--config", token_registry.docker_config, "pull", v1.ref, timeout=120)
+    name = services.create("%s@%s" % (v1.ref, v1.digest), labels=labels_for(scope),
+                           extra=["--no-resolve-image"])
+    wait_single_task_on(swarm, name, v1)
+    v2 = image_factory.publish_new_version(v1)
+    creds = write_docker_config(str(tmp_path / "dc"), auths={
+        token_registry.host: (token_server.username, token_server.password)})
+    mark = token_server.mark()
+    res = refit.run("update", "--json", "--scope", scope, env={"DOCKER_CONFIG": creds}, timeout=400)
+    out = {c["name"]: c for c in json.loads(res.stdout)["containers"]}
+    assert res.rc == 0 and out[name]["status"] == "updated", res.describe()
+    assert spec_image(swarm, name) == "%s@%s" % (v1.ref, v2.digest)
+    task = wait_single_task_on(swarm, name, v2)
+    assert task["Config"]["Image"] == "%s@%s" % (v1.ref, v2.digest)
+    # the check's token and the node's pull both authenticated at the token server
+    assert token_server.count(since=mark, ok=True, repository=v1.repo) >= 2
+    assert token_server.count(since=mark, ok=False) == 0
 
 
 def test_failing_new_image_rolled_back_by_swarm(refit, swarm, scope, services, image_factory, v1_images):

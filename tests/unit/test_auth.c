@@ -52,6 +52,32 @@ static void test_token_parse(void **state)
 	}
 }
 
+static void test_token_access(void **state)
+{
+	/* payload {"sub":"ci","access":[a/b pull, c *, d push]}: base64url without padding */
+	const char *jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjaSIsImFjY2VzcyI6W3sidHlwZSI6InJlcG9zaXRvcnkiLCJuYW1lIjoiYS9iIiwiYWN0aW9ucyI6WyJwdWxsIl19LHsidHlwZSI6InJlcG9zaXRvcnkiLCJuYW1lIjoiYyIsImFjdGlvbnMiOlsiKiJdfSx7InR5cGUiOiJyZXBvc2l0b3J5IiwibmFtZSI6ImQiLCJhY3Rpb25zIjpbInB1c2giXX1dfQ.c2ln";
+	static const char *const opaque[] = {
+		"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjaSJ9.c2ln", /* a JWT without an access claim */
+		"djE6cmVmaXQ6MTIzNDU2", "a.b", "a..b", "a.!!!!.b", "a.e.b", "a.eyJ9.b", "",
+	};
+	json_t *access = auth_token_access(jwt);
+
+	(void)state;
+	assert_non_null(access);
+	assert_int_equal(auth_access_grants(access, "repository:a/b:pull"), 1);
+	assert_int_equal(auth_access_grants(access, "repository:c:pull"), 1);
+	assert_int_equal(auth_access_grants(access, "repository:d:pull"), 0);
+	assert_int_equal(auth_access_grants(access, "repository:a:pull"), 0);
+	assert_int_equal(auth_access_grants(access, "repository:a/b/c:pull"), 0);
+	assert_int_equal(auth_access_grants(access, "registry:catalog:*"), 0);
+	assert_int_equal(auth_access_grants(access, "nonsense"), 0);
+	json_decref(access);
+	assert_int_equal(auth_access_grants(NULL, "repository:a/b:pull"), -1);
+	for (size_t i = 0; i < sizeof(opaque) / sizeof(opaque[0]); i++)
+		if (auth_token_access(opaque[i]))
+			fail_msg("an access claim read from %s", opaque[i]);
+}
+
 static void test_helper_parse(void **state)
 {
 	struct cred c = { 0 };
@@ -167,6 +193,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_token_parse),
+		cmocka_unit_test(test_token_access),
 		cmocka_unit_test(test_helper_parse),
 		cmocka_unit_test(test_basic),
 		cmocka_unit_test(test_lookup),

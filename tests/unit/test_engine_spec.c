@@ -11,7 +11,8 @@
 
 #include "refit/engine-spec.h"
 
-/* Captured from dockerd 20.10 (API 1.41); tests run from the repository root, as `make unit` does. */
+/* Captured from dockerd 20.10 (API 1.41), the *-1.52 ones written from them by moby's
+ * api/docs/CHANGELOG.md (see fixtures/engine-spec/README.md); tests run from the repository root, as `make unit` does. */
 #define FIXTURES "tests/unit/fixtures/engine-spec/"
 #define IMAGE "registry.example:5000/app:2"
 
@@ -52,10 +53,11 @@ static json_t *parse(const char *text)
 	return j;
 }
 
-/* Build from CONTAINER and OLD_IMAGE, asserting success and that neither input changed. */
-static struct spec_output build(json_t *container, json_t *old_image, const char *api, const char *alias)
+/* Build from IN, asserting success and that neither input changed. */
+static struct spec_output build_in(const struct spec_input *in_)
 {
-	struct spec_input in = { container, old_image, IMAGE, api, alias };
+	struct spec_input in = *in_;
+	json_t *container = in.container, *old_image = in.old_image;
 	struct spec_output out = { 0 };
 	struct refit_err e = { 0 };
 	json_t *c0 = json_deep_copy(container), *i0 = old_image ? json_deep_copy(old_image) : NULL;
@@ -69,6 +71,17 @@ static struct spec_output build(json_t *container, json_t *old_image, const char
 	json_decref(c0);
 	json_decref(i0);
 	return out;
+}
+
+/* Build from CONTAINER and OLD_IMAGE onto IMAGE, asserting success and that neither input changed. */
+static struct spec_output build(json_t *container, json_t *old_image, const char *api, const char *alias)
+{
+	struct spec_input in = {
+		.container = container, .old_image = old_image, .image = IMAGE, .api_version = api,
+		.extra_alias = alias,
+	};
+
+	return build_in(&in);
 }
 
 /* Assert that V is the JSON given as TEXT. */
@@ -208,6 +221,92 @@ static void test_rich_networks_144(void **state)
 	json_decref(img);
 }
 
+/*
+ * Docker 29 (API 1.52), written by moby's API version history: no top-level
+ * NetworkSettings addresses, Aliases without the short ID (1.45) beside
+ * DNSNames, GwPriority (1.48), random engine MACs, no Config.OnBuild or
+ * Config.MacAddress; the image inspect without its empty Config members.
+ */
+static void test_api_152(void **state)
+{
+	static const char *const versions[] = { "1.45", "1.48", "1.52", "1.56" };
+	json_t *c = fixture("rich-1.52.json"), *img = fixture("image-1.52.json");
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		struct spec_output o = build(c, img, versions[i], NULL);
+		char *dump = json_dumps(o.create, JSON_COMPACT);
+
+		assert_json(at(o.create, "Env"), "['A=override', 'USERVAR=u']");
+		/* absent from the image inspect is the empty default: the container's "" leaves too */
+		assert_null(at(o.create, "User"));
+		assert_null(at(o.create, "Entrypoint"));
+		assert_null(at(o.create, "Cmd"));
+		assert_null(at(o.create, "WorkingDir"));
+		assert_null(at(o.create, "OnBuild"));
+		assert_json(at(o.create, "Labels"), "{'com.docker.compose.project': 'p', 'user.label': 'y'}");
+		assert_json(at(o.create, "Volumes"), "{'/anon': {}}");
+		assert_json(endpoint(&o, "refit-spec-fixture-net1"),
+			    "{'IPAMConfig': {'IPv4Address': '172.31.250.10'},"
+			    " 'Links': ['refit-spec-fixture-db:db'], 'Aliases': ['web', 'www']}");
+		assert_json(endpoint(&o, "refit-spec-fixture-net2"),
+			    "{'IPAMConfig': {'IPv4Address': '172.31.251.20'}, 'Aliases': ['api'],"
+			    " 'GwPriority': 10}");
+		assert_int_equal(json_array_size(o.connect), 0);
+		/* the engine's random MACs and the DNS names it derives are never pinned */
+		assert_null(strstr(dump, "MacAddress"));
+		assert_null(strstr(dump, "DNSNames"));
+		assert_null(strstr(dump, "KernelMemory"));
+		free(dump);
+		spec_output_free(&o);
+	}
+	assert_string_equal(spec_exclusive(c), "it publishes fixed host ports");
+	json_decref(c);
+	json_decref(img);
+}
+
+/* An image inspect at 1.52 whose Config has nothing in it: the container's own values all stay. */
+static void test_api_152_bare_image(void **state)
+{
+	json_t *c = fixture("rich-1.52.json"), *img = parse("{'Id': 'sha256:x', 'Config': {}}");
+	struct spec_output o = build(c, img, "1.52", NULL);
+
+	(void)state;
+	assert_json(at(o.create, "Cmd"), "['/bin/busybox', 'sleep', '1000']");
+	assert_json(at(o.create, "WorkingDir"), "'/w'");
+	assert_int_equal(json_array_size(at(o.create, "Env")), 4);
+	assert_int_equal(json_object_size(at(o.create, "Labels")), 4);
+	assert_json(at(o.create, "Volumes"), "{'/anon': {}, '/data': {}}");
+	assert_null(at(o.create, "User"));
+	assert_null(at(o.create, "Entrypoint"));
+	spec_output_free(&o);
+	json_decref(c);
+	json_decref(img);
+}
+
+/* The engine's MAC on an endpoint is its own; only a MAC the user gave (Config.MacAddress) moves. */
+static void test_mac_generated(void **state)
+{
+	json_t *c = fixture("mac.json"), *img = fixture("image.json");
+	struct spec_output o;
+
+	(void)state;
+	json_object_set_new(json_object_get(at(c, "NetworkSettings.Networks"), "bridge"), "MacAddress",
+			    json_string("9e:41:5a:03:77:10"));
+	o = build(c, img, "1.52", NULL);
+	assert_json(at(o.create, "NetworkingConfig.EndpointsConfig"),
+		    "{'bridge': {'MacAddress': '02:42:ac:11:00:99'}}");
+	spec_output_free(&o);
+	json_object_del(at(c, "Config"), "MacAddress");
+	o = build(c, img, "1.52", NULL);
+	assert_null(at(o.create, "MacAddress"));
+	assert_json(at(o.create, "NetworkingConfig.EndpointsConfig"), "{'bridge': {}}");
+	assert_null(spec_exclusive(c));
+	spec_output_free(&o);
+	json_decref(c);
+	json_decref(img);
+}
+
 /* Older, missing or odd versions split the networks as 1.41 does. */
 static void test_versions_before_144(void **state)
 {
@@ -290,6 +389,50 @@ static void test_legacy(void **state)
 	assert_json(at(o.create, "NetworkingConfig.EndpointsConfig"), "{'bridge': {}}");
 	assert_int_equal(json_array_size(o.connect), 0);
 	assert_false(spec_fixed_host_ports(c));
+	spec_output_free(&o);
+	json_decref(c);
+	json_decref(img);
+}
+
+/*
+ * docker compose v2 labels the image ID it started the service on: the
+ * replacement carries the new image's ID there and every other compose
+ * label unchanged; without an image ID, or on a container compose did not
+ * make, nothing is added.
+ */
+static void test_compose_image_label(void **state)
+{
+	json_t *c = fixture("compose.json"), *img = fixture("image.json");
+	json_t *old_labels = at(c, "Config.Labels"), *labels, *v;
+	struct spec_input in = {
+		.container = c, .old_image = img, .image = IMAGE, .api_version = "1.45",
+		.image_id = "sha256:" RICH_DATA,
+	};
+	struct spec_output o;
+	const char *k;
+
+	(void)state;
+	json_object_set_new(old_labels, "com.docker.compose.image", json_string("sha256:" LEGACY_DATA));
+	o = build_in(&in);
+	labels = at(o.create, "Labels");
+	assert_json(json_object_get(labels, "com.docker.compose.image"), "'sha256:" RICH_DATA "'");
+	json_object_foreach(old_labels, k, v) {
+		if (strncmp(k, "com.docker.compose.", strlen("com.docker.compose.")) == 0 &&
+		    strcmp(k, "com.docker.compose.image") != 0)
+			assert_true(json_equal(json_object_get(labels, k), v));
+	}
+	spec_output_free(&o);
+
+	in.image_id = NULL;
+	o = build_in(&in);
+	assert_json(json_object_get(at(o.create, "Labels"), "com.docker.compose.image"),
+		    "'sha256:" LEGACY_DATA "'");
+	spec_output_free(&o);
+
+	json_object_del(old_labels, "com.docker.compose.image");
+	in.image_id = "sha256:" RICH_DATA;
+	o = build_in(&in);
+	assert_null(json_object_get(at(o.create, "Labels"), "com.docker.compose.image"));
 	spec_output_free(&o);
 	json_decref(c);
 	json_decref(img);
@@ -709,7 +852,7 @@ static void test_malformed(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(containers) / sizeof(containers[0]); i++) {
 		json_t *c = parse(containers[i]);
-		struct spec_input in = { c, NULL, IMAGE, "1.44", "x" };
+		struct spec_input in = { c, NULL, IMAGE, "1.44", "x", NULL };
 
 		err_clear(&e);
 		if (spec_build(&in, &o, &e) != -1)
@@ -720,7 +863,7 @@ static void test_malformed(void **state)
 	}
 	for (size_t i = 0; i < sizeof(images) / sizeof(images[0]); i++) {
 		json_t *img = parse(images[i]);
-		struct spec_input in = { good, img, IMAGE, "1.41", NULL };
+		struct spec_input in = { good, img, IMAGE, "1.41", NULL, NULL };
 
 		err_clear(&e);
 		assert_int_equal(spec_build(&in, &o, &e), -1);
@@ -728,9 +871,9 @@ static void test_malformed(void **state)
 		json_decref(img);
 	}
 	{
-		struct spec_input no_ref = { good, NULL, NULL, "1.41", NULL };
-		struct spec_input empty_ref = { good, NULL, "", "1.41", NULL };
-		struct spec_input no_container = { NULL, NULL, IMAGE, "1.41", NULL };
+		struct spec_input no_ref = { good, NULL, NULL, "1.41", NULL, NULL };
+		struct spec_input empty_ref = { good, NULL, "", "1.41", NULL, NULL };
+		struct spec_input no_container = { NULL, NULL, IMAGE, "1.41", NULL, NULL };
 
 		assert_int_equal(spec_build(&no_ref, &o, &e), -1);
 		assert_int_equal(spec_build(&empty_ref, &o, &e), -1);
@@ -752,11 +895,15 @@ int main(void)
 		cmocka_unit_test(test_rich_networks_141),
 		cmocka_unit_test(test_rich_networks_144),
 		cmocka_unit_test(test_versions_before_144),
+		cmocka_unit_test(test_api_152),
+		cmocka_unit_test(test_api_152_bare_image),
+		cmocka_unit_test(test_mac_generated),
 		cmocka_unit_test(test_extra_alias_once),
 		cmocka_unit_test(test_no_old_image),
 		cmocka_unit_test(test_legacy),
 		cmocka_unit_test(test_mac_address),
 		cmocka_unit_test(test_compose),
+		cmocka_unit_test(test_compose_image_label),
 		cmocka_unit_test(test_special_network_modes),
 		cmocka_unit_test(test_special_mode_hostnames),
 		cmocka_unit_test(test_hostname_rule),

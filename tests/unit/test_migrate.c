@@ -156,17 +156,18 @@ static void test_api_config(void **state)
 	static const struct {
 		const char *body, *needle;
 	} bad[] = {
-		{ "{\"rename_containers\": true}", "rename_containers needs a rename_map" },
-		{ "{\"rename_containers\": true, \"rename_map\": {}}", "rename_map" },
 		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": \"bb/cc\"}}", "rename_map[0]: to" },
 		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": 1}}", "rename_map[0]" },
 		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": \"aa\"}}", "must differ" },
 		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": \"cc\", \"bb\": \"cc\"}}", "two containers" },
 		{ "{\"rename_containers\": \"yes\", \"rename_map\": {\"aa\": \"bb\"}}", "rename_containers" },
 		{ "{\"rename_containers\": false, \"rename_map\": {\"aa\": \"bb\"}}", "rename_containers" },
-		{ "{\"preserve_data\": true}", "rename_containers" },
 		{ "{\"rollback_on_failure\": false}", "not supported" },
 		{ "{\"rename_map\": []}", "old: new" },
+		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": {\"image\": \"x:1\"}}}", "rename_map[0]: expected" },
+		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": {\"to\": \"bb\", \"image\": \"UP:per\"}}}", "image" },
+		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": {\"to\": \"bb\", \"cmd\": \"x\"}}}", "\"cmd\"" },
+		{ "{\"rename_containers\": true, \"rename_map\": {\"aa\": {\"to\": \"bb\", \"image\": 1}}}", "\"image\"" },
 		{ "{\"zz\": 1}", "unknown field \"zz\"" },
 		{ "[]", "expected an object" },
 	};
@@ -181,6 +182,15 @@ static void test_api_config(void **state)
 	}
 	assert_int_equal(from_json("{\"rollback_on_failure\": true}", &plan, &e), 0);
 	assert_int_equal(plan.n, 0);
+	/* no rename_map: an empty plan (the pass renames what declares refit.rename-to) */
+	assert_int_equal(from_json("{\"rename_containers\": true, \"preserve_data\": true, \"rollback_on_failure\": true}",
+				   &plan, &e),
+			 0);
+	assert_int_equal(plan.n, 0);
+	assert_int_equal(from_json("{\"rename_containers\": true, \"rename_map\": {}}", &plan, &e), 0);
+	assert_int_equal(plan.n, 0);
+	assert_int_equal(from_json("{\"preserve_data\": true}", &plan, &e), 0);
+	assert_int_equal(plan.n, 0);
 	assert_int_equal(from_json("{\"rename_containers\": true, \"preserve_data\": true, \"rollback_on_failure\": true,"
 				   " \"rename_map\": {\"neurosync_s1\": \"avatar_controller\", \"autogen_agent\": \"agent_coordinator\"}}",
 				   &plan, &e),
@@ -189,6 +199,16 @@ static void test_api_config(void **state)
 	assert_string_equal(plan.v[0].from, "neurosync_s1");
 	assert_string_equal(plan.v[0].to, "avatar_controller");
 	assert_true(plan.v[0].preserve_data && plan.v[1].preserve_data);
+	assert_null(plan.v[1].image);
+	migrate_plan_free(&plan);
+	/* an entry may name a new image, as a migration file's can */
+	assert_int_equal(from_json("{\"rename_containers\": true, \"rename_map\": {\"neurosync_s1\": {\"to\": \"avatar_controller\","
+				   " \"image\": \"ghcr.io/its-define/avatar-controller:latest\"}, \"aa\": \"bb\"}}",
+				   &plan, &e),
+			 0);
+	assert_int_equal(plan.n, 2);
+	assert_string_equal(plan.v[0].to, "avatar_controller");
+	assert_string_equal(plan.v[0].image, "ghcr.io/its-define/avatar-controller:latest");
 	assert_null(plan.v[1].image);
 	migrate_plan_free(&plan);
 }

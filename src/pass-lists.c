@@ -1,0 +1,156 @@
+/* Reading the engine's container and image lists for a check pass. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "refit/base.h"
+#include "refit/imageref.h"
+#include "refit/lists.h"
+
+#define ID_MAX 160 /* "sha256:" and 64 hex, with room for other engines' spellings */
+
+/* Is S a string of at most MAX bytes, printable ASCII (or absent when OPTIONAL)? */
+static bool str_ok(json_t *v, size_t max, bool optional)
+{
+	const char *s = json_string_value(v);
+
+	if (!v || json_is_null(v))
+		return optional;
+	if (!s || strlen(s) > max || json_string_length(v) != strlen(s))
+		return false;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+/* An image ID as engines write one: "sha256:" and hex, or bare hex. */
+static bool image_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (strncmp(s, "sha256:", 7) == 0)
+		s += 7, n -= 7;
+	return n >= 12 && n <= 128 && strspn(s, "0123456789abcdef") == n;
+}
+
+int lists_container(json_t *c, struct listed_container *ret, struct refit_err *e)
+{
+	json_t *names = json_object_get(c, "Names"), *v, *labels = json_object_get(c, "Labels");
+	json_t *image = json_object_get(c, "Image"), *image_id = json_object_get(c, "ImageID");
+	json_t *state = json_object_get(c, "State");
+	const char *id = json_string_value(json_object_get(c, "Id"));
+	size_t i;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!json_is_object(c))
+		return err_set(e, ERR_FAILED, "engine: a container list element is not an object");
+	if (!id || strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64)
+		return err_set(e, ERR_FAILED, "engine: a listed container has no valid Id");
+	ret->id = id;
+	/* The container's own name is "/NAME"; links add "/OTHER/ALIAS", in no set order. */
+	json_array_foreach(names, i, v) {
+		const char *n = json_string_value(v);
+
+		if (i >= LISTS_MAX_NAMES)
+			break;
+		if (n && n[0] == '/' && !strchr(n + 1, '/') && container_name_valid(n + 1)) {
+			ret->name = n + 1;
+			break;
+		}
+	}
+	if (!ret->name)
+		return err_set(e, ERR_FAILED, "engine: listed container %.12s has no valid name", id);
+	if (!str_ok(state, 32, true) || !str_ok(image, IMAGEREF_MAX, true) || !str_ok(image_id, ID_MAX, true) ||
+	    (labels && !json_is_null(labels) && !json_is_object(labels)))
+		return err_set(e, ERR_FAILED, "engine: listed container %s: State, Image, ImageID or Labels malformed",
+			       ret->name);
+	ret->state = json_string_value(state);
+	ret->image_id = json_string_value(image_id);
+	if (ret->image_id && !image_id_ok(ret->image_id))
+		return err_set(e, ERR_FAILED, "engine: listed container %s: ImageID is not an image ID", ret->name);
+	ret->image = json_string_value(image);
+	/* An ID in place of the reference: the tag moved on (or it was created from an ID). */
+	if (ret->image && (!*ret->image || strncmp(ret->image, "sha256:", 7) == 0 ||
+			   (ret->image_id && strcmp(ret->image, ret->image_id) == 0)))
+		ret->image = NULL;
+	ret->labels = json_is_object(labels) ? labels : NULL;
+	return 0;
+}
+
+/* The strings of array V (each at most MAX), as a new array; NULL when V is no such array. */
+static json_t *string_array(json_t *v, size_t max)
+{
+	json_t *out, *s;
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return json_array();
+	if (!json_is_array(v) || json_array_size(v) > LISTS_MAX_NAMES || !(out = json_array()))
+		return NULL;
+	json_array_foreach(v, i, s) {
+		if (!str_ok(s, max, false)) {
+			json_decref(out);
+			return NULL;
+		}
+		json_array_append(out, s);
+	}
+	return out;
+}
+
+int lists_image_index(json_t *list, json_t **ret, struct refit_err *e)
+{
+	json_t *ids, *tags, *img;
+	size_t i;
+
+	*ret = NULL;
+	if (!json_is_array(list) || json_array_size(list) > LISTS_MAX_IMAGES)
+		return err_set(e, ERR_FAILED, "engine: the image list is not an array of at most %d images",
+			       LISTS_MAX_IMAGES);
+	ids = json_object();
+	tags = json_object();
+	if (!ids || !tags || !(*ret = json_pack("{s:o, s:o}", "ids", ids, "tags", tags))) {
+		json_decref(*ret);
+		*ret = NULL;
+		return err_set(e, ERR_FAILED, "out of memory");
+	}
+	json_array_foreach(list, i, img) {
+		json_t *idv = json_object_get(img, "Id"), *digests, *rtags, *t;
+		const char *id = json_string_value(idv);
+		size_t k;
+
+		if (!str_ok(idv, ID_MAX, false) || !image_id_ok(id))
+			continue;
+		digests = string_array(json_object_get(img, "RepoDigests"), IMAGEREF_MAX + 80);
+		rtags = string_array(json_object_get(img, "RepoTags"), IMAGEREF_MAX);
+		if (!digests || !rtags) {
+			json_decref(digests);
+			json_decref(rtags);
+			continue; /* unreadable: the pass inspects the image instead */
+		}
+		json_object_set_new(ids, id, digests);
+		json_array_foreach(rtags, k, t) {
+			struct imageref ref = { 0 };
+			char *norm;
+
+			if (imageref_parse(json_string_value(t), &ref, NULL) < 0)
+				continue; /* "<none>:<none>" */
+			norm = ref.digest ? NULL : imageref_string(&ref);
+			if (norm)
+				json_object_set_new(tags, norm, json_string(id));
+			free(norm);
+			imageref_free(&ref);
+		}
+		json_decref(rtags);
+	}
+	return 0;
+}
+
+json_t *lists_image_digests(json_t *index, const char *id)
+{
+	return json_object_get(json_object_get(index, "ids"), id);
+}
+
+const char *lists_image_by_tag(json_t *index, const char *ref)
+{
+	return json_string_value(json_object_get(json_object_get(index, "tags"), ref));
+}

@@ -1,0 +1,169 @@
+"""The container image (Dockerfile, `make image`) run as containrrr/watchtower is run.
+
+The image is built by `make image` under tags of this run, on base images
+of this run: scripts/image-base makes debian:bookworm and -slim from
+Debian's packages (mmdebstrap, docker import; the tarballs are cached
+under build/image-base/), labelled with the run id like the image and its
+build stage, and all removed afterwards.  The updater container shares the
+host's network (the test registry is on 127.0.0.1) and gets the host's
+Docker socket, as `docker run -v /var/run/docker.sock:/var/run/docker.sock`
+gives it to Watchtower.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from harness import DOCKER, DOCKER_SOCK, RUN_LABEL, HarnessError, docker, wait_for
+from swaptools import inspect, stale_pair
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+WT_ENABLE = "com.centurylinklabs.watchtower.enable"
+WT_SCOPE = "com.centurylinklabs.watchtower.scope"
+
+
+# The image, its build stage and its bases carry the run label (the run's own
+# sweep finds them) and PART_LABEL: the teardown removes by PART_LABEL only,
+# never by the run label, which the other workers' test images carry too.
+PART_LABEL = "refit-test.part"
+
+
+def run_images(part):
+    out = docker("images", "-a", "-q", "--no-trunc", "--filter", "label=%s=%s" % (PART_LABEL, part),
+                 check=False)
+    return list(dict.fromkeys(out.split()))
+
+
+@pytest.fixture(scope="module")
+def image(run_id, engine):
+    """The image's reference (NAME:latest) as `make image` built it."""
+    if not shutil.which("mmdebstrap"):
+        pytest.skip("mmdebstrap is not installed (make deps-pkg): no base image can be made here")
+    name = "refit-e2e-%s-image" % run_id
+    bases = ["refit-e2e-%s-base:bookworm" % run_id, "refit-e2e-%s-base:bookworm-slim" % run_id]
+    part = "image-%s" % run_id
+    labels = ["%s=%s" % (RUN_LABEL, run_id), "%s=%s" % (PART_LABEL, part)]
+    env = dict(os.environ, IMAGE_BASE_LABEL=" ".join(labels))
+    try:
+        p = subprocess.run(["make", "-C", REPO_ROOT, "image", "IMAGE=" + name, "IMAGE_BASE=" + bases[0],
+                            "IMAGE_RUNTIME_BASE=" + bases[1],
+                            "IMAGE_BUILD_FLAGS=" + " ".join("--label " + lb for lb in labels)],
+                           capture_output=True, text=True, timeout=1800, env=env)
+        assert p.returncode == 0, "make image failed:\n%s\n%s" % (p.stdout[-4000:], p.stderr[-4000:])
+        yield name + ":latest"
+    finally:
+        tags = [t for t in docker("images", "--format", "{{.Repository}}:{{.Tag}}", name,
+                                  check=False).split()]
+        if tags:
+            docker("rmi", *tags, check=False)
+        # the build stage's images and the bases inherit the run label from the bases
+        for _ in range(5):
+            left = run_images(part)
+            if not left:
+                break
+            docker("rmi", "-f", *left, check=False)
+        docker("rmi", *bases, check=False)
+
+
+@pytest.fixture
+def stale(image_factory, plain_registry, shared_images):
+    def make(hint):
+        v1 = shared_images[0]
+        v2 = shared_images[1]
+        return stale_pair(image_factory, plain_registry, v1, v2, "img-" + hint)
+    return make
+
+
+@pytest.fixture
+def updaters(run_id):
+    """updaters(image, *args, detach=, extra=, network=) runs the image as a
+    container of this run (the host's socket; the host's network unless
+    told: the test registry is on 127.0.0.1); removed afterwards."""
+    names = []
+
+    def run(image, *args, detach=False, extra=(), timeout=180, network="host"):
+        name = "refit-e2e-%s-updater-%d" % (run_id, len(names))
+        names.append(name)
+        cmd = [DOCKER, "run", "--name", name, "--label", "%s=%s" % (RUN_LABEL, run_id),
+               "--network", network, "-v", "%s:/var/run/docker.sock" % DOCKER_SOCK]
+        cmd += list(extra) + (["-d"] if detach else []) + [image] + list(args)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return name, p
+    yield run
+    for n in names:
+        docker("rm", "-f", "-v", n, check=False)
+
+
+def test_image_is_debian_slim_with_refit_as_entrypoint(image):
+    ins = json.loads(docker("image", "inspect", image))[0]
+    cfg = ins["Config"]
+    assert cfg["Entrypoint"] == ["/usr/bin/refit"], cfg
+    assert cfg["Cmd"] == ["watchtower"], cfg
+    version = cfg["Labels"]["org.opencontainers.image.version"]
+    out = docker("run", "--rm", "--label", "%s=%s" % (RUN_LABEL, cfg["Labels"][RUN_LABEL]),
+                 "--entrypoint", "/bin/sh", image, "-c",
+                 "refit version --docker-host unix:///nonexistent | head -1; "
+                 "dpkg-query -W -f='${Package}\\n' | sort; id refit; stat -c '%U %a' /var/lib/refit")
+    assert out.startswith("refit %s\n" % version), out
+    pkgs = set(out.split("\n"))
+    # the runtime libraries and CA certificates; no compiler, no headers
+    for p in ("ca-certificates", "libcurl4", "libjansson4", "libmicrohttpd12", "libyaml-0-2"):
+        assert p in pkgs, out
+    assert not [p for p in pkgs if p.endswith("-dev") or p in ("gcc", "make", "cpp", "binutils")], out
+    # a refit user (non-root runs) owning the state directory
+    assert re.search(r"^uid=999\(refit\)", out, re.M) and re.search(r"^refit 770$", out, re.M), out
+
+
+def test_watchtower_flags_run_once_label_enable_update_a_scoped_container(
+        image, updaters, containers, stale, scope, labels):
+    v1, v2 = stale("once")
+    w1, w2 = stale("optout")
+    enabled = containers.run(v1, labels=labels({WT_ENABLE: "true", WT_SCOPE: scope}), hint="img-on")
+    plain = containers.run(w1, labels=labels({WT_SCOPE: scope}), hint="img-off")
+    name, p = updaters(image, "--run-once", "--label-enable", "--scope", scope)
+    assert p.returncode == 0, "rc %d\n%s%s" % (p.returncode, p.stdout, p.stderr)
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", name).strip() == "0"
+    ins = inspect(enabled)
+    assert ins["State"]["Running"] and ins["Image"] == v2.id, (ins["Image"], v2.id, p.stderr)
+    assert inspect(plain)["Image"] == w1.id, "a container without the enable label was changed"
+    assert "%s: updated" % enabled in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def test_watchtower_daemon_flags_and_a_clean_stop(image, updaters, scope):
+    # its own network: the API's default 127.0.0.1:8010 is the container's
+    # loopback, not the host's (the scope is empty: no registry is asked)
+    name, p = updaters(image, "--interval", "30", "--cleanup", "--scope", scope, detach=True,
+                       network="bridge")
+    assert p.returncode == 0, p.stderr
+
+    def logs():
+        p = subprocess.run([DOCKER, "logs", name], capture_output=True, text=True)
+        return p.stdout + p.stderr
+    try:
+        wait_for(lambda: "updating every 30 s" in logs(), 60, interval=0.3, what="the daemon's start")
+    except HarnessError:
+        raise AssertionError("no start in the log: %r\n%s" % (inspect(name)["State"], logs()))
+    assert inspect(name)["State"]["Running"]
+    t0 = time.monotonic()
+    docker("stop", "-t", "20", name)
+    assert time.monotonic() - t0 < 15
+    st = inspect(name)["State"]
+    assert st["ExitCode"] == 0, (st, logs())
+    assert "stopped" in logs()
+
+
+def test_runs_as_the_refit_user_with_the_socket_group(image, updaters, containers, stale, scope,
+                                                      labels):
+    v1, v2 = stale("user")
+    c = containers.run(v1, labels=labels({WT_ENABLE: "true", WT_SCOPE: scope}), hint="img-user")
+    gid = os.stat(DOCKER_SOCK).st_gid
+    name, p = updaters(image, "--run-once", "--label-enable", "--scope", scope,
+                       extra=["--user", "refit", "--group-add", str(gid)])
+    assert p.returncode == 0, "rc %d\n%s%s" % (p.returncode, p.stdout, p.stderr)
+    assert inspect(c)["Image"] == v2.id, p.stdout + p.stderr
