@@ -1,4 +1,5 @@
-"""shoutrrr's smtp://, matrix:// and Discord URLs, and Watchtower's legacy
+"""shoutrrr's smtp://, matrix://, Discord, telegram://, pushover:// and
+teams:// (Power Automate) URLs, and Watchtower's legacy
 notification settings (SPEC.md: Notifications, Watchtower compatibility;
 docs/migrating-from-watchtower.md), end to end: a Watchtower invocation
 (`refit --run-once NAME` with WATCHTOWER_* variables) updates a real
@@ -8,7 +9,8 @@ request the service's real API takes.
 The receivers: an SMTP server written here (EHLO, STARTTLS with an
 openssl-made certificate, AUTH PLAIN, MAIL, RCPT, DATA), a Matrix client
 API (login, join, PUT m.room.message) and HTTPS hooks standing in for
-hooks.slack.com, discord.com and a Teams connector.  A fixed host reaches
+hooks.slack.com, discord.com, a Teams connector, api.telegram.org,
+api.pushover.net and a Power Automate workflow host.  A fixed host reaches
 the receiver through REFIT_TEST_NOTIFY_CONNECT_TO, its certificate checked
 against REFIT_TEST_NOTIFY_CA (the test-only variables of notify-send.c).
 """
@@ -32,7 +34,8 @@ from swaptools import inspect, stale_pair
 
 WT_ENABLE = "com.centurylinklabs.watchtower.enable"
 FAST = "min_uptime: 1\nhealth_timeout: 15\nstop_timeout: 3\n"
-HOOK_HOSTS = ("hooks.slack.com", "discord.com", "acme.webhook.office.com")
+HOOK_HOSTS = ("hooks.slack.com", "discord.com", "acme.webhook.office.com", "api.telegram.org",
+              "api.pushover.net", "prod-00.westeurope.logic.azure.com")
 TEAMS_HOOK = ("https://acme.webhook.office.com/webhookb2/11111111-2222-4333-8444-555555555555@"
               "66666666-7777-4888-9999-000000000000/IncomingWebhook/abcdef0123456789abcdef0123456789/"
               "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")
@@ -526,4 +529,80 @@ def test_legacy_hook_variables(kind, refit, containers, labels, image_factory, p
         assert body["title"] == title and want in body["message"].splitlines(), body
     assert "not a Watchtower variable" not in r.stderr, r.describe()
     for secret in ("XxSecretXx", "dTokenSecret", "AgotSecret", "abcdef0123456789abcdef0123456789"):
+        assert secret not in r.stderr, r.describe()
+
+
+# --------------------------------------------------------------------------
+# telegram://, pushover:// and teams:// (a Power Automate workflow)
+
+WORKFLOW = ("https://prod-00.westeurope.logic.azure.com:443/workflows/0a1b2c3d4e5f/triggers/manual/paths/invoke"
+            "?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=WfSigSecret")
+SERVICES = {
+    # Telegram's Bot API: one sendMessage per chat, the title bold in HTML; it answers {"ok":true}
+    "telegram": ("telegram://123456:TgBotSecret@telegram?chats=@deploys,-1001234567890:42"
+                 "&notification=no&preview=no&title=Deploys",
+                 "api.telegram.org", "/bot123456:TgBotSecret/sendMessage", {"ok": True, "result": {}},
+                 ("TgBotSecret",)),
+    # Pushover's messages API: a form with token, user, message, title, device, priority
+    "pushover": ("pushover://shoutrrr:aPoTokenSecret0@uPoUserKey1/?devices=phone,tablet&priority=1&title=Deploys",
+                 "api.pushover.net", "/1/messages.json", {"status": 1, "request": "5042853c"},
+                 ("aPoTokenSecret0", "uPoUserKey1")),
+    # a Teams workflow (Power Automate): an Adaptive Card in a "message" to the URL given as host=
+    "teams": ("teams://?host=%s&title=Deploys&color=good" % urllib.parse.quote(WORKFLOW, safe=""),
+              "prod-00.westeurope.logic.azure.com", WORKFLOW.split(":443", 1)[1], {},
+              ("WfSigSecret",)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SERVICES))
+def test_chat_services_get_their_apis_request(kind, refit, containers, labels, image_factory, plain_registry,
+                                              base, tls, receivers):
+    """One update reaches each service's real API as that API takes it:
+    Telegram's sendMessage once per chat (chat_id, message_thread_id,
+    parse_mode HTML with the title bold, no preview, silent), Pushover's
+    form (token, user, message, title, device list, priority), a Teams
+    workflow's Adaptive Card (the title a bold TextBlock, one TextBlock per
+    line). The secrets never reach the log."""
+    url, host, path, answer, secrets = SERVICES[kind]
+    rx = HTTPReceiver(tls, answer=lambda req: (200, answer))
+    receivers.append(rx)
+    name, v1, v2 = stale(containers, labels, image_factory, plain_registry, base, "wt-" + kind)
+    r = run_once(refit, name, {"WATCHTOWER_NOTIFICATION_URL": url}, tls, rx)
+    reqs = rx.got()
+    want = line_of(name, v1, v2)
+    assert all(q["method"] == "POST" and q["host"] == host and q["path"] == path for q in reqs), reqs
+    if kind == "telegram":
+        assert len(reqs) == 2, (reqs, r.describe())
+        bodies = [json.loads(q["body"]) for q in reqs]
+        assert [b["chat_id"] for b in bodies] == ["@deploys", "-1001234567890"], bodies
+        assert "message_thread_id" not in bodies[0] and bodies[1]["message_thread_id"] == 42, bodies
+        for b in bodies:
+            assert b["parse_mode"] == "HTML" and b["disable_web_page_preview"] is True, b
+            assert b["disable_notification"] is True, b
+            lines = b["text"].splitlines()
+            assert lines[0] == "<b>Deploys</b>" and want.replace(">", "&gt;") in lines, b
+        assert all(q["headers"].get("Content-Type") == "application/json" for q in reqs), reqs
+    elif kind == "pushover":
+        assert len(reqs) == 1, (reqs, r.describe())
+        q = reqs[0]
+        assert q["headers"].get("Content-Type") == "application/x-www-form-urlencoded", q["headers"]
+        form = urllib.parse.parse_qs(q["body"].decode(), strict_parsing=True)
+        assert form["token"] == ["aPoTokenSecret0"] and form["user"] == ["uPoUserKey1"], form
+        assert form["title"] == ["Deploys"] and form["device"] == ["phone,tablet"], form
+        assert form["priority"] == ["1"], form
+        assert want in form["message"][0].splitlines(), form
+    else:
+        assert len(reqs) == 1, (reqs, r.describe())
+        body = json.loads(reqs[0]["body"])
+        assert body["type"] == "message" and len(body["attachments"]) == 1, body
+        att = body["attachments"][0]
+        assert att["contentType"] == "application/vnd.microsoft.card.adaptive", att
+        card = att["content"]
+        assert card["type"] == "AdaptiveCard" and card["version"] == "1.2", card
+        blocks = card["body"]
+        assert blocks[0]["text"] == "Deploys" and blocks[0]["weight"] == "Bolder", blocks
+        assert blocks[0]["color"] == "good", blocks
+        assert want in [b["text"] for b in blocks[1:]], blocks
+    assert "notification sent to %s" % kind in r.stderr, r.describe()
+    for secret in secrets:
         assert secret not in r.stderr, r.describe()
