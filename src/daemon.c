@@ -14,6 +14,7 @@
 #include "refit/daemon.h"
 #include "refit/engine.h"
 #include "refit/events.h"
+#include "refit/handover.h"
 #include "refit/journal.h"
 #include "refit/log.h"
 #include "refit/models.h"
@@ -168,9 +169,17 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2); /* a pass handed over to refit's replacement (handover.h) */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	events_status_hook(status_notify);
 	signal(SIGPIPE, SIG_IGN);
+
+	/* Refit's own container replaced: the replacement stands by here until it takes over. */
+	handover_allow();
+	if (handover_at_start(cfg) == 2) {
+		log_info("stopped: the replacement took over");
+		return 0;
+	}
 
 	if (ops_start(&ops, cfg, &cfg_lock, &e) < 0 || api_start(&api, cfg, &cfg_lock, ops, &e) < 0) {
 		log_error("%s", e.msg);
@@ -248,6 +257,21 @@ int daemon_run(struct refit_config *cfg, int (*reload)(struct refit_config *cfg,
 			continue; /* timeout or EINTR */
 		if (sig == SIGHUP) {
 			reload_answer(&si, daemon_reload(cfg, ops, api, reload));
+			continue;
+		}
+		if (sig == SIGUSR2) {
+			long t;
+
+			if (!handover_done())
+				continue;
+			pthread_rwlock_rdlock(&cfg_lock);
+			t = cfg->health_timeout * 2 + 30;
+			pthread_rwlock_unlock(&cfg_lock);
+			if (handover_wait_takeover(cfg, t) == 0) {
+				log_info("the replacement took over: stopping");
+				break;
+			}
+			handover_set_done(false);
 			continue;
 		}
 		log_info("signal %s: finishing the swaps in progress, then stopping", strsignal(sig));

@@ -68,6 +68,30 @@ static int ops_sync(struct journal *j)
 	return rc;
 }
 
+/*
+ * Remove the temporary files of DIR (NAME.json.tmp): what a writer killed
+ * between its write and its rename left. Its record is whole under its own
+ * name (or, cut at its first write, absent: then nothing was changed).
+ */
+static void drop_torn_writes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int dropped = 0;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		if (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0 && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			dropped++;
+	}
+	closedir(d);
+	if (dropped)
+		fs_fsync_dir(dir);
+}
+
 int journal_open(struct journal **ret, const char *state_dir, int wait_seconds, struct refit_err *e)
 {
 	struct journal *j = calloc(1, sizeof(*j));
@@ -104,6 +128,7 @@ int journal_open(struct journal **ret, const char *state_dir, int wait_seconds, 
 		}
 		usleep(100000);
 	}
+	drop_torn_writes(j->opsdir); /* under the lock: no writer of this journal is running */
 	*ret = j;
 	return 0;
 }

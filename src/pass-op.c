@@ -4,6 +4,7 @@
 
 #include "refit/base.h"
 #include "refit/engine.h"
+#include "refit/handover.h"
 #include "refit/journal.h"
 #include "refit/log.h"
 #include "refit/metrics.h"
@@ -70,6 +71,10 @@ int op_run(const struct refit_config *cfg, struct registry **reg, const struct o
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!kind) {
 		err_set(&e, ERR_USAGE, "unknown operation");
+		return op_fail(out, &e);
+	}
+	if (handover_done()) {
+		err_set(&e, ERR_FAILED, "refit is handing over to its replacement: this one runs no more operations");
 		return op_fail(out, &e);
 	}
 	if (engine_open(&en, cfg->docker_host, &e) < 0)

@@ -13,6 +13,7 @@
 #include "refit/depends.h"
 #include "refit/engine-spec.h"
 #include "refit/fsutil.h"
+#include "refit/handover.h"
 #include "refit/hold.h"
 #include "refit/events.h"
 #include "refit/hooks.h"
@@ -164,6 +165,7 @@ static json_t *pass_inspect(struct engine *en, struct pass_work *w, struct check
 static json_t *pass_image(struct engine *en, struct pass_work *w, const char *key, const char *ref,
 			  struct refit_err *e);
 static json_t *pass_pulled(struct pass_work *w, const char *key);
+static bool pass_handover(const struct pass_work *w);
 
 /* The other name C's container INS declares with refit.rename-to, or NULL (none, or its own). */
 static const char *rename_target(const struct check_entry *c, json_t *ins)
@@ -229,6 +231,8 @@ static int update_prepare(struct engine *en, struct pass_work *w, struct check_e
 		set_outcome(c, ENTRY_FAILED, e.msg);
 		return -1;
 	}
+	if (pass_handover(w)) /* refit's own container: its replacement takes over (handover.h) */
+		p->plan = (struct swap_plan){ .strategy = "handover", .reason = "refit's own container" };
 	return 0;
 }
 
@@ -644,7 +648,14 @@ struct pass_work {
 	json_t *by_digest;  /* "REPO@DIGEST" -> true once pulled */
 	json_t *images;     /* image ID, or "REF@DIGEST" once pulled -> its inspect */
 	json_t *touched;    /* names whose container another swap of the pass stopped, started or recreated */
+	bool handover;      /* the entry being swapped is refit's own container (after the others) */
 };
+
+/* Whether the entry being swapped is refit's own container. */
+static bool pass_handover(const struct pass_work *w)
+{
+	return w->handover;
+}
 
 /* The pull of KEY's result (new reference; true or the error), waiting while another thread pulls it. */
 static json_t *pass_pulled(struct pass_work *w, const char *key)
@@ -858,14 +869,23 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 		prepared_free(&p);
 		return; /* nothing changed: its dependents are left as they are */
 	}
-	deps = dependents_of(w->all, name);
-	followers = netns_followers(en, w->cfg, name, c->id);
+	deps = w->handover ? json_array() : dependents_of(w->all, name);
+	followers = w->handover ? json_object() : netns_followers(en, w->cfg, name, c->id);
 	downtime = p.plan.downtime;
 	if (json_array_size(deps) && downtime) {
 		stop_or_start(en, w->cfg, w->all, deps, true);
 		pass_touch(w, deps);
 	}
-	update_one(en, w->j, w->cfg, c, &p, w->o->preserve_data);
+	update_one(en, w->j, w->cfg, c, &p, w->o->preserve_data && !w->handover);
+	if (w->handover) {
+		/* its old container runs this pass: no hooks, no cleanup, the replacement removes it */
+		if (c->status == ENTRY_UPDATED)
+			handover_set_done(true);
+		prepared_free(&p);
+		json_decref(deps);
+		json_decref(followers);
+		return;
+	}
 	if (p.rq.new_image_id)
 		new_image = strdup(p.rq.new_image_id);
 	prepared_free(&p);
@@ -1044,21 +1064,25 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 	struct pass_work w = {
 		.cfg = cfg, .j = j, .res = res, .o = o, .lock = PTHREAD_MUTEX_INITIALIZER, .pulls = PTHREAD_COND_INITIALIZER
 	};
-	json_t *stale = json_array();
+	json_t *stale = json_array(), *selves = json_array(), *v;
 	pthread_t threads[PASS_THREADS];
+	size_t si;
 	long nthreads;
 
 	if (check_run_hold(en, reg, cfg, names, nnames, o->to_tag, o->force, res, e) < 0) {
 		json_decref(stale);
+		json_decref(selves);
 		return -1;
 	}
 	if (o->to_tag && check_targets(res, names, nnames, o->to_tag, e) < 0) {
 		check_result_free(res);
 		json_decref(stale);
+		json_decref(selves);
 		return -1;
 	}
 	if (o->dry_run) {
 		json_decref(stale);
+		json_decref(selves);
 		return 0;
 	}
 	w.all = json_object();
@@ -1076,7 +1100,18 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 			json_object_set_new(w.all, c->name, ins);
 		if (o->rename && c->status == ENTRY_UP_TO_DATE && ins && rename_target(c, ins))
 			c->status = ENTRY_UPDATE_AVAILABLE; /* the same image under its new name */
-		if (c->status == ENTRY_UPDATE_AVAILABLE) {
+		if (c->status == ENTRY_UPDATE_AVAILABLE && !c->kind && handover_is_self(c->id)) {
+			/* never swapped mid-pass: handed over once the others are done, by the daemon only */
+			if (handover_allowed())
+				json_array_append_new(selves, json_string(c->name));
+			else
+				set_outcome(c, ENTRY_SKIPPED,
+					    "refit's own container: its daemon hands over to the new image after a pass");
+		} else if (c->status == ENTRY_UPDATE_AVAILABLE && !c->kind && ins &&
+			   strcmp(json_string_value(json_object_get(json_object_get(json_object_get(ins, "Config"), "Labels"),
+								    WATCHTOWER_MARKER)) ?: "", "true") == 0) {
+			set_outcome(c, ENTRY_SKIPPED, "another updater's container (" WATCHTOWER_MARKER "=true): it updates itself");
+		} else if (c->status == ENTRY_UPDATE_AVAILABLE) {
 			if (!c->kind) /* services are updated through Swarm, after the containers */
 				json_array_append_new(stale, json_string(c->name));
 		} else if (c->status == ENTRY_ERROR) {
@@ -1105,6 +1140,16 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 		pass_worker(&w);
 	for (long t = 0; t < nthreads; t++)
 		pthread_join(threads[t], NULL);
+	json_array_foreach(selves, si, v) {
+		w.handover = true;
+		slot_bind(&w.slots);
+		slot_take(false);
+		update_entry(en, &w, json_string_value(v));
+		slot_give();
+		slot_bind(NULL);
+		w.handover = false;
+	}
+	json_decref(selves);
 	slots_destroy(&w.slots);
 	pthread_cond_destroy(&w.pulls);
 	swarm_update_pass(en, j, cfg, res, &stop_requested);

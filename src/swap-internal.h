@@ -30,11 +30,13 @@ struct strategy_ops {
 	const char *commit_step;
 	bool downtime;     /* the old container stops before the replacement serves */
 	bool takes_new_name; /* the replacement ends under the record's new_name */
+	bool internal;     /* chosen by refit only (handover): not a name for the configuration or labels */
 };
 
 extern const struct strategy_ops strategy_recreate;
 extern const struct strategy_ops strategy_blue_green;
 extern const struct strategy_ops strategy_alias;
+extern const struct strategy_ops strategy_handover;
 
 /*
  * Undo after a failure: the old container back under its name, as it was

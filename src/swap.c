@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "refit/handover.h"
 #include "refit/journal-record.h"
 #include "refit/base.h"
 #include "refit/engine-spec.h"
@@ -514,7 +515,8 @@ int swap_complete(struct swap *s, const char *final_name, struct refit_err *e)
 }
 
 /* The strategies: the one list of their names (configuration and labels are checked against it). */
-static const struct strategy_ops *const strategies[] = { &strategy_recreate, &strategy_blue_green, &strategy_alias };
+static const struct strategy_ops *const strategies[] = { &strategy_recreate, &strategy_blue_green, &strategy_alias,
+							  &strategy_handover };
 
 /* The strategy named NAME, or NULL. */
 static const struct strategy_ops *strategy_find(const char *name)
@@ -529,7 +531,7 @@ const char *strategy_known(const char *name)
 {
 	const struct strategy_ops *ops = strategy_find(name);
 
-	return ops ? ops->name : NULL;
+	return ops && !ops->internal ? ops->name : NULL;
 }
 
 void strategy_names(char *buf, size_t len)
@@ -539,7 +541,11 @@ void strategy_names(char *buf, size_t len)
 	if (len)
 		buf[0] = '\0';
 	for (size_t i = 0; i < ARRAY_SIZE(strategies) && used < len; i++) {
-		int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", strategies[i]->name);
+		int n;
+
+		if (strategies[i]->internal)
+			continue;
+		n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", strategies[i]->name);
 
 		if (n < 0)
 			break;
@@ -774,8 +780,20 @@ int swap_recover(struct engine *en, struct journal *j, const struct refit_config
 	json_object_set_new(rec, JR_RECOVERED, json_true());
 	step = swap_get(&s, JR_STEP);
 	final = ops->takes_new_name ? swap_get(&s, JR_NEW_NAME) : s.name;
-	/* Past the gate (its commit step): finish; before it: put the old one back. */
-	if (step && strcmp(step, ops->commit_step) == 0) {
+	/*
+	 * Past the gate (its commit step): finish; before it: put the old one
+	 * back. A handover is finished by its replacement, which recovers it
+	 * only once it is ready; anyone else puts the old refit back.
+	 */
+	if (ops == &strategy_handover) {
+		const char *new_id = swap_get(&s, JR_NEW_ID);
+		struct refit_err he = { 0 };
+
+		rc = new_id && handover_is_self(new_id) ? (swap_complete(&s, s.name, &e) == 0 ? 0 : -1)
+							: (swap_restore_old(&s, &e) < 0 ? -1 : 1);
+		if (rc >= 0)
+			handover_store(cfg->state_dir, NULL, &he);
+	} else if (step && strcmp(step, ops->commit_step) == 0) {
 		rc = final && swap_complete(&s, final, &e) == 0 ? 0 : -1;
 	} else if (netns_provider_there(en, json_object_get(rec, JR_OLD_INSPECT)) == 0 &&
 		   netns_provider_there(en, json_object_get(rec, JR_SPEC_INSPECT)) == 1) {

@@ -167,3 +167,174 @@ def test_runs_as_the_refit_user_with_the_socket_group(image, updaters, container
                        extra=["--user", "refit", "--group-add", str(gid)])
     assert p.returncode == 0, "rc %d\n%s%s" % (p.returncode, p.stdout, p.stderr)
     assert inspect(c)["Image"] == v2.id, p.stdout + p.stderr
+
+
+# --------------------------------------------------------------------------
+# self-update: refit's own container handed over to its replacement
+
+def refit_versions(image, image_factory, registry, hint, *variants):
+    """The image pushed as REPO:latest (v1, on the host), then each variant
+    (a Dockerfile line added FROM it) pushed over the same tag; the host's
+    tag is put back on v1, the variants left only in the registry (a host
+    that has not pulled yet). Returns [(id, digest)] for v1 and each."""
+    ref = registry.ref(image_factory.unique_repo(hint), "latest")
+    docker("tag", image, ref)
+    image_factory.tags.append(ref)
+    out = [(docker_inspect_id(ref), image_factory.push(ref, config_dir=registry.push_config))]
+    for i, line in enumerate(variants):
+        ctx = os.path.join(image_factory.dir, "%s-v%d" % (hint, i + 2))
+        os.makedirs(ctx, exist_ok=True)
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write("FROM %s\nLABEL refit-test.version=v%d\n%s\n" % (out[0][0], i + 2, line))
+        docker("build", "-q", "-t", ref, ctx, timeout=300)
+        image_factory.ids.add(docker_inspect_id(ref))
+        out.append((docker_inspect_id(ref), image_factory.push(ref, config_dir=registry.push_config)))
+    docker("tag", out[0][0], ref)
+    for vid, _ in out[1:]:
+        docker("rmi", vid, check=False)
+    return ref, out
+
+
+def docker_inspect_id(ref):
+    return docker("image", "inspect", "-f", "{{.Id}}", ref).strip()
+
+
+@pytest.fixture
+def self_updater(run_id, scope):
+    """self_updater(ref, env=) runs REF as refit's own managed container
+    (Watchtower's flags: --interval 2 --label-enable --scope SCOPE, its
+    enable and scope labels, the host's network and socket, a state volume
+    of this run); returns its name and ID. Everything of that name (and its
+    aside names) is removed afterwards."""
+    made = []
+
+    def run(ref, env=()):
+        name = "refit-e2e-%s-self-%d" % (run_id, len(made))
+        vol = name + "-state"
+        docker("volume", "create", "--label", "%s=%s" % (RUN_LABEL, run_id), vol)
+        made.append((name, vol))
+        args = ["run", "-d", "--name", name, "--label", "%s=%s" % (RUN_LABEL, run_id),
+                "--label", "%s=true" % WT_ENABLE, "--label", "%s=%s" % (WT_SCOPE, scope),
+                "--network", "host", "-v", "%s:/var/run/docker.sock" % DOCKER_SOCK,
+                "-v", "%s:/var/lib/refit" % vol]
+        for e in env:
+            args += ["-e", e]
+        cid = docker(*(args + [ref, "--interval", "2", "--label-enable", "--scope", scope])).strip()
+        return name, cid
+    yield run
+    for name, vol in made:
+        left = docker("ps", "-aq", "--filter", "name=^/%s(-refit-(old|new)-[0-9a-f]{8})?$" % name,
+                      check=False).split()
+        if left:
+            docker("rm", "-f", *left, check=False)
+        docker("volume", "rm", "-f", vol, check=False)
+
+
+def named(name):
+    """The containers whose name is NAME or one of its swap names: {name: inspect}."""
+    ids = docker("ps", "-aq", "--filter", "name=^/%s(-refit-(old|new)-[0-9a-f]{8})?$" % name).split()
+    return {i["Name"].lstrip("/"): i for i in (inspect(x) for x in ids)}
+
+
+def logs_of(cid):
+    p = subprocess.run([DOCKER, "logs", cid], capture_output=True, text=True)
+    return p.stdout + p.stderr
+
+
+def test_self_update_hands_over_to_the_new_image(image, image_factory, plain_registry, self_updater):
+    """refit's own stale container finishes its pass, starts its
+    replacement beside it, and the replacement, once ready, takes the lock,
+    removes the old container and runs: one refit under the name, on v2."""
+    ref, ((v1, _), (v2, _)) = refit_versions(image, image_factory, plain_registry, "self-good", "")
+    name, old = self_updater(ref)
+
+    def swapped():
+        now = named(name)
+        return list(now) == [name] and now[name]["Image"] == v2 and now[name]["State"]["Running"]
+    try:
+        wait_for(swapped, 90, interval=0.5, what="the replacement alone under the name")
+    except HarnessError:
+        raise AssertionError("%r\nold:\n%s" % ({k: (v["Image"], v["State"]["Status"]) for k, v in named(name).items()},
+                                               logs_of(old)))
+    new = named(name)[name]["Id"]
+    assert new != old
+    wait_for(lambda: "updating every 2 s" in logs_of(new), 30, interval=0.3, what="the replacement's daemon")
+    log = logs_of(new)
+    assert "standing by to take over from %s" % old[:12] in log, log
+    assert "took over from %s" % old[:12] in log, log
+    # its settings came along: labels, the state volume, the flags
+    ins = inspect(new)
+    assert ins["Config"]["Labels"][WT_ENABLE] == "true" and ins["HostConfig"]["NetworkMode"] == "host", ins
+    assert any(m["Destination"] == "/var/lib/refit" and m["Type"] == "volume" for m in ins["Mounts"]), ins["Mounts"]
+    assert ins["Args"][-5:] == ["--interval", "2", "--label-enable", "--scope", ins["Config"]["Labels"][WT_SCOPE]], \
+        ins["Args"]
+    # the next passes find it up to date: no second handover
+    time.sleep(5)
+    assert list(named(name)) == [name] and named(name)[name]["Id"] == new
+    hist = docker("exec", new, "refit", "history", "--json", name)
+    recs = json.loads(hist)["history"]
+    assert [r["outcome"] for r in recs if r.get("strategy") == "handover"] == ["updated"], recs
+
+
+def test_self_update_to_a_bad_version_keeps_the_old_one_and_holds(image, image_factory, plain_registry,
+                                                                  self_updater):
+    """A replacement that exits before it is ready is removed; the old refit
+    gets its name back, runs on, and holds the digest: no second try."""
+    ref, ((v1, _), (v2, d2)) = refit_versions(image, image_factory, plain_registry, "self-bad",
+                                              'ENTRYPOINT ["/bin/false"]')
+    name, old = self_updater(ref)
+    wait_for(lambda: "the replacement exited (code 1) before it was ready" in logs_of(old), 90, interval=0.5,
+             what="the failed handover")
+    wait_for(lambda: list(named(name)) == [name], 30, interval=0.3, what="the old one alone under its name")
+    time.sleep(6)  # three more passes
+    now = named(name)
+    assert list(now) == [name] and now[name]["Id"] == old and now[name]["State"]["Running"], now
+    assert not docker("ps", "-aq", "--filter", "ancestor=%s" % v2, check=False).split()
+    holds = json.loads(docker("exec", old, "cat", "/var/lib/refit/digests.json"))["holds"]
+    assert holds[name]["digest"] == d2, holds
+    log = logs_of(old)
+    assert log.count("rolled-back (handover)") == 1, log
+
+
+def test_self_update_old_side_killed_while_standing_by(image, image_factory, plain_registry, self_updater):
+    """SIGKILL of the old refit while its replacement stands by: the
+    replacement takes the lock the old one no longer holds, finishes the
+    journal record and runs; nothing is left under an aside name."""
+    ref, ((v1, _), (v2, _)) = refit_versions(image, image_factory, plain_registry, "self-killold", "")
+    name, old = self_updater(ref, env=["REFIT_TEST_STANDBY_DELAY=6"])
+
+    def standing_by():
+        return any(v["Image"] == v2 and v["State"]["Running"] for v in named(name).values())
+    wait_for(standing_by, 90, interval=0.2, what="the replacement standing by")
+    assert "waiting up to" not in logs_of(old)  # still before its ready mark
+    docker("kill", "-s", "KILL", old)
+    wait_for(lambda: list(named(name)) == [name] and named(name)[name]["Image"] == v2, 60, interval=0.3,
+             what="the replacement alone under the name")
+    new = named(name)[name]["Id"]
+    wait_for(lambda: "updating every 2 s" in logs_of(new), 30, interval=0.3, what="the replacement's daemon")
+    log = logs_of(new)
+    assert "finishing an operation interrupted at step standing-by" in log, log
+    assert "took over from %s" % old[:12] in log, log
+
+
+def test_self_update_replacement_killed_while_standing_by(image, image_factory, plain_registry, self_updater):
+    """SIGKILL of the replacement while it stands by: the old refit sees it
+    gone, removes it, takes its name back and holds the digest."""
+    ref, ((v1, _), (v2, d2)) = refit_versions(image, image_factory, plain_registry, "self-killnew", "")
+    name, old = self_updater(ref, env=["REFIT_TEST_STANDBY_DELAY=30"])
+    found = {}
+
+    def standing_by():
+        for v in named(name).values():
+            if v["Image"] == v2 and v["State"]["Running"]:
+                found["id"] = v["Id"]
+        return "id" in found
+    wait_for(standing_by, 90, interval=0.2, what="the replacement standing by")
+    docker("kill", "-s", "KILL", found["id"])
+    wait_for(lambda: list(named(name)) == [name] and named(name)[name]["Id"] == old, 60, interval=0.3,
+             what="the old one back under its name")
+    assert named(name)[name]["State"]["Running"]
+    log = logs_of(old)
+    assert "the replacement exited (code 137) before it was ready" in log, log
+    holds = json.loads(docker("exec", old, "cat", "/var/lib/refit/digests.json"))["holds"]
+    assert holds[name]["digest"] == d2, holds

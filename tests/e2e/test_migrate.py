@@ -451,7 +451,7 @@ def test_seed_revamp_with_compose(refit, compose, scope, swapenv, swap_images, p
     proj.cmd("up", "-d")
     old_n, old_a = "neurosync_s1-%s" % sfx, "autogen_agent-%s" % sfx
     client = "revamp-client-%s" % sfx
-    wait_for(lambda: nc_get(client, "neurosync_s1")[1] == "neurosync", 20, interval=0.3,
+    wait_for(lambda: nc_get(client, "neurosync_s1")[1] == "neurosync", 60, interval=0.3,
              what="the client to reach neurosync_s1")
     assert nc_get(client, "autogen_agent")[1] == "autogen"
     data = write_data(old_n, ["/data", "/anon"])
