@@ -240,10 +240,11 @@ static void undo_recorded(const struct refit_config *cfg, struct engine *en, jso
 		log_error("self-update: %s", e.msg);
 	journal_new_id(id);
 	iso_now(now);
-	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", JR_ID, id, JR_KIND, "update",
+	/* in the history as a rollback that succeeded: the handover's update is undone, nothing to roll back */
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", JR_ID, id, JR_KIND, "rollback",
 			JR_CONTAINER, name, JR_STRATEGY, "handover", JR_OLD_ID, to, JR_NEW_ID, me, JR_IMAGE,
 			hget(h, "image"), JR_STARTED, now, JR_FINISHED, now, JR_OUTCOME,
-			entry_status_to_string(ENTRY_ROLLED_BACK), JR_ERROR, why);
+			entry_status_to_string(ENTRY_UPDATED), JR_ERROR, why);
 	if (!rec || journal_append(cfg->state_dir, rec, &e) < 0)
 		log_error("self-update: history: %s", rec ? e.msg : "out of memory");
 	json_decref(rec);

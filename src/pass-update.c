@@ -651,6 +651,16 @@ struct pass_work {
 	bool handover;      /* the entry being swapped is refit's own container (after the others) */
 };
 
+/* Why refit's own container cannot hand over: two copies of it cannot run at once (static). */
+static const char *exclusive_self(const char *why)
+{
+	static _Thread_local char msg[300];
+
+	snprintf(msg, sizeof(msg), "refit's own container: its replacement cannot start beside it (%s); see docs/packaging.md",
+		 why);
+	return msg;
+}
+
 /* Whether the entry being swapped is refit's own container. */
 static bool pass_handover(const struct pass_work *w)
 {
@@ -1101,8 +1111,12 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 		if (o->rename && c->status == ENTRY_UP_TO_DATE && ins && rename_target(c, ins))
 			c->status = ENTRY_UPDATE_AVAILABLE; /* the same image under its new name */
 		if (c->status == ENTRY_UPDATE_AVAILABLE && !c->kind && handover_is_self(c->id)) {
+			const char *exclusive = ins ? spec_exclusive(ins) : NULL;
+
 			/* never swapped mid-pass: handed over once the others are done, by the daemon only */
-			if (handover_allowed())
+			if (exclusive)
+				set_outcome(c, ENTRY_SKIPPED, exclusive_self(exclusive));
+			else if (handover_allowed())
 				json_array_append_new(selves, json_string(c->name));
 			else
 				set_outcome(c, ENTRY_SKIPPED,
@@ -1233,6 +1247,11 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	}
 	if (inspect_or_fail(en, false, c->name, &cur, c) < 0)
 		goto out;
+	if (handover_is_self(json_string_value(json_object_get(cur, "Id")))) {
+		/* a rollback swaps with the old one stopped: never this refit's own container under it */
+		set_outcome(c, ENTRY_SKIPPED, "refit's own container: roll it back from another refit (refit --run-once --rollback in a container of its own, or on the host)");
+		goto out;
+	}
 	/* The previous image by ID if still here, else pulled by its digest. */
 	if (inspect_or_fail(en, true, old_image_id, &img, c) < 0) {
 		if (!old_digest || update_pull(en, cfg, &ref, old_digest, &e) < 0 ||

@@ -10,6 +10,7 @@
 #include "refit/base.h"
 #include "refit/engine-spec.h"
 #include "refit/events.h"
+#include "refit/imageref.h"
 #include "refit/log.h"
 #include "refit/select.h"
 #include "refit/waited.h"
@@ -120,6 +121,67 @@ int swap_join(struct swap *s, struct refit_err *e)
 	return 0;
 }
 
+/* Point reference IMAGE (a tag) at image ID: 0, or -1 with E. */
+static int tag_to(struct swap *s, const char *image, const char *id, struct refit_err *e)
+{
+	struct imageref ref = { 0 };
+	char *repo = NULL, *er = NULL, *et = NULL, path[2048];
+	int rc = -1;
+
+	if (imageref_parse(image, &ref, e) < 0 || !ref.tag || ref.digest)
+		goto out;
+	if (!(repo = imageref_repository(&ref)) || !(er = engine_escape(s->en, repo)) ||
+	    !(et = engine_escape(s->en, ref.tag))) {
+		err_set(e, ERR_FAILED, "out of memory");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/images/%.71s/tag?repo=%s&tag=%s", id, er, et);
+	rc = engine_call(s->en, "POST", path, NULL, 0, NULL, NULL, e);
+out:
+	free(er);
+	free(et);
+	free(repo);
+	imageref_free(&ref);
+	return rc;
+}
+
+/*
+ * A network_mode follower keeps its image: only its namespace changes. It
+ * is created from its reference, which may name another image by now
+ * (pulled, or built on this host, since it started), and its old container
+ * cannot run again once its provider is gone: the reference is pointed at
+ * the follower's image WANT for the create, and back after (unpin_tag).
+ * The ID to put back (malloc'd), or NULL when the reference names WANT.
+ */
+static char *pin_tag(struct swap *s, const char *image, const char *want)
+{
+	struct refit_err e = { 0 };
+	json_t *img = NULL;
+	const char *now;
+	char *back = NULL;
+
+	if (!image || !want || engine_image_inspect(s->en, image, &img, &e) != 1)
+		return NULL;
+	now = json_string_value(json_object_get(img, "Id"));
+	if (now && strcmp(now, want) != 0 && (back = strdup(now)) && tag_to(s, image, want, &e) < 0) {
+		log_warn("%s: %s names %.19s, not its image %.19s, and cannot be pointed back: %s", s->name, image, now,
+			 want, e.msg);
+		free(back);
+		back = NULL;
+	}
+	json_decref(img);
+	return back;
+}
+
+static void unpin_tag(struct swap *s, const char *image, char *back)
+{
+	struct refit_err e = { 0 };
+
+	if (back && tag_to(s, image, back, &e) < 0)
+		log_error("%s: %s could not be pointed back at %.19s: %s", s->name, image, back, e.msg);
+	free(back);
+}
+
 int swap_create(struct swap *s, const char *name, const char *extra_alias, bool hold, struct refit_err *e)
 {
 	bool from_spec = json_is_object(json_object_get(s->rec, JR_SPEC_INSPECT));
@@ -134,7 +196,7 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, bool 
 	struct spec_output out = { 0 };
 	const char *want = swap_get(s, JR_NEW_IMAGE_ID), *got;
 	json_t *ans = NULL, *ins = NULL;
-	char path[512], *esc;
+	char path[512], *esc, *back = NULL;
 	size_t i;
 	json_t *c;
 	int rc = -1;
@@ -164,10 +226,15 @@ int swap_create(struct swap *s, const char *name, const char *extra_alias, bool 
 	esc = engine_escape(s->en, name);
 	snprintf(path, sizeof(path), "/containers/create?name=%s", esc ? esc : "");
 	free(esc);
-	if (engine_call(s->en, "POST", path, out.create, 0, &ans, NULL, e) < 0) {
+	if (strcmp(jr_str(s->rec, JR_KIND) ?: "", "follow") == 0)
+		back = pin_tag(s, in.image, want);
+	rc = engine_call(s->en, "POST", path, out.create, 0, &ans, NULL, e);
+	unpin_tag(s, in.image, back);
+	if (rc < 0) {
 		err_prefix(e, "create %s: ", name);
 		goto out;
 	}
+	rc = -1;
 	got = json_string_value(json_object_get(ans, "Id"));
 	if (!got || swap_note(s, JR_NEW_ID, got, e) < 0) {
 		if (!got)

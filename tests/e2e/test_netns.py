@@ -216,3 +216,33 @@ def test_follower_recovered_after_its_tag_moved_runs_what_the_tag_names(
     assert ins["Image"] == newer.id and ins["State"]["Running"], (ins["Image"], ins["State"])
     assert ins["HostConfig"]["NetworkMode"] == "container:" + inspect(vpn)["Id"]
     reaches(client, 8081, docker("exec", app, "cat", "/version").strip())
+
+
+def test_follower_keeps_its_image_when_its_tag_names_another(swapenv, image_factory, plain_registry, refit):
+    """A follower whose tag names another local image (built here, or pulled
+    by a pass cut short) while the follower itself is up to date: moved onto
+    the new provider, it runs its own image still, and the tag names what it
+    named before. (Created from the tag, it got the other image, the check
+    refused it, and its old container could not start again: its provider
+    was gone. Found by tests/e2e/test_chaos.py.)"""
+    vpn_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-k"))
+    app_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-k-app"))
+    net, _ = swapenv.network()
+    vpn = swapenv.run(vpn_img, swapenv.managed({"refit.strategy": "recreate"}), hint="vpn",
+                      extra=["--network", net, "--network-alias", "vpn"])
+    app = swapenv.run(app_img, swapenv.managed(), hint="app", extra=["--network", "container:" + vpn],
+                      cmd=["/bin/sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h / & wait $!"])
+    client = swapenv.run(app_img, swapenv.labels(), hint="client", extra=["--network", net])
+    other = image_factory.build(app_img.ref)  # the tag names a local build; the registry still serves app's
+    assert other != app_img.id
+    image_factory.publish_new_version(vpn_img)
+    config = "state_dir: %s\n%s" % (refit.state_dir, FAST_CONFIG)
+    res = refit.run("update", "--scope", swapenv.scope, "--json", config=config, timeout=180)
+    assert res.rc == 0, res.describe()
+    assert "recreated onto the new" in res.stderr, res.describe()
+    assert os.listdir(os.path.join(refit.state_dir, "ops")) == []
+    ins = inspect(app)
+    assert ins["Image"] == app_img.id and ins["State"]["Running"], (ins["Image"], ins["State"], res.describe())
+    assert ins["HostConfig"]["NetworkMode"] == "container:" + inspect(vpn)["Id"]
+    assert docker("image", "inspect", "-f", "{{.Id}}", app_img.ref).strip() == other
+    reaches(client, 8081, docker("exec", app, "cat", "/version").strip())
