@@ -79,10 +79,7 @@ static int handover_run(struct swap *s, struct refit_err *e)
 	json_t *h;
 	int rc;
 
-	snprintf(aside, sizeof(aside), "%s-refit-old-%.8s", s->name, swap_get(s, JR_ID));
-	snprintf(temp, sizeof(temp), "%s-refit-new-%.8s", s->name, swap_get(s, JR_ID));
-	if (swap_note(s, JR_TEMP_NAME, aside, e) < 0 || swap_note(s, JR_NEW_TEMP_NAME, temp, e) < 0 ||
-	    swap_step(s, "creating", e) < 0)
+	if (swap_aside_names(s, aside, temp, e) < 0)
 		return 1; /* nothing changed yet */
 	if (swap_create(s, temp, NULL, false, e) < 0)
 		return handover_undo(s, e);

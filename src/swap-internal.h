@@ -44,6 +44,14 @@ extern const struct strategy_ops strategy_handover;
  */
 int swap_undo(struct swap *s, struct refit_err *e);
 
+/*
+ * The names of a swap that sets the old container aside (recreate,
+ * handover): ASIDE gets NAME-refit-old-ID, TEMP the replacement's
+ * NAME-refit-new-ID; both noted, and "creating" journaled. 0, or -1 with
+ * nothing changed.
+ */
+int swap_aside_names(struct swap *s, char aside[300], char temp[300], struct refit_err *e);
+
 /* Journal STEP before taking it. */
 int swap_step(struct swap *s, const char *step, struct refit_err *e);
 

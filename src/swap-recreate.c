@@ -15,10 +15,7 @@ static int recreate_run(struct swap *s, struct refit_err *e)
 	const char *new_id;
 	char aside[300], temp[300];
 
-	snprintf(aside, sizeof(aside), "%s-refit-old-%.8s", s->name, swap_get(s, JR_ID));
-	snprintf(temp, sizeof(temp), "%s-refit-new-%.8s", s->name, swap_get(s, JR_ID));
-	if (swap_note(s, JR_TEMP_NAME, aside, e) < 0 || swap_note(s, JR_NEW_TEMP_NAME, temp, e) < 0 ||
-	    swap_step(s, "creating", e) < 0)
+	if (swap_aside_names(s, aside, temp, e) < 0)
 		return 1; /* nothing changed yet */
 	/*
 	 * Created while the old one still runs: the name is the temporary one,

@@ -29,6 +29,16 @@ int swap_step(struct swap *s, const char *step, struct refit_err *e)
 	return 0;
 }
 
+int swap_aside_names(struct swap *s, char aside[300], char temp[300], struct refit_err *e)
+{
+	snprintf(aside, 300, "%s-refit-old-%.8s", s->name, swap_get(s, JR_ID));
+	snprintf(temp, 300, "%s-refit-new-%.8s", s->name, swap_get(s, JR_ID));
+	if (swap_note(s, JR_TEMP_NAME, aside, e) < 0 || swap_note(s, JR_NEW_TEMP_NAME, temp, e) < 0 ||
+	    swap_step(s, "creating", e) < 0)
+		return -1;
+	return 0;
+}
+
 int swap_note(struct swap *s, const char *key, const char *value, struct refit_err *e)
 {
 	if (json_object_set_new(s->rec, key, value ? json_string(value) : json_null()) < 0)

@@ -1369,6 +1369,55 @@ class EngineEvents:
         self.proc.stderr.close()
 
 
+class HTTPReceiver:
+    """An HTTP(S) server on 127.0.0.1 that records every request as
+    {"method", "path", "headers", "host", "body", "time"}; ANSWER(req) gives
+    (status, JSON-able body) for each (default 200 {}).  With TLS (a
+    TLSMaterial) it speaks HTTPS with the server certificate."""
+
+    def __init__(self, tls=None, answer=None):
+        self.requests = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, fmt, *args):
+                pass
+
+            def handle_any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                req = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+                       "host": self.headers.get("Host"), "body": self.rfile.read(n), "time": time.monotonic()}
+                with outer.lock:
+                    outer.requests.append(req)
+                    status, body = answer(req) if answer else (200, {})
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+            do_GET = do_POST = do_PUT = handle_any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls.server_crt, tls.server_key)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def got(self, path=None):
+        """The requests (to PATH, without its query, when given), oldest first."""
+        with self.lock:
+            return [r for r in self.requests if path is None or r["path"].split("?")[0] == path]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def sweep_run_objects(run_id):
     """Removes every container, network and volume labelled with this run."""
     flt = "label=%s=%s" % (RUN_LABEL, run_id)

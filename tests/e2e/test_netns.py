@@ -34,6 +34,21 @@ def reaches(client, port, want, timeout=20):
         raise AssertionError("vpn:%d answered %r, expected %r" % (port, getattr(probe, "last", None), want))
 
 
+def vpn_and_app(swapenv, image_factory, plain_registry, hint):
+    """A "vpn" provider (recreate) on a user network, one consumer serving on
+    8081 in its namespace, a client on the network: (vpn_img, app_img, vpn,
+    app, client)."""
+    vpn_img = image_factory.make(plain_registry, repo=image_factory.unique_repo(hint))
+    app_img = image_factory.make(plain_registry, repo=image_factory.unique_repo(hint + "-app"))
+    net, _ = swapenv.network()
+    vpn = swapenv.run(vpn_img, swapenv.managed({"refit.strategy": "recreate"}), hint="vpn",
+                      extra=["--network", net, "--network-alias", "vpn"])
+    app = swapenv.run(app_img, swapenv.managed(), hint="app", extra=["--network", "container:" + vpn],
+                      cmd=["/bin/sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h / & wait $!"])
+    client = swapenv.run(app_img, swapenv.labels(), hint="client", extra=["--network", net])
+    return vpn_img, app_img, vpn, app, client
+
+
 def test_consumers_follow_their_provider(swapenv, image_factory, plain_registry, refit):
     vpn_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn"))
     app_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-app"))
@@ -87,14 +102,7 @@ def test_killed_while_a_follower_is_recreated(swapenv, image_factory, plain_regi
     replaced): its old container can never run again (its namespace went with
     the old provider), so the next run swaps it again onto the new provider
     instead of putting back what cannot start."""
-    vpn_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-k"))
-    app_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-k-app"))
-    net, _ = swapenv.network()
-    vpn = swapenv.run(vpn_img, swapenv.managed({"refit.strategy": "recreate"}), hint="vpn",
-                      extra=["--network", net, "--network-alias", "vpn"])
-    app = swapenv.run(app_img, swapenv.managed(), hint="app", extra=["--network", "container:" + vpn],
-                      cmd=["/bin/sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h / & wait $!"])
-    client = swapenv.run(app_img, swapenv.labels(), hint="client", extra=["--network", net])
+    vpn_img, app_img, vpn, app, client = vpn_and_app(swapenv, image_factory, plain_registry, "vpn-k")
     version = docker("exec", app, "cat", "/version").strip()
     reaches(client, 8081, version)
     old_app = inspect(app)["Id"]
@@ -123,14 +131,7 @@ def test_killed_while_the_provider_swaps_its_followers_run_again(swapenv, image_
     it: the next run's recovery puts the provider back and starts them again
     (they were left stopped), and its pass then swaps the provider and moves
     them onto the new one, running."""
-    vpn_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-s"))
-    app_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-s-app"))
-    net, _ = swapenv.network()
-    vpn = swapenv.run(vpn_img, swapenv.managed({"refit.strategy": "recreate"}), hint="vpn",
-                      extra=["--network", net, "--network-alias", "vpn"])
-    app = swapenv.run(app_img, swapenv.managed(), hint="app", extra=["--network", "container:" + vpn],
-                      cmd=["/bin/sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h / & wait $!"])
-    client = swapenv.run(app_img, swapenv.labels(), hint="client", extra=["--network", net])
+    vpn_img, app_img, vpn, app, client = vpn_and_app(swapenv, image_factory, plain_registry, "vpn-s")
     version = docker("exec", app, "cat", "/version").strip()
     image_factory.publish_new_version(vpn_img)
     config = "state_dir: %s\n%s" % (refit.state_dir, FAST_CONFIG)
@@ -158,14 +159,7 @@ def test_killed_after_the_provider_passed_its_gate_followers_are_moved_by_recove
     its followers were moved: the next run's recovery finishes the provider's
     swap and then moves its followers onto the new provider (they were
     stopped for the swap; they run again there), as the cut pass would have."""
-    vpn_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-c"))
-    app_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-c-app"))
-    net, _ = swapenv.network()
-    vpn = swapenv.run(vpn_img, swapenv.managed({"refit.strategy": "recreate"}), hint="vpn",
-                      extra=["--network", net, "--network-alias", "vpn"])
-    app = swapenv.run(app_img, swapenv.managed(), hint="app", extra=["--network", "container:" + vpn],
-                      cmd=["/bin/sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h / & wait $!"])
-    client = swapenv.run(app_img, swapenv.labels(), hint="client", extra=["--network", net])
+    vpn_img, app_img, vpn, app, client = vpn_and_app(swapenv, image_factory, plain_registry, "vpn-c")
     version = docker("exec", app, "cat", "/version").strip()
     old_vpn, old_app = inspect(vpn)["Id"], inspect(app)["Id"]
     image_factory.publish_new_version(vpn_img)
@@ -194,14 +188,7 @@ def test_follower_recovered_after_its_tag_moved_runs_what_the_tag_names(
     run (a newer image pulled under it): its old container can never run
     again, so the recovery recreates it from what the tag names now instead
     of refusing the create for the moved tag and leaving it stopped."""
-    vpn_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-t"))
-    app_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-t-app"))
-    net, _ = swapenv.network()
-    vpn = swapenv.run(vpn_img, swapenv.managed({"refit.strategy": "recreate"}), hint="vpn",
-                      extra=["--network", net, "--network-alias", "vpn"])
-    app = swapenv.run(app_img, swapenv.managed(), hint="app", extra=["--network", "container:" + vpn],
-                      cmd=["/bin/sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h / & wait $!"])
-    client = swapenv.run(app_img, swapenv.labels(), hint="client", extra=["--network", net])
+    vpn_img, app_img, vpn, app, client = vpn_and_app(swapenv, image_factory, plain_registry, "vpn-t")
     image_factory.publish_new_version(vpn_img)
     config = "state_dir: %s\n%s" % (refit.state_dir, FAST_CONFIG)
     res = refit.run("update", "--scope", swapenv.scope, config=config, timeout=180,
@@ -225,14 +212,7 @@ def test_follower_keeps_its_image_when_its_tag_names_another(swapenv, image_fact
     named before. (Created from the tag, it got the other image, the check
     refused it, and its old container could not start again: its provider
     was gone. Found by tests/e2e/test_chaos.py.)"""
-    vpn_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-k"))
-    app_img = image_factory.make(plain_registry, repo=image_factory.unique_repo("vpn-k-app"))
-    net, _ = swapenv.network()
-    vpn = swapenv.run(vpn_img, swapenv.managed({"refit.strategy": "recreate"}), hint="vpn",
-                      extra=["--network", net, "--network-alias", "vpn"])
-    app = swapenv.run(app_img, swapenv.managed(), hint="app", extra=["--network", "container:" + vpn],
-                      cmd=["/bin/sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h / & wait $!"])
-    client = swapenv.run(app_img, swapenv.labels(), hint="client", extra=["--network", net])
+    vpn_img, app_img, vpn, app, client = vpn_and_app(swapenv, image_factory, plain_registry, "vpn-k")
     other = image_factory.build(app_img.ref)  # the tag names a local build; the registry still serves app's
     assert other != app_img.id
     image_factory.publish_new_version(vpn_img)

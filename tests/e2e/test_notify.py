@@ -18,11 +18,10 @@ import threading
 import time
 import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import digest_only, free_port, wait_for
+from harness import HTTPReceiver, digest_only, free_port, wait_for
 from swaptools import (case_refit, config_text, rollback, same_digest,
                        sanitizer_report, update)
 from swaptools import common_pairs, swap_images, swapenv  # noqa: F401 (fixtures)
@@ -31,53 +30,21 @@ from swaptools import common_pairs, swap_images, swapenv  # noqa: F401 (fixtures
 EXIT_WAIT = 15
 
 
-class Receiver:
+class Receiver(HTTPReceiver):
     """An HTTP server on 127.0.0.1 that records every request.  answers:
     {path: [status, ...]} - the statuses given in turn for that path (the
     last one repeats); 200 for any other path."""
 
     def __init__(self, answers=None):
         self.answers = {k: list(v) for k, v in (answers or {}).items()}
-        self.requests = []
-        self.lock = threading.Lock()
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt, *args):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n)
-                path = self.path
-                with outer.lock:
-                    outer.requests.append({"path": path, "headers": dict(self.headers.items()),
-                                           "body": body, "time": time.monotonic()})
-                    todo = outer.answers.get(path.split("?")[0])
-                    status = (todo.pop(0) if len(todo) > 1 else todo[0]) if todo else 200
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        def answer(req):  # called under the receiver's lock
+            todo = self.answers.get(req["path"].split("?")[0])
+            return (todo.pop(0) if len(todo) > 1 else todo[0]) if todo else 200, {}
+        super().__init__(None, answer)
 
     def url(self, scheme, path):
         return "%s127.0.0.1:%d%s" % (scheme, self.port, path)
-
-    def got(self, path):
-        """Requests to PATH (without the query), oldest first."""
-        with self.lock:
-            return [r for r in self.requests if r["path"].split("?")[0] == path]
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Silent:

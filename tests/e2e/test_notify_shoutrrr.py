@@ -25,11 +25,10 @@ import socket
 import ssl
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import TLSMaterial, digest_only
+from harness import HTTPReceiver, TLSMaterial, digest_only
 from swaptools import inspect, stale_pair
 
 WT_ENABLE = "com.centurylinklabs.watchtower.enable"
@@ -165,52 +164,6 @@ class SMTPReceiver:
     def stop(self):
         self.stopped.set()
         self.sock.close()
-
-
-class HTTPReceiver:
-    """An HTTP(S) server on 127.0.0.1 recording every request; ANSWER(req)
-    gives (status, JSON-able body) for each (default 200 {})."""
-
-    def __init__(self, tls=None, answer=None):
-        self.requests = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt, *args):
-                pass
-
-            def handle_any(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                req = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
-                       "host": self.headers.get("Host"), "body": self.rfile.read(n)}
-                with outer.lock:
-                    outer.requests.append(req)
-                status, body = answer(req) if answer else (200, {})
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-            do_GET = do_POST = do_PUT = handle_any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        if tls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(tls.server_crt, tls.server_key)
-            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def got(self):
-        with self.lock:
-            return list(self.requests)
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --------------------------------------------------------------------------
