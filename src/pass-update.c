@@ -661,6 +661,15 @@ static const char *exclusive_self(const char *why)
 	return msg;
 }
 
+/* The pass's entry of container NAME (not a service), or NULL. */
+static struct check_entry *pass_entry(struct pass_work *w, const char *name)
+{
+	for (size_t i = 0; i < w->res->n; i++)
+		if (!w->res->v[i].kind && strcmp(w->res->v[i].name, name) == 0)
+			return &w->res->v[i];
+	return NULL;
+}
+
 /* Whether the entry being swapped is refit's own container. */
 static bool pass_handover(const struct pass_work *w)
 {
@@ -815,13 +824,11 @@ static void update_followers(struct engine *en, struct pass_work *w, const char 
 
 	snprintf(mode, sizeof(mode), "container:%s", new_id);
 	json_object_foreach_safe(followers, tmp, fname, running) {
-		struct check_entry *f = NULL;
+		struct check_entry *f;
 		struct prepared p;
 		json_t *spec;
 
-		for (size_t i = 0; i < w->res->n && !f; i++)
-			if (!w->res->v[i].kind && strcmp(w->res->v[i].name, fname) == 0)
-				f = &w->res->v[i];
+		f = pass_entry(w, fname);
 		if (!f || f->status != ENTRY_UPDATE_AVAILABLE)
 			continue;
 		pass_pull(en, w, f);
@@ -850,15 +857,13 @@ static void update_followers(struct engine *en, struct pass_work *w, const char 
 static void update_entry(struct engine *en, struct pass_work *w, const char *name)
 {
 	json_t *ins = json_object_get(w->all, name), *deps, *followers;
-	struct check_entry *c = NULL;
+	struct check_entry *c;
 	struct prepared p;
 	char why[512] = "", *new_image = NULL;
 	bool downtime;
 	int hrc;
 
-	for (size_t i = 0; i < w->res->n && !c; i++)
-		if (strcmp(w->res->v[i].name, name) == 0)
-			c = &w->res->v[i];
+	c = pass_entry(w, name);
 	if (!c || !ins || c->status != ENTRY_UPDATE_AVAILABLE)
 		return; /* not found, or already swapped with its network namespace's provider */
 	if (atomic_load(&stop_requested)) {
