@@ -188,7 +188,10 @@ class Network:
         # with pools set and live-restore off, every start after the first
         # clears the stale "bridge" network and calls removeDefaultBridgeInterface(),
         # which deletes the host's docker0 whatever --bridge names.  Tests'
-        # networks give their subnets from the pool (prefix()) instead.
+        # networks give their subnets from the pool (prefix()) instead: a
+        # network made without one (compose's default) gets one of dockerd's
+        # default pools, which the machine's engine uses too, and traffic on
+        # it goes astray (test_migrate.py's compose file gives its subnet).
         return ["--bridge", self.bridge, "--iptables=false", "--ip-masq=false", "--ip-forward=false"]
 
     def save(self, path):

@@ -241,6 +241,18 @@ def logs_of(cid):
     return p.stdout + p.stderr
 
 
+def waited(pred, timeout, what, name):
+    """wait_for PRED; on a timeout, fail with the state and the log of every
+    container under NAME (and its swap names)."""
+    try:
+        wait_for(pred, timeout, interval=0.3, what=what)
+    except HarnessError:
+        now = named(name)
+        raise AssertionError("timed out after %ds waiting for %s: %r\n%s" % (
+            timeout, what, {k: (v["Image"][:19], v["State"]["Status"], v["State"]["ExitCode"]) for k, v in now.items()},
+            "\n".join("--- %s\n%s" % (k, logs_of(v["Id"])) for k, v in now.items())))
+
+
 def test_self_update_hands_over_to_the_new_image(image, image_factory, plain_registry, self_updater):
     """refit's own stale container finishes its pass, starts its
     replacement beside it, and the replacement, once ready, takes the lock,
@@ -251,14 +263,10 @@ def test_self_update_hands_over_to_the_new_image(image, image_factory, plain_reg
     def swapped():
         now = named(name)
         return list(now) == [name] and now[name]["Image"] == v2 and now[name]["State"]["Running"]
-    try:
-        wait_for(swapped, 90, interval=0.5, what="the replacement alone under the name")
-    except HarnessError:
-        raise AssertionError("%r\nold:\n%s" % ({k: (v["Image"], v["State"]["Status"]) for k, v in named(name).items()},
-                                               logs_of(old)))
+    waited(swapped, 150, "the replacement alone under the name", name)
     new = named(name)[name]["Id"]
     assert new != old
-    wait_for(lambda: "updating every 2 s" in logs_of(new), 30, interval=0.3, what="the replacement's daemon")
+    waited(lambda: "updating every 2 s" in logs_of(new), 60, "the replacement's daemon", name)
     log = logs_of(new)
     assert "standing by to take over from %s" % old[:12] in log, log
     assert "took over from %s" % old[:12] in log, log
@@ -283,9 +291,9 @@ def test_self_update_to_a_bad_version_keeps_the_old_one_and_holds(image, image_f
     ref, ((v1, _), (v2, d2)) = refit_versions(image, image_factory, plain_registry, "self-bad",
                                               'ENTRYPOINT ["/bin/false"]')
     name, old = self_updater(ref)
-    wait_for(lambda: "the replacement exited (code 1) before it was ready" in logs_of(old), 90, interval=0.5,
-             what="the failed handover")
-    wait_for(lambda: list(named(name)) == [name], 30, interval=0.3, what="the old one alone under its name")
+    waited(lambda: "the replacement exited (code 1) before it was ready" in logs_of(old), 150, "the failed handover",
+           name)
+    waited(lambda: list(named(name)) == [name], 60, "the old one alone under its name", name)
     time.sleep(6)  # three more passes
     now = named(name)
     assert list(now) == [name] and now[name]["Id"] == old and now[name]["State"]["Running"], now
@@ -301,17 +309,17 @@ def test_self_update_old_side_killed_while_standing_by(image, image_factory, pla
     replacement takes the lock the old one no longer holds, finishes the
     journal record and runs; nothing is left under an aside name."""
     ref, ((v1, _), (v2, _)) = refit_versions(image, image_factory, plain_registry, "self-killold", "")
-    name, old = self_updater(ref, env=["REFIT_TEST_STANDBY_DELAY=6"])
+    name, old = self_updater(ref, env=["REFIT_TEST_STANDBY_DELAY=15"])
 
     def standing_by():
         return any(v["Image"] == v2 and v["State"]["Running"] for v in named(name).values())
-    wait_for(standing_by, 90, interval=0.2, what="the replacement standing by")
+    waited(standing_by, 150, "the replacement standing by", name)
     assert "waiting up to" not in logs_of(old)  # still before its ready mark
     docker("kill", "-s", "KILL", old)
-    wait_for(lambda: list(named(name)) == [name] and named(name)[name]["Image"] == v2, 60, interval=0.3,
-             what="the replacement alone under the name")
+    waited(lambda: list(named(name)) == [name] and named(name)[name]["Image"] == v2, 90,
+           "the replacement alone under the name", name)
     new = named(name)[name]["Id"]
-    wait_for(lambda: "updating every 2 s" in logs_of(new), 30, interval=0.3, what="the replacement's daemon")
+    waited(lambda: "updating every 2 s" in logs_of(new), 60, "the replacement's daemon", name)
     log = logs_of(new)
     assert "finishing an operation interrupted at step standing-by" in log, log
     assert "took over from %s" % old[:12] in log, log
@@ -329,10 +337,10 @@ def test_self_update_replacement_killed_while_standing_by(image, image_factory, 
             if v["Image"] == v2 and v["State"]["Running"]:
                 found["id"] = v["Id"]
         return "id" in found
-    wait_for(standing_by, 90, interval=0.2, what="the replacement standing by")
+    waited(standing_by, 150, "the replacement standing by", name)
     docker("kill", "-s", "KILL", found["id"])
-    wait_for(lambda: list(named(name)) == [name] and named(name)[name]["Id"] == old, 60, interval=0.3,
-             what="the old one back under its name")
+    waited(lambda: list(named(name)) == [name] and named(name)[name]["Id"] == old, 90,
+           "the old one back under its name", name)
     assert named(name)[name]["State"]["Running"]
     log = logs_of(old)
     assert "the replacement exited (code 137) before it was ready" in log, log

@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from daemontools import Daemon
-from harness import RUN_LABEL, docker, wait_for
+from harness import RUN_LABEL, Engine, docker, wait_for
 from swaptools import (GOOD, OWNER_LABEL, aliases, config_text, exec_out, history,
                        inspect, leftovers, nc_get, pending_ops, read_data, run_refit, write_data)
 from swaptools import common_pairs, swap_images, swapenv  # noqa: F401 (fixtures)
@@ -429,6 +429,9 @@ networks:
   default:
     labels:
       %(run_label)s: "%(run)s"
+    ipam:
+      config:
+        - subnet: %(subnet)s
 """
 
 
@@ -446,8 +449,10 @@ def test_seed_revamp_with_compose(refit, compose, scope, swapenv, swap_images, p
     coord = mk(plain_registry, repo=swap_images.unique_repo("its-define/agent-coordinator"),
                version="agent-coordinator", **GOOD)
     sfx = uuid.uuid4().hex[:6]
+    # a subnet of the engine's own: a second engine's default pools overlap the machine's
     proj = compose(COMPOSE % {"neuro": neuro.ref, "agent": agent.ref, "scope": scope, "sfx": sfx,
-                              "run": run_id, "run_label": RUN_LABEL, "owner_label": OWNER_LABEL})
+                              "run": run_id, "run_label": RUN_LABEL, "owner_label": OWNER_LABEL,
+                              "subnet": Engine().network_prefix() + ".0/24"})
     proj.cmd("up", "-d")
     old_n, old_a = "neurosync_s1-%s" % sfx, "autogen_agent-%s" % sfx
     client = "revamp-client-%s" % sfx
