@@ -269,6 +269,7 @@ int handover_wait_takeover(const struct refit_config *cfg, long timeout_s)
 		if (!h || strcmp(hget(h, "from"), me) != 0)
 			goto taken;
 		json_decref(h);
+		h = NULL;
 		pause_ms(250);
 	}
 	if (journal_open(&j, cfg->state_dir, TAKEOVER_LOCK_WAIT_S, &e) < 0) {
