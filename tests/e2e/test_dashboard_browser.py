@@ -157,8 +157,12 @@ def test_dashboard_in_chromium(browser, refit_bin, tmp_path, scope, scoped, cont
                  what="the Roll back button")
         click_action(drv, web, "rollback")
         accept_confirm(drv)
-        wait_for(lambda: same_digest(current_digest(drv, web) or "", g1.digest), 90,
-                 what="the old digest back in the row")
+        try:
+            wait_for(lambda: same_digest(current_digest(drv, web) or "", g1.digest), 90,
+                     what="the old digest back in the row")
+        except Exception:
+            raise AssertionError("rollback: %r\n%s\n%s" % (live_text(drv), drv.get_log("browser"),
+                                                             d.stderr_text()[-3000:]))
         assert drv.execute_script("return window.__same_page") == 42
         # the rolled-back digest is held: no Update offered until it is released
         wait_for(lambda: row(drv, web).get_attribute("data-status") == "held", 30,

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import DOCKER, DOCKER_SOCK, RUN_LABEL, HarnessError, docker, wait_for
+from harness import DOCKER, DOCKER_SOCK, RUN_LABEL, HarnessError, docker, free_port, wait_for
 from swaptools import inspect, stale_pair
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -213,6 +213,8 @@ def self_updater(run_id, scope):
         vol = name + "-state"
         docker("volume", "create", "--label", "%s=%s" % (RUN_LABEL, run_id), vol)
         made.append((name, vol))
+        # its API on a port of its own: the host's network is shared with every other refit of the machine
+        env = list(env) + ["REFIT_API_LISTEN=127.0.0.1:%d" % free_port()]
         args = ["run", "-d", "--name", name, "--label", "%s=%s" % (RUN_LABEL, run_id),
                 "--label", "%s=true" % WT_ENABLE, "--label", "%s=%s" % (WT_SCOPE, scope),
                 "--network", "host", "-v", "%s:/var/run/docker.sock" % DOCKER_SOCK,
