@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "refit/base.h"
@@ -506,6 +507,34 @@ static int inspect(struct engine *en, const char *kind, const char *what, const 
 int engine_container_inspect(struct engine *en, const char *id_or_name, json_t **ret, struct refit_err *e)
 {
 	return inspect(en, "containers", "container", id_or_name, ret, e);
+}
+
+int engine_container_remove(struct engine *en, const char *id, bool volumes, struct refit_err *e)
+{
+	char path[160];
+	long status = 0;
+	struct refit_err ie = { 0 };
+
+	snprintf(path, sizeof(path), "/containers/%.64s?force=1&v=%d", id, volumes ? 1 : 0);
+	if (engine_call(en, "DELETE", path, NULL, 0, NULL, &status, &ie) == 0 || status == 404)
+		return 0;
+	if (status == 409 && strstr(ie.msg, "already in progress")) {
+		struct timespec ts = { 0, 200 * 1000000L };
+
+		for (int i = 0; i < 300; i++) {
+			json_t *ins = NULL;
+			int f = engine_container_inspect(en, id, &ins, &ie);
+
+			json_decref(ins);
+			if (f == 0)
+				return 0;
+			if (f < 0)
+				break;
+			nanosleep(&ts, NULL);
+		}
+	}
+	*e = ie;
+	return -1;
 }
 
 int engine_image_inspect(struct engine *en, const char *ref_or_id, json_t **ret, struct refit_err *e)

@@ -197,14 +197,7 @@ static void pause_ms(long ms)
 /* Remove container ID (forced; its anonymous volumes are the old one's, mounted by name, so kept). */
 static int remove_container(struct engine *en, const char *id, struct refit_err *e)
 {
-	char path[160];
-	long status = 0;
-
-	snprintf(path, sizeof(path), "/containers/%.64s?force=1&v=0", id);
-	if (engine_call(en, "DELETE", path, NULL, 0, NULL, &status, e) < 0 && status != 404)
-		return -1;
-	err_clear(e);
-	return 0;
+	return engine_container_remove(en, id, false, e);
 }
 
 /* Set container ID's restart policy to "no": its exit is then its end. */

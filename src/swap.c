@@ -357,13 +357,7 @@ int swap_rename(struct swap *s, const char *id, const char *name, struct refit_e
 
 int swap_remove(struct swap *s, const char *id, bool own_volumes, struct refit_err *e)
 {
-	char path[160];
-	long status = 0;
-	struct refit_err ie = { 0 };
-
-	snprintf(path, sizeof(path), "/containers/%s?force=1&v=%d", id, own_volumes ? 1 : 0);
-	if (engine_call(s->en, "DELETE", path, NULL, 0, NULL, &status, &ie) < 0 && status != 404) {
-		*e = ie;
+	if (engine_container_remove(s->en, id, own_volumes, e) < 0) {
 		err_prefix(e, "remove: ");
 		return -1;
 	}

@@ -108,6 +108,14 @@ char *engine_escape(struct engine *en, const char *s);
  */
 int engine_container_inspect(struct engine *en, const char *id_or_name, json_t **ret, struct refit_err *e);
 
+/*
+ * Remove container ID, forced (VOLUMES: with the anonymous volumes the
+ * engine made for it). A missing one is not an error, and a removal the
+ * engine has in progress (409: one asked by a refit killed since) is waited
+ * for until the container is gone (up to 60 s).
+ */
+int engine_container_remove(struct engine *en, const char *id, bool volumes, struct refit_err *e);
+
 /* The same for image REF_OR_ID (a reference, an ID or repo@digest). */
 int engine_image_inspect(struct engine *en, const char *ref_or_id, json_t **ret, struct refit_err *e);
 
