@@ -542,6 +542,51 @@ int engine_image_inspect(struct engine *en, const char *ref_or_id, json_t **ret,
 	return inspect(en, "images", "image", ref_or_id, ret, e);
 }
 
+/* Whether references A and B name one image now. */
+static bool same_image(struct engine *en, const char *a, const char *b)
+{
+	_cleanup_(json_decrefp) json_t *ia = NULL, *ib = NULL;
+	struct refit_err ie = { 0 };
+	const char *x, *y;
+
+	if (engine_image_inspect(en, a, &ia, &ie) != 1 || engine_image_inspect(en, b, &ib, &ie) != 1)
+		return false;
+	x = json_string_value(json_object_get(ia, "Id"));
+	y = json_string_value(json_object_get(ib, "Id"));
+	return x && y && strcmp(x, y) == 0;
+}
+
+int engine_image_tag(struct engine *en, const char *source, const char *repo, const char *tag, struct refit_err *e)
+{
+	_cleanup_(freep) char *er = engine_escape(en, repo), *et = engine_escape(en, tag), *want = NULL;
+	struct timespec ts = { 0, 100 * 1000000L };
+	struct refit_err ie = { 0 };
+	char path[2048];
+	long status = 0;
+
+	if (!er || !et || asprintf(&want, "%s:%s", repo, tag) < 0)
+		return err_set(e, ERR_FAILED, "out of memory");
+	if (path_fmt(path, sizeof(path), "/images/%s/tag?repo=%s&tag=%s", source, er, et) < 0)
+		return err_set(e, ERR_FAILED, "tag %.80s...: name too long", source);
+	for (int i = 0; i < 5; i++) {
+		if (engine_call(en, "POST", path, NULL, 0, NULL, &status, &ie) == 0)
+			return 0;
+		/*
+		 * The containerd image store replaces a tag by delete and
+		 * create, and refuses ("already exists") when another client
+		 * tagged the name between the two: what counts is where the
+		 * name points once the engine answers.
+		 */
+		if (same_image(en, want, source))
+			return 0;
+		if (status != 500 || !strstr(ie.msg, "already exists"))
+			break;
+		nanosleep(&ts, NULL);
+	}
+	*e = ie;
+	return -1;
+}
+
 /* A streamed transfer: the caller's sink, or the error body of a refused request. */
 struct stream_state {
 	struct engine *en;

@@ -123,18 +123,17 @@ out:
 /* Point REF's tag at the pulled DIGEST of its repository. */
 static int tag_digest(struct engine *en, const struct imageref *ref, const char *digest, struct refit_err *e)
 {
-	char *repo = imageref_repository(ref), *er = NULL, path[2048];
-	int rc = -1;
+	char *repo = imageref_repository(ref), *src = NULL;
+	int rc;
 
-	if (!repo || !(er = engine_escape(en, repo))) {
+	if (!repo || asprintf(&src, "%s@%s", repo, digest) < 0) {
 		free(repo);
 		return err_set(e, ERR_FAILED, "out of memory");
 	}
-	snprintf(path, sizeof(path), "/images/%s@%s/tag?repo=%s&tag=%s", repo, digest, er, ref->tag ? ref->tag : "latest");
-	rc = engine_call(en, "POST", path, NULL, 0, NULL, NULL, e);
+	rc = engine_image_tag(en, src, repo, ref->tag ? ref->tag : "latest", e);
 	if (rc < 0)
-		err_prefix(e, "tag %s@%s: ", repo, digest);
-	free(er);
+		err_prefix(e, "tag %s: ", src);
+	free(src);
 	free(repo);
 	return rc;
 }
@@ -1233,7 +1232,6 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 	struct swap_request rq = { 0 };
 	struct swap_plan plan;
 	struct swap_result res;
-	char path[2048];
 
 	if (!old_image_id || !image || !old_name || imageref_parse(image, &ref, &e) < 0) {
 		set_outcome(c, ENTRY_FAILED, e.msg[0] ? e.msg : "history record is incomplete");
@@ -1271,11 +1269,11 @@ static void rollback_one(struct engine *en, struct journal *j, const struct refi
 		old_image_id = json_string_value(json_object_get(img, "Id"));
 	} else {
 		char *repo = imageref_repository(&ref);
+		int rc = repo ? engine_image_tag(en, old_image_id, repo, ref.tag ? ref.tag : "latest", &e) :
+				err_set(&e, ERR_FAILED, "out of memory");
 
-		snprintf(path, sizeof(path), "/images/%s/tag?repo=%s&tag=%s", old_image_id, repo ? repo : "",
-			 ref.tag ? ref.tag : "latest");
 		free(repo);
-		if (engine_call(en, "POST", path, NULL, 0, NULL, NULL, &e) < 0) {
+		if (rc < 0) {
 			set_outcome(c, ENTRY_FAILED, e.msg);
 			goto out;
 		}

@@ -6,10 +6,14 @@
  * replacement when it takes the lock, after the pass.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "refit/base.h"
 #include "refit/engine.h"
+#include "refit/fsutil.h"
 #include "refit/handover.h"
 #include "refit/journal-record.h"
 #include "swap-internal.h"
@@ -19,17 +23,18 @@
 /* Does STATE_DIR's ready mark name ID? */
 static bool ready_says(const char *state_dir, const char *id)
 {
-	char path[4200], buf[80] = "";
-	FILE *f;
+	char path[4200], *buf = NULL;
+	size_t len = 0;
+	struct refit_err e = { 0 };
+	bool yes;
 
-	if (snprintf(path, sizeof(path), "%s/%s", state_dir, HANDOVER_READY) >= (int)sizeof(path) ||
-	    !(f = fopen(path, "re")))
+	if (path_fmt(path, sizeof(path), "%s/%s", state_dir, HANDOVER_READY) < 0 || access(path, F_OK) != 0 ||
+	    fs_read_file(path, 80, &buf, &len, &e) < 0)
 		return false;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
 	buf[strcspn(buf, "\n")] = '\0';
-	return strcmp(buf, id) == 0;
+	yes = strcmp(buf, id) == 0;
+	free(buf);
+	return yes;
 }
 
 /* Wait for the replacement NEW_ID's ready mark (the health gate of a handover): 0, or -1 with E. */

@@ -135,21 +135,17 @@ int swap_join(struct swap *s, struct refit_err *e)
 static int tag_to(struct swap *s, const char *image, const char *id, struct refit_err *e)
 {
 	struct imageref ref = { 0 };
-	char *repo = NULL, *er = NULL, *et = NULL, path[2048];
+	char *repo = NULL;
 	int rc = -1;
 
 	if (imageref_parse(image, &ref, e) < 0 || !ref.tag || ref.digest)
 		goto out;
-	if (!(repo = imageref_repository(&ref)) || !(er = engine_escape(s->en, repo)) ||
-	    !(et = engine_escape(s->en, ref.tag))) {
+	if (!(repo = imageref_repository(&ref))) {
 		err_set(e, ERR_FAILED, "out of memory");
 		goto out;
 	}
-	snprintf(path, sizeof(path), "/images/%.71s/tag?repo=%s&tag=%s", id, er, et);
-	rc = engine_call(s->en, "POST", path, NULL, 0, NULL, NULL, e);
+	rc = engine_image_tag(s->en, id, repo, ref.tag, e);
 out:
-	free(er);
-	free(et);
 	free(repo);
 	imageref_free(&ref);
 	return rc;

@@ -119,4 +119,11 @@ int engine_container_remove(struct engine *en, const char *id, bool volumes, str
 /* The same for image REF_OR_ID (a reference, an ID or repo@digest). */
 int engine_image_inspect(struct engine *en, const char *ref_or_id, json_t **ret, struct refit_err *e);
 
+/*
+ * Point REPO:TAG at image SOURCE (an ID, a reference or repo@digest): 0, or
+ * -1 with E. A refusal after which the name points at SOURCE anyway (the
+ * containerd image store's race with another client tagging it) is success.
+ */
+int engine_image_tag(struct engine *en, const char *source, const char *repo, const char *tag, struct refit_err *e);
+
 #endif
