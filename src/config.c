@@ -84,6 +84,7 @@ static const struct key keys[] = {
 	{ "api.token", K_STR, OFF(api_token), 0, 0, NULL, NULL },
 	{ "api.token_file", K_STR, OFF(api_token_file), 0, 0, NULL, check_path },
 	{ "api.session_ttl", K_SECONDS, OFF(api_session_ttl), 1, 30 * 86400, NULL, NULL },
+	{ "fleet.hosts", K_STR, OFF(fleet_hosts), 0, 0, NULL, check_path },
 	{ "notifications", K_LIST, OFF(notifications), 0, 0, NULL, check_notification },
 	{ "log_format", K_ENUM, OFF(log_format), 0, 0, log_formats, NULL },
 	{ "log_level", K_ENUM, OFF(log_level), 0, 0, log_levels, NULL },
@@ -98,7 +99,7 @@ static const struct key keys[] = {
 };
 
 /* Sections whose keys are written nested in YAML ("api: {listen: ...}"). */
-static const char *const sections[] = { "api", "models", NULL };
+static const char *const sections[] = { "api", "fleet", "models", NULL };
 
 /* Variables of other tools that set a key (Watchtower's are src/watchtower.c's). */
 static const struct {

@@ -38,15 +38,8 @@ struct ui {
 	pthread_rwlock_t *cfg_lock;
 	struct ops *ops;
 	struct sessions *sessions;
+	struct ui_fleet *fleet;
 	atomic_bool stopping;
-};
-
-/* Who asks: a session (with its CSRF token), a script with the bearer token, or nobody. */
-struct who {
-	bool session;
-	bool bearer;
-	char id[SESSION_ID_LEN + 1];
-	char csrf[SESSION_ID_LEN + 1];
 };
 
 /*
@@ -101,7 +94,9 @@ struct ui *ui_new(struct api *a, const struct refit_config *cfg, pthread_rwlock_
 {
 	struct ui *u = calloc(1, sizeof(*u));
 
-	if (!u || !(u->sessions = sessions_new())) {
+	if (!u || !(u->sessions = sessions_new()) || !(u->fleet = ui_fleet_new())) {
+		if (u)
+			sessions_free(u->sessions);
 		free(u);
 		return NULL;
 	}
@@ -117,6 +112,7 @@ void ui_free(struct ui *u)
 {
 	if (!u)
 		return;
+	ui_fleet_free(u->fleet);
 	sessions_free(u->sessions);
 	free(u);
 }
@@ -129,8 +125,10 @@ void ui_token_changed(struct ui *u)
 
 void ui_stop(struct ui *u)
 {
-	if (u)
+	if (u) {
 		atomic_store(&u->stopping, true);
+		ui_fleet_stop(u->fleet); /* before the API stops: a host of the fleet may be this daemon */
+	}
 	events_close();
 }
 
@@ -174,7 +172,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned code, const cha
 	return ret;
 }
 
-static enum MHD_Result answer_json(struct MHD_Connection *c, unsigned code, json_t *j)
+enum MHD_Result ui_answer_json(struct MHD_Connection *c, unsigned code, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	enum MHD_Result ret;
@@ -187,7 +185,7 @@ static enum MHD_Result answer_json(struct MHD_Connection *c, unsigned code, json
 	return ret;
 }
 
-static enum MHD_Result answer_page(struct MHD_Connection *c, unsigned code, struct ui_buf *b, const char *timing)
+enum MHD_Result ui_answer_page(struct MHD_Connection *c, unsigned code, struct ui_buf *b, const char *timing)
 {
 	enum MHD_Result ret;
 
@@ -200,13 +198,13 @@ static enum MHD_Result answer_page(struct MHD_Connection *c, unsigned code, stru
 	return ret;
 }
 
-static enum MHD_Result redirect(struct MHD_Connection *c, const char *to, const char *cookie)
+enum MHD_Result ui_redirect(struct MHD_Connection *c, const char *to, const char *cookie)
 {
 	return answer(c, 303, "text/plain", "", 0, to, cookie, NULL);
 }
 
 /* Did the page's script ask (it wants JSON answers)? */
-static bool wants_json(struct MHD_Connection *c)
+bool ui_wants_json(struct MHD_Connection *c)
 {
 	const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
 
@@ -224,7 +222,7 @@ static bool behind_tls(struct MHD_Connection *c)
 
 /* ---- the page's frame */
 
-static void page_start(struct ui_buf *b, const char *title, const struct who *w, const char *refresh)
+void ui_page_start(struct ui_buf *b, const char *title, const struct who *w, const char *refresh)
 {
 	ui_buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 		       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -246,7 +244,8 @@ static void page_start(struct ui_buf *b, const char *title, const struct who *w,
 	ui_buf_puts(b, " · refit</title><link rel=\"stylesheet\" href=\"/ui/dashboard.css\">"
 		       "<script src=\"/ui/dashboard.js\" defer></script></head><body><header><h1>refit</h1>");
 	if (w && (w->session || w->bearer)) {
-		ui_buf_puts(b, "<nav><a href=\"/\">Containers</a><a href=\"/ui/history\">History</a></nav>");
+		ui_buf_puts(b, "<nav><a href=\"/\">Containers</a><a href=\"/ui/history\">History</a>"
+			       "<a href=\"/ui/fleet\">Fleet</a></nav>");
 		if (w->session)
 			ui_buf_printf(b, "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" "
 					 "value=\"%s\"><button>Log out</button></form>", w->csrf);
@@ -256,7 +255,7 @@ static void page_start(struct ui_buf *b, const char *title, const struct who *w,
 			 "<input type=\"hidden\" name=\"csrf\" value=\"%s\"></form>", w && w->session ? w->csrf : "");
 }
 
-static void page_end(struct ui_buf *b)
+void ui_page_end(struct ui_buf *b)
 {
 	ui_buf_printf(b, "</main><footer class=\"mute\"><p>refit %s</p></footer></body></html>\n", refit_version);
 }
@@ -602,7 +601,7 @@ static void main_page(struct ui_buf *b, const struct view *v, const struct who *
 {
 	static const char *const filters[][2] = { { NULL, "all" }, { "pending", "pending" }, { "errors", "errors" } };
 
-	page_start(b, "containers", w, NULL);
+	ui_page_start(b, "containers", w, NULL);
 	ui_buf_printf(b, "<p class=\"state\" id=\"state\">%s</p><div class=\"bar\">",
 		      v->paused ? "⏸ Updates are paused: scheduled and requested updates wait (rollbacks still run)."
 				: "▶ Updates are running on schedule.");
@@ -626,7 +625,7 @@ static void main_page(struct ui_buf *b, const struct view *v, const struct who *
 	ui_buf_printf(b, "<div class=\"table\"><table><thead><tr>%s</tr></thead><tbody id=\"rows\">\n", columns);
 	rows(b, v, w, filter);
 	ui_buf_puts(b, "</tbody></table></div>");
-	page_end(b);
+	ui_page_end(b);
 }
 
 /* The history records, newest first, at most HISTORY_SHOWN; of NAME only when given. */
@@ -735,17 +734,17 @@ static enum MHD_Result container_page(struct ui *u, struct MHD_Connection *c, co
 	size_t i;
 
 	if (!valid_name(name)) {
-		page_start(&b, "no such container", w, NULL);
+		ui_page_start(&b, "no such container", w, NULL);
 		ui_buf_puts(&b, "<p class=\"msg bad\">No such container.</p>");
-		page_end(&b);
-		return answer_page(c, 404, &b, NULL);
+		ui_page_end(&b);
+		return ui_answer_page(c, 404, &b, NULL);
 	}
 	view_load(u, &v, true);
 	json_array_foreach(v.containers, i, x) {
 		if (strcmp(bare(jr_str(x, "name")), name) == 0)
 			found = x;
 	}
-	page_start(&b, name, w, NULL);
+	ui_page_start(&b, name, w, NULL);
 	ui_buf_puts(&b, "<h2>");
 	ui_buf_html(&b, name);
 	ui_buf_puts(&b, "</h2>");
@@ -762,9 +761,9 @@ static enum MHD_Result container_page(struct ui *u, struct MHD_Connection *c, co
 	pthread_rwlock_unlock(u->cfg_lock);
 	ui_buf_puts(&b, "<h2>History</h2>");
 	history_table(&b, v.hist, name);
-	page_end(&b);
+	ui_page_end(&b);
 	view_free(&v);
-	return answer_page(c, found ? 200 : 404, &b, NULL);
+	return ui_answer_page(c, found ? 200 : 404, &b, NULL);
 }
 
 static enum MHD_Result history_page(struct ui *u, struct MHD_Connection *c, const struct who *w)
@@ -773,13 +772,13 @@ static enum MHD_Result history_page(struct ui *u, struct MHD_Connection *c, cons
 	struct view v;
 
 	view_load(u, &v, false);
-	page_start(&b, "history", w, NULL);
+	ui_page_start(&b, "history", w, NULL);
 	ui_buf_printf(&b, "<h2>History</h2><p class=\"mute\">The last %d changes of containers, services and models, "
 			  "newest first.</p>", HISTORY_SHOWN);
 	history_table(&b, v.hist, NULL);
-	page_end(&b);
+	ui_page_end(&b);
 	view_free(&v);
-	return answer_page(c, 200, &b, NULL);
+	return ui_answer_page(c, 200, &b, NULL);
 }
 
 /* GET /ui/op/ID: the operation's state; refreshes itself until it has ended. */
@@ -793,11 +792,11 @@ static enum MHD_Result operation_page(struct ui *u, struct MHD_Connection *c, co
 	json_t *res, *x;
 	size_t i;
 
-	page_start(&b, "operation", w, rec && !done ? "2" : NULL);
+	ui_page_start(&b, "operation", w, rec && !done ? "2" : NULL);
 	if (!rec) {
 		ui_buf_puts(&b, "<p class=\"msg bad\">No such operation.</p>");
-		page_end(&b);
-		return answer_page(c, 404, &b, NULL);
+		ui_page_end(&b);
+		return ui_answer_page(c, 404, &b, NULL);
 	}
 	ui_buf_printf(&b, "<h2>Operation <code>%s</code></h2><dl><dt>kind</dt><dd>", id);
 	ui_buf_html(&b, jr_str(rec, "kind"));
@@ -839,9 +838,9 @@ static enum MHD_Result operation_page(struct ui *u, struct MHD_Connection *c, co
 	if (!done)
 		ui_buf_puts(&b, "<p class=\"mute\">This page refreshes until the operation ends.</p>");
 	ui_buf_puts(&b, "<p><a href=\"/\">Back to the containers</a></p>");
-	page_end(&b);
+	ui_page_end(&b);
 	json_decref(rec);
-	return answer_page(c, 200, &b, NULL);
+	return ui_answer_page(c, 200, &b, NULL);
 }
 
 /* ---- login */
@@ -850,7 +849,7 @@ static enum MHD_Result login_page(struct MHD_Connection *c, unsigned code, const
 {
 	struct ui_buf b = { 0 };
 
-	page_start(&b, "log in", NULL, NULL);
+	ui_page_start(&b, "log in", NULL, NULL);
 	ui_buf_puts(&b, "<form class=\"login\" method=\"post\" action=\"/login\"><h2>Log in</h2>");
 	if (msg) {
 		ui_buf_puts(&b, "<p class=\"msg bad\" id=\"login-error\">");
@@ -859,8 +858,8 @@ static enum MHD_Result login_page(struct MHD_Connection *c, unsigned code, const
 	}
 	ui_buf_puts(&b, "<label for=\"token\">API token (api.token)</label><input id=\"token\" name=\"token\" "
 			"type=\"password\" autocomplete=\"current-password\" required><button>Log in</button></form>");
-	page_end(&b);
-	return answer_page(c, code, &b, NULL);
+	ui_page_end(&b);
+	return ui_answer_page(c, code, &b, NULL);
 }
 
 static enum MHD_Result login(struct ui *u, struct MHD_Connection *c, const struct ui_form *f)
@@ -880,7 +879,7 @@ static enum MHD_Result login(struct ui *u, struct MHD_Connection *c, const struc
 		 behind_tls(c) ? "; Secure" : "");
 	OPENSSL_cleanse(id, sizeof(id));
 	log_info("dashboard: login (%u sessions)", sessions_count(u->sessions));
-	return redirect(c, "/", cookie);
+	return ui_redirect(c, "/", cookie);
 }
 
 /* ---- buttons */
@@ -891,26 +890,26 @@ static enum MHD_Result action_answer(struct MHD_Connection *c, const struct who 
 	struct ui_buf b = { 0 };
 	const char *op = jr_str(j, "operation"), *err = jr_str(j, "error");
 
-	if (wants_json(c) || w->bearer)
-		return answer_json(c, code, j);
+	if (ui_wants_json(c) || w->bearer)
+		return ui_answer_json(c, code, j);
 	if (op) {
 		char to[64];
 
 		snprintf(to, sizeof(to), "/ui/op/%s", op);
 		json_decref(j);
-		return redirect(c, to, NULL);
+		return ui_redirect(c, to, NULL);
 	}
 	if (!err) {
 		json_decref(j);
-		return redirect(c, "/", NULL);
+		return ui_redirect(c, "/", NULL);
 	}
-	page_start(&b, "refused", w, NULL);
+	ui_page_start(&b, "refused", w, NULL);
 	ui_buf_puts(&b, "<p class=\"msg bad\" id=\"refused\">Refused: ");
 	ui_buf_html(&b, err);
 	ui_buf_puts(&b, "</p><p><a href=\"/\">Back to the containers</a></p>");
-	page_end(&b);
+	ui_page_end(&b);
 	json_decref(j);
-	return answer_page(c, code, &b, NULL);
+	return ui_answer_page(c, code, &b, NULL);
 }
 
 /* The confirmation page of a destructive action posted without confirm=yes (the script asks in the browser). */
@@ -921,7 +920,7 @@ static enum MHD_Result confirm_page(struct MHD_Connection *c, const struct who *
 	char q[600];
 
 	fill(q, sizeof(q), a->confirm, name ? name : "");
-	page_start(&b, "confirm", w, NULL);
+	ui_page_start(&b, "confirm", w, NULL);
 	ui_buf_puts(&b, "<h2>");
 	ui_buf_html(&b, q);
 	ui_buf_printf(&b, "</h2><form method=\"post\" action=\"/ui/action\"><input type=\"hidden\" name=\"csrf\" "
@@ -937,8 +936,8 @@ static enum MHD_Result confirm_page(struct MHD_Connection *c, const struct who *
 				"restored from the backup taken before the change.</p>");
 	ui_buf_printf(&b, "<button class=\"danger\">%s</button> <a class=\"button\" href=\"/\">Cancel</a></form>",
 		      a->label);
-	page_end(&b);
-	return answer_page(c, 200, &b, NULL);
+	ui_page_end(&b);
+	return ui_answer_page(c, 200, &b, NULL);
 }
 
 /*
@@ -971,10 +970,21 @@ static const struct ui_action *action_of(const struct ui_form *f, char *name, si
 	return a;
 }
 
+/* fleet.hosts now (malloc'd), or NULL. */
+static char *fleet_hosts_file(struct ui *u)
+{
+	char *s;
+
+	pthread_rwlock_rdlock(u->cfg_lock);
+	s = u->cfg->fleet_hosts ? strdup(u->cfg->fleet_hosts) : NULL;
+	pthread_rwlock_unlock(u->cfg_lock);
+	return s;
+}
+
 static enum MHD_Result action(struct ui *u, struct MHD_Connection *c, const struct who *w, const struct ui_form *f)
 {
 	char given[256];
-	bool restore;
+	bool restore = false;
 	const struct ui_action *a = action_of(f, given, sizeof(given), &restore);
 	const char *name = given[0] ? given : NULL, *confirm = ui_form_get(f, "confirm");
 	struct api_request ar = { 0 };
@@ -983,6 +993,13 @@ static enum MHD_Result action(struct ui *u, struct MHD_Connection *c, const stru
 	json_t *q;
 	char *qs;
 
+	if (ui_form_get(f, "action") && strcmp(ui_form_get(f, "action"), "fleet-rollout") == 0) {
+		char *hosts = fleet_hosts_file(u);
+		enum MHD_Result ret = ui_fleet_rollout(u->fleet, hosts, c, w, f);
+
+		free(hosts);
+		return ret;
+	}
 	if (!a)
 		return action_answer(c, w, 400, json_pack("{s:s}", "error", "no such action"));
 	if (!a->kind) {
@@ -1083,11 +1100,11 @@ static enum MHD_Result events_stream(struct ui *u, struct MHD_Connection *c)
 
 	if (last) {
 		if (strlen(last) > 19 || strspn(last, "0123456789") != strlen(last) || !*last)
-			return answer_json(c, 400, json_pack("{s:s}", "error", "Last-Event-ID: expected a number"));
+			return ui_answer_json(c, 400, json_pack("{s:s}", "error", "Last-Event-ID: expected a number"));
 		from = strtoull(last, NULL, 10);
 	}
 	if (atomic_load(&u->stopping))
-		return answer_json(c, 503, json_pack("{s:s}", "error", "stopping"));
+		return ui_answer_json(c, 503, json_pack("{s:s}", "error", "stopping"));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return MHD_NO;
@@ -1095,7 +1112,7 @@ static enum MHD_Result events_stream(struct ui *u, struct MHD_Connection *c)
 	s->sub = events_subscribe(from);
 	if (!s->sub) {
 		free(s);
-		return answer_json(c, 503, json_pack("{s:s}", "error", "too many event streams open; try again later"));
+		return ui_answer_json(c, 503, json_pack("{s:s}", "error", "too many event streams open; try again later"));
 	}
 	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
 	if (!r) {
@@ -1184,7 +1201,7 @@ static enum MHD_Result get(struct ui *u, struct MHD_Connection *c, const char *u
 			rows(&b, &v, w, filter);
 		snprintf(timing, sizeof(timing), "check;dur=%.2f, render;dur=%.3f", v.check_ms, mono_since(&t0) * 1000);
 		view_free(&v);
-		ret = answer_page(c, 200, &b, timing);
+		ret = ui_answer_page(c, 200, &b, timing);
 		return ret;
 	}
 	if (strcmp(url, "/ui/history") == 0)
@@ -1195,7 +1212,14 @@ static enum MHD_Result get(struct ui *u, struct MHD_Connection *c, const char *u
 		return operation_page(u, c, w, url + 7);
 	if (strcmp(url, "/api/v1/events") == 0)
 		return events_stream(u, c);
-	return answer_json(c, 404, json_pack("{s:s}", "error", "no such page"));
+	if (strcmp(url, "/ui/fleet") == 0) {
+		char *hosts = fleet_hosts_file(u);
+		enum MHD_Result ret = ui_fleet_page(u->fleet, hosts, c, w);
+
+		free(hosts);
+		return ret;
+	}
+	return ui_answer_json(c, 404, json_pack("{s:s}", "error", "no such page"));
 }
 
 enum MHD_Result ui_handle(struct ui *u, struct MHD_Connection *c, const char *url, const char *method,
@@ -1219,27 +1243,27 @@ enum MHD_Result ui_handle(struct ui *u, struct MHD_Connection *c, const char *ur
 		const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
 
 		if (too_large || len > UI_FORM_MAX_BODY)
-			return answer_json(c, 413, json_pack("{s:s}", "error", "form larger than 8 KiB"));
+			return ui_answer_json(c, 413, json_pack("{s:s}", "error", "form larger than 8 KiB"));
 		if (!same_origin(c))
-			return answer_json(c, 403, json_pack("{s:s}", "error", "posted from another site"));
+			return ui_answer_json(c, 403, json_pack("{s:s}", "error", "posted from another site"));
 		if (len > 0 && (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0))
-			return answer_json(c, 415, json_pack("{s:s}", "error",
+			return ui_answer_json(c, 415, json_pack("{s:s}", "error",
 							     "send the form as application/x-www-form-urlencoded"));
 		if (ui_form_parse(body ? body : "", len, &f, &e) < 0)
-			return answer_json(c, 400, json_pack("{s:s}", "error", e.msg));
+			return ui_answer_json(c, 400, json_pack("{s:s}", "error", e.msg));
 		if (strcmp(url, "/login") == 0)
 			return login(u, c, &f);
 	}
 	if (!w.session && !w.bearer) {
 		if (strcmp(url, "/") == 0 && !post)
 			return login_page(c, 200, NULL);
-		return answer_json(c, 401, json_pack("{s:s}", "error", "log in at / or send the bearer token"));
+		return ui_answer_json(c, 401, json_pack("{s:s}", "error", "log in at / or send the bearer token"));
 	}
 	if (post && w.session) { /* a change from the page: its CSRF token, bound to the session */
 		const char *got = ui_form_get(&f, "csrf");
 
 		if (!got || strlen(got) != SESSION_ID_LEN || CRYPTO_memcmp(got, w.csrf, SESSION_ID_LEN) != 0)
-			return answer_json(c, 403, json_pack("{s:s}", "error", "missing or wrong CSRF token: reload the page"));
+			return ui_answer_json(c, 403, json_pack("{s:s}", "error", "missing or wrong CSRF token: reload the page"));
 	}
 	if (strcmp(url, "/logout") == 0) {
 		char cookie[128];
@@ -1248,7 +1272,7 @@ enum MHD_Result ui_handle(struct ui *u, struct MHD_Connection *c, const char *ur
 			sessions_drop(u->sessions, w.id);
 		snprintf(cookie, sizeof(cookie), COOKIE "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0%s",
 			 behind_tls(c) ? "; Secure" : "");
-		return redirect(c, "/", cookie);
+		return ui_redirect(c, "/", cookie);
 	}
 	if (post)
 		return action(u, c, &w, &f);

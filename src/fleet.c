@@ -96,11 +96,15 @@ struct hrun {
 
 struct fleet_ctx {
 	struct fleet_opts o;
-	struct fleet_hosts hosts;
+	struct fleet_hosts hosts; /* borrowed: freed by whoever loaded it */
 	struct hrun *runs;
 	FILE *progress;
 	bool tty;
+	void (*on_progress)(void *arg, const char *host, const char *line); /* instead of PROGRESS */
+	bool (*stopping)(void *arg);
+	void *arg;
 	size_t done;
+	bool halted, rolled; /* a rollout's end */
 	pthread_mutex_t lock;
 };
 
@@ -112,6 +116,11 @@ struct answer {
 	bool too_large;
 	char curl_err[CURL_ERROR_SIZE];
 };
+
+static bool stopping(const struct fleet_ctx *c)
+{
+	return c->stopping && c->stopping(c->arg);
+}
 
 /* One progress line: "[done/total] host: text" on a terminal, "host: text" otherwise. */
 static void progress(struct hrun *r, bool finished, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -127,11 +136,15 @@ static void progress(struct hrun *r, bool finished, const char *fmt, ...)
 	pthread_mutex_lock(&c->lock);
 	if (finished)
 		c->done++;
-	if (c->tty)
-		fprintf(c->progress, "[%zu/%zu] %s: %s\n", c->done, c->hosts.n, r->h->name, msg);
-	else
-		fprintf(c->progress, "%s: %s\n", r->h->name, msg);
-	fflush(c->progress);
+	if (c->on_progress) {
+		c->on_progress(c->arg, r->h->name, msg);
+	} else if (c->progress) {
+		if (c->tty)
+			fprintf(c->progress, "[%zu/%zu] %s: %s\n", c->done, c->hosts.n, r->h->name, msg);
+		else
+			fprintf(c->progress, "%s: %s\n", r->h->name, msg);
+		fflush(c->progress);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -152,6 +165,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	b[a->len] = '\0';
 	a->body = b;
 	return len;
+}
+
+/* libcurl's progress call: a transfer ends when refit stops (the daemon's rollout). */
+static int on_xfer(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	return stopping(arg) ? 1 : 0;
 }
 
 static void answer_free(struct answer *a)
@@ -201,6 +220,11 @@ static int http(const struct fleet_ctx *c, const struct fleet_host *h, const cha
 	if (h->ca_file)
 		curl_easy_setopt(k, CURLOPT_CAINFO, h->ca_file);
 	curl_easy_setopt(k, CURLOPT_ERRORBUFFER, a->curl_err);
+	if (c->stopping) {
+		curl_easy_setopt(k, CURLOPT_XFERINFOFUNCTION, on_xfer);
+		curl_easy_setopt(k, CURLOPT_XFERINFODATA, (void *)c);
+		curl_easy_setopt(k, CURLOPT_NOPROGRESS, 0L);
+	}
 	curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(k, CURLOPT_WRITEDATA, a);
 	if (body) {
@@ -217,6 +241,8 @@ static int http(const struct fleet_ctx *c, const struct fleet_host *h, const cha
 		snprintf(a->curl_err, sizeof(a->curl_err), "answer larger than %u bytes", FLEET_MAX_ANSWER);
 		return -1;
 	}
+	if (rc == CURLE_ABORTED_BY_CALLBACK)
+		snprintf(a->curl_err, sizeof(a->curl_err), "refit stopped before the answer");
 	if (rc != CURLE_OK) {
 		if (!a->curl_err[0])
 			snprintf(a->curl_err, sizeof(a->curl_err), "%s", curl_easy_strerror(rc));
@@ -285,6 +311,11 @@ static int run_operation(struct hrun *r, const char *what, const char *path, con
 	progress(r, false, "%s: operation %s queued", what, id);
 	snprintf(opath, sizeof(opath), "/api/v1/operations/%s", id);
 	for (;;) {
+		if (stopping(c)) {
+			snprintf(err, errlen, "%s: refit stopped following operation %s (it may still be running there)",
+				 what, id);
+			return -1;
+		}
 		if (mono_seconds() > deadline) {
 			snprintf(err, errlen, "%s: operation %s did not finish within %ld s (it may still be running there)",
 				 what, id, host_timeout(r));
@@ -485,10 +516,10 @@ static void print_json_obj(json_t *root)
 	json_decref(root);
 }
 
-static void rollout_report(struct fleet_ctx *c, bool all_ok, bool rolled)
+/* A rollout's report, as `refit fleet rollout --json` prints it. */
+static json_t *rollout_json(const struct fleet_ctx *c)
 {
-	if (c->o.json) {
-		json_t *hosts = json_array();
+	json_t *hosts = json_array();
 
 		for (size_t i = 0; i < c->hosts.n; i++) {
 			struct hrun *r = &c->runs[i];
@@ -508,8 +539,16 @@ static void rollout_report(struct fleet_ctx *c, bool all_ok, bool rolled)
 								 : json_null());
 			json_array_append_new(hosts, o);
 		}
-		print_json_obj(json_pack("{s:s, s:b, s:o}", "result", all_ok ? "succeeded" : "failed", "rolled_back",
-					 rolled, "hosts", hosts));
+	return json_pack("{s:s, s:b, s:o}", "result", c->halted ? "failed" : "succeeded", "rolled_back", c->rolled,
+			 "hosts", hosts);
+}
+
+static void rollout_report(struct fleet_ctx *c)
+{
+	bool all_ok = !c->halted, rolled = c->rolled;
+
+	if (c->o.json) {
+		print_json_obj(rollout_json(c));
 		return;
 	}
 	{
@@ -566,7 +605,7 @@ static int rollout(struct fleet_ctx *c)
 
 	if (!group)
 		return ERR_FAILED;
-	while (i < n && !halted) {
+	while (i < n && !halted && !stopping(c)) {
 		size_t g = 0, take = stage < (size_t)c->o.canary ? 1 : (size_t)c->o.batch;
 
 		for (; g < take && i < n; g++, i++) {
@@ -582,9 +621,10 @@ static int rollout(struct fleet_ctx *c)
 	for (; i < n; i++) {
 		c->runs[i].stage = stage;
 		c->runs[i].canary = false;
-		progress(&c->runs[i], true, "not started: the rollout halted");
+		progress(&c->runs[i], true, stopping(c) ? "not started: refit stopped" : "not started: the rollout halted");
+		halted = true;
 	}
-	if (halted && c->o.rollback) {
+	if (halted && c->o.rollback && !stopping(c)) {
 		size_t g = 0;
 
 		for (i = 0; i < n; i++)
@@ -600,7 +640,8 @@ static int rollout(struct fleet_ctx *c)
 		}
 	}
 	free(group);
-	rollout_report(c, !halted, rolled); /* every host ran and succeeded unless it halted */
+	c->halted = halted; /* every host ran and succeeded unless it halted */
+	c->rolled = rolled;
 	return halted ? ERR_FAILED : 0;
 }
 
@@ -635,7 +676,8 @@ static void *status_host(void *arg)
 	return NULL;
 }
 
-static int status(struct fleet_ctx *c)
+/* Ask every host, 16 at once: 0, or ERR_FAILED when one did not answer or is not ok. */
+static int status_run(struct fleet_ctx *c)
 {
 	struct hrun *group[STATUS_THREADS];
 	int code = 0;
@@ -650,8 +692,13 @@ static int status(struct fleet_ctx *c)
 	for (size_t i = 0; i < c->hosts.n; i++)
 		if (!c->runs[i].ok)
 			code = ERR_FAILED;
-	if (c->o.json) {
-		json_t *hosts = json_array();
+	return code;
+}
+
+/* The hosts' status, as `refit fleet status --json` prints it. */
+static json_t *status_json(const struct fleet_ctx *c)
+{
+	json_t *hosts = json_array();
 
 		for (size_t i = 0; i < c->hosts.n; i++) {
 			struct hrun *r = &c->runs[i];
@@ -665,8 +712,14 @@ static int status(struct fleet_ctx *c)
 						 changes_json(&r->op), "error",
 						 r->error[0] ? r->error : r->health_err[0] ? r->health_err : NULL));
 		}
-		print_json_obj(json_pack("{s:o}", "hosts", hosts));
-		return code;
+	return json_pack("{s:o}", "hosts", hosts);
+}
+
+static void status_report(struct fleet_ctx *c)
+{
+	if (c->o.json) {
+		print_json_obj(status_json(c));
+		return;
 	}
 	{
 		int wn = 4, wc = 9, wi = 5;
@@ -705,7 +758,67 @@ static int status(struct fleet_ctx *c)
 				printf("%-*s  %s\n", wn, "", r->error);
 		}
 	}
-	return code;
+}
+
+/* Make C's runs for its hosts: 0, or -1 out of memory. */
+static int ctx_start(struct fleet_ctx *c)
+{
+	if (!(c->runs = calloc(c->hosts.n + 1, sizeof(*c->runs))))
+		return -1;
+	for (size_t i = 0; i < c->hosts.n; i++) {
+		c->runs[i].h = &c->hosts.v[i];
+		c->runs[i].ctx = c;
+		snprintf(c->runs[i].result, sizeof(c->runs[i].result), "not-started");
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	return 0;
+}
+
+static void ctx_end(struct fleet_ctx *c)
+{
+	for (size_t i = 0; i < c->hosts.n; i++) {
+		fleet_op_free(&c->runs[i].op);
+		fleet_op_free(&c->runs[i].rb);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c->runs);
+	c->runs = NULL;
+}
+
+json_t *fleet_status(const struct fleet_hosts *hosts, long connect_timeout)
+{
+	struct fleet_ctx c = { .o = { .connect_timeout = connect_timeout > 0 ? connect_timeout : DEFAULT_CONNECT_TIMEOUT },
+			       .hosts = *hosts };
+	json_t *j;
+
+	if (ctx_start(&c) < 0)
+		return NULL;
+	status_run(&c);
+	j = status_json(&c);
+	ctx_end(&c);
+	return j;
+}
+
+json_t *fleet_rollout(const struct fleet_hosts *hosts, const struct fleet_rollout_opts *o)
+{
+	struct fleet_ctx c = { .o = { .canary = o->canary,
+				      .batch = o->batch > 0 ? o->batch : 1,
+				      .timeout = o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT,
+				      .connect_timeout = o->connect_timeout > 0 ? o->connect_timeout : DEFAULT_CONNECT_TIMEOUT,
+				      .target_version = o->target_version,
+				      .rollback = o->rollback },
+			       .hosts = *hosts,
+			       .on_progress = o->progress,
+			       .stopping = o->stopping,
+			       .arg = o->arg };
+	json_t *j;
+
+	if (ctx_start(&c) < 0)
+		return NULL;
+	rollout(&c);
+	j = rollout_json(&c);
+	ctx_end(&c);
+	return j;
 }
 
 /* A whole number within MIN..MAX for option NAME, or -1 (said on stderr). */
@@ -829,26 +942,21 @@ int fleet_main(int argc, char **argv)
 		fprintf(stderr, "refit fleet: %s\n", e.msg);
 		return e.kind == ERR_FAILED ? ERR_FAILED : ERR_USAGE;
 	}
-	if (!(c.runs = calloc(c.hosts.n, sizeof(*c.runs)))) {
+	if (ctx_start(&c) < 0) {
 		fleet_hosts_free(&c.hosts);
 		return ERR_FAILED;
 	}
-	for (size_t i = 0; i < c.hosts.n; i++) {
-		c.runs[i].h = &c.hosts.v[i];
-		c.runs[i].ctx = &c;
-		snprintf(c.runs[i].result, sizeof(c.runs[i].result), "not-started");
-	}
 	c.progress = c.o.json ? stderr : stdout;
 	c.tty = isatty(fileno(c.progress));
-	pthread_mutex_init(&c.lock, NULL);
-	code = is_rollout ? rollout(&c) : status(&c);
-	fflush(stdout);
-	for (size_t i = 0; i < c.hosts.n; i++) {
-		fleet_op_free(&c.runs[i].op);
-		fleet_op_free(&c.runs[i].rb);
+	if (is_rollout) {
+		code = rollout(&c);
+		rollout_report(&c);
+	} else {
+		code = status_run(&c);
+		status_report(&c);
 	}
-	pthread_mutex_destroy(&c.lock);
-	free(c.runs);
+	fflush(stdout);
+	ctx_end(&c);
 	fleet_hosts_free(&c.hosts);
 	return code;
 }

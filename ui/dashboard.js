@@ -67,6 +67,7 @@
       var j = a[1];
       if (j.error) say("refused: " + j.error);
       else if (j.operation) say("operation " + j.operation + " queued");
+      else if (j.rollout) location.assign("/ui/fleet");
       else if (j.released) { say(j.released.length ? "released " + j.released.join(", ") : "no hold to release"); refresh(); }
       else if (typeof j.paused === "boolean") { say(j.paused ? "updates paused" : "updates resumed"); location.reload(); }
     }).catch(function (e) { say(e.message); });

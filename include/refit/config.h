@@ -51,6 +51,7 @@ struct refit_config {
 	char *api_token;
 	char *api_token_file;
 	long api_session_ttl; /* seconds a dashboard login lasts */
+	char *fleet_hosts;    /* the dashboard's fleet page: a hosts file as refit fleet reads it */
 	struct strv notifications;
 	char *log_format;
 	char *log_level;

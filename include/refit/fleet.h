@@ -103,6 +103,30 @@ int fleet_parse_health(const char *body, size_t len, char *version, size_t vlen,
 /* An error answer's "error" text, cleaned to printable ASCII, into OUT (empty when none). */
 void fleet_parse_error(const char *body, size_t len, char *out, size_t outlen);
 
+/* How a rollout runs: refit fleet rollout's options (0: its defaults). */
+struct fleet_rollout_opts {
+	long canary, batch, timeout, connect_timeout;
+	const char *target_version; /* checked by the caller (tag_valid) */
+	bool rollback;              /* --rollback-on-failure */
+	void (*progress)(void *arg, const char *host, const char *line); /* each progress line, or NULL */
+	bool (*stopping)(void *arg); /* true: start no more hosts, stop following operations (or NULL) */
+	void *arg;
+};
+
+/*
+ * Ask every host of HOSTS (tokens loaded) for its health and containers:
+ * the object `refit fleet status --json` prints ({"hosts":[...]}), new
+ * reference, or NULL out of memory. Blocks for up to two minutes.
+ */
+json_t *fleet_status(const struct fleet_hosts *hosts, long connect_timeout);
+
+/*
+ * Roll out over HOSTS as `refit fleet rollout` does: the object its --json
+ * prints ({"result", "rolled_back", "hosts"}), or NULL out of memory.
+ * PROGRESS is called from the hosts' threads, one call at a time.
+ */
+json_t *fleet_rollout(const struct fleet_hosts *hosts, const struct fleet_rollout_opts *o);
+
 /* `refit fleet ...`: ARGV after the word fleet. Returns the exit code (0, 1, 2). */
 int fleet_main(int argc, char **argv);
 

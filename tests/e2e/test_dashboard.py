@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 import urllib.parse
@@ -15,7 +16,7 @@ import urllib.parse
 import pytest
 
 from daemontools import Daemon
-from harness import wait_for
+from harness import free_port, wait_for
 from swaptools import inspect, make_exiting, stale_pair
 
 
@@ -295,3 +296,149 @@ def test_release_button_clears_a_hold(daemons, scope, scoped, containers, image_
     assert inspect(held)["Id"] == held_id, "a release changed the container"
     assert "dashboard: released the hold on %s" % held in d.stderr_text()
     d.stop()
+
+
+def wait_rollout(d, jar, timeout=180):
+    """The fleet page's JSON once its rollout has finished."""
+    got = {}
+
+    def done():
+        st, _, body = request(d, "GET", "/ui/fleet", headers=dict(jar, Accept="application/json"), timeout=120)
+        assert st == 200, (st, body)
+        got["j"] = json.loads(body)
+        return got["j"]["rollout"]["state"] == "finished"
+    wait_for(done, timeout, what="the fleet page's rollout to finish")
+    return got["j"]
+
+
+def test_fleet_page_lists_the_hosts_and_rolls_out(daemons, scope, containers, labels, image_factory,
+                                                  plain_registry, tmp_path):
+    """With fleet.hosts, /ui/fleet asks every host as `refit fleet status`
+    does (health, version, paused, pending) and its Roll out form runs
+    `refit fleet rollout` in the daemon: confirmation first, the session's
+    CSRF token always, one rollout at a time, its progress and report on
+    the page. A host that does not answer is shown as such and fails the
+    rollout; without fleet.hosts the page says how to set one."""
+    repo = image_factory.unique_repo("dash-fleet")
+    v1, v2 = image_factory.make_many([{"registry": plain_registry, "repo": repo, "tag": t}
+                                      for t in ("v1", "v2")])
+    hosts, names, pairs = [], [], []
+    for i in (1, 2):
+        hs = "%s-h%d" % (scope, i)
+        pair = stale_pair(image_factory, plain_registry, v1, v2, "dash-fleet-h%d" % i)
+        names.append(containers.run(image=pair[0], hint="dash-fleet-h%d" % i,
+                                    labels=labels({"refit.enable": "true", "refit.scope": hs})))
+        pairs.append(pair)
+        hosts.append(daemons(scope=hs, sub="host%d" % i).start())
+    dead = free_port()
+    hosts_file = tmp_path / "fleet.yml"
+    hosts_file.write_text("hosts:\n" + "".join(
+        "  - name: host%d\n    url: http://127.0.0.1:%d\n    token: %s\n" % (i + 1, h.port, h.token)
+        for i, h in enumerate(hosts)) +
+        "  - name: gone\n    url: http://127.0.0.1:%d\n    token: %s\n    connect_timeout: 2\n"
+        % (dead, "x" * 20))
+    # the dashboard's own daemon manages nothing (a scope no container has)
+    d = daemons(scope=scope + "-dash", sub="dash", config_extra="fleet:\n  hosts: %s\n" % hosts_file).start()
+
+    # without a session or the token: nothing
+    assert request(d, "GET", "/ui/fleet")[0] == 401
+    _, jar = login(d)
+    st, _, page = request(d, "GET", "/ui/fleet", headers=jar, timeout=60)
+    assert st == 200, (st, page[:2000])
+    assert '<a href="/ui/fleet">Fleet</a>' in page
+    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr data-host="([^"]+)".*?</tr>', page, re.S)}
+    assert sorted(rows) == ["gone", "host1", "host2"], rows
+    for i, name in enumerate(names):
+        row = rows["host%d" % (i + 1)]
+        assert '<span class="status s-up-to-date">ok</span>' in row, row
+        assert '<td data-label="Pending">1</td>' in row and name in row and "update-available" in row, row
+        assert '<td data-label="Paused">no</td>' in row, row
+    assert "unreachable" in rows["gone"] and "s-error" in rows["gone"], rows["gone"]
+    csrf = csrf_of(page)
+    assert 'name="action" value="fleet-rollout"' in page and 'data-confirm="Roll out' in page, page
+    form = {"action": "fleet-rollout", "csrf": csrf, "canary": "1", "batch": "2"}
+    # refused whole: no CSRF token, bad numbers, a bad tag; nothing started
+    st, _, body = request(d, "POST", "/ui/action", dict(form, csrf="", confirm="yes"), jar)
+    assert st == 403 and "CSRF" in body, (st, body)
+    for bad, why in (({"batch": "0"}, "batch"), ({"canary": "x"}, "canary"),
+                     ({"target_version": "no/tag"}, "target_version")):
+        st, _, body = request(d, "POST", "/ui/action", dict(form, confirm="yes", **bad),
+                              dict(jar, Accept="application/json"))
+        assert st == 400 and why in json.loads(body)["error"], (bad, st, body)
+    # without confirm=yes it asks first, carrying the form's values
+    st, _, body = request(d, "POST", "/ui/action", form, jar)
+    assert st == 200 and "Roll out an update to the 3 hosts of the fleet?" in body, body
+    assert 'name="confirm" value="yes"' in body and 'name="canary" value="1"' in body and \
+        'name="batch" value="2"' in body, body
+    j = json.loads(request(d, "GET", "/ui/fleet", headers=dict(jar, Accept="application/json"), timeout=60)[2])
+    assert j["rollout"]["state"] == "none", j["rollout"]
+    for n, (p1, _) in zip(names, pairs):
+        assert inspect(n)["Image"] == p1.id
+    # confirmed: it runs in the daemon; the page follows it
+    st, h, _ = request(d, "POST", "/ui/action", dict(form, confirm="yes"), jar)
+    assert st == 303 and h["location"] == "/ui/fleet", (st, h)
+    st, _, body = request(d, "POST", "/ui/action", dict(form, confirm="yes"), dict(jar, Accept="application/json"))
+    if st != 409:   # the first may have ended already (it is short): then this is a second one
+        assert st == 202, (st, body)
+    else:
+        assert "a rollout is running" in json.loads(body)["error"], body
+    j = wait_rollout(d, jar)
+    rep = j["rollout"]["report"]
+    assert rep["result"] == "failed" and rep["rolled_back"] is False, rep
+    by = {x["name"]: x for x in rep["hosts"]}
+    assert by["host1"]["role"] == "canary" and by["host1"]["result"] == "succeeded", by
+    assert by["host2"]["result"] == "succeeded" and by["gone"]["result"] == "failed", by
+    assert "unreachable" in by["gone"]["error"], by["gone"]
+    assert any(line.startswith("host1: ") for line in j["rollout"]["lines"]), j["rollout"]["lines"]
+    for n, (_, p2) in zip(names, pairs):
+        wait_for(lambda: inspect(n)["Image"] == p2.id, 30, what="%s on v2" % n)
+    page = request(d, "GET", "/ui/fleet", headers=jar, timeout=60)[2]
+    assert 'id="rollout-result"' in page and "rollout failed" in page and 'id="rollout-lines"' in page, page
+    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr data-host="([^"]+)".*?</tr>', page, re.S)}
+    assert '<td data-label="Pending">0</td>' in rows["host1"], rows["host1"]
+    # a hosts file that stops parsing is said on the page, the form gone
+    hosts_file.write_text("hosts:\n  - name: a\n    url: ftp://x\n    token: %s\n" % ("y" * 20))
+    page = request(d, "GET", "/ui/fleet", headers=jar)[2]
+    assert 'id="fleet-error"' in page and ":3: hosts[0].url" in page and 'value="fleet-rollout"' not in page, page
+    st, _, body = request(d, "POST", "/ui/action", dict(form, confirm="yes"), dict(jar, Accept="application/json"))
+    assert st == 400 and "url" in json.loads(body)["error"], (st, body)
+    # a daemon without fleet.hosts says how to set one
+    _, jar1 = login(hosts[0])
+    st, _, page = request(hosts[0], "GET", "/ui/fleet", headers=jar1)
+    assert st == 200 and 'id="no-fleet"' in page and "fleet.hosts" in page, page
+    st, _, body = request(hosts[0], "GET", "/ui/fleet", headers={"Authorization": "Bearer " + hosts[0].token})
+    assert st == 404 and "fleet.hosts" in json.loads(body)["error"], (st, body)
+    # SIGTERM with a finished rollout: a clean exit
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(30) == 0
+    d.check_sanitizer()
+
+
+def test_fleet_rollout_ends_with_the_daemon(daemons, scope, tmp_path):
+    """SIGTERM while the page's rollout waits on a host that accepted the
+    connection and says nothing: the daemon stops following it (no more
+    hosts started, the request abandoned) and exits 0 at once, not after
+    the request's 30 s."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(silent.accept()) for _ in range(8)], daemon=True).start()
+    hosts_file = tmp_path / "fleet.yml"
+    hosts_file.write_text("hosts:\n  - name: silent\n    url: http://127.0.0.1:%d\n    token: %s\n"
+                          "  - name: never\n    url: http://127.0.0.1:%d\n    token: %s\n"
+                          % (silent.getsockname()[1], "s" * 20, silent.getsockname()[1], "n" * 20))
+    d = daemons(scope=scope, config_extra="fleet:\n  hosts: %s\n" % hosts_file).start()
+    bearer = {"Authorization": "Bearer " + d.token}
+    st, _, body = request(d, "POST", "/ui/action", {"action": "fleet-rollout"}, bearer)   # the token: no question
+    assert st == 202 and json.loads(body) == {"rollout": "running", "hosts": 2}, (st, body)
+    wait_for(lambda: held, 10, what="the rollout's request to the silent host")
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(20) == 0
+    took = time.monotonic() - t0
+    assert took < 10, took
+    log = d.stderr_text()
+    assert "fleet rollout: never: not started: refit stopped" in log, log[-3000:]
+    d.check_sanitizer()
+    silent.close()

@@ -4,7 +4,8 @@
 - every command `refit --help` lists, and every global option, is in the
   manual page's SYNOPSIS, COMMANDS and OPTIONS;
 - every key of src/config.c's key table is in docs/configuration.md and in
-  the manual page;
+  the manual page, and commented in config/refit.yml (the package's
+  /etc/refit/refit.yml), which refit accepts with every line uncommented;
 - every WATCHTOWER_* variable src/config.c reads is in
   docs/migrating-from-watchtower.md (marked as read, with the key it sets),
   and the doc marks no other WATCHTOWER_* variable as read.
@@ -21,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MAN = os.path.join(ROOT, "man", "refit.8")
 CONFIG_C = os.path.join(ROOT, "src", "config.c")
+CONFIG_YML = os.path.join(ROOT, "config", "refit.yml")
 CONFIG_MD = os.path.join(ROOT, "docs", "configuration.md")
 MIGRATING_MD = os.path.join(ROOT, "docs", "migrating-from-watchtower.md")
 README = os.path.join(ROOT, "README.md")
@@ -168,6 +170,47 @@ def test_every_config_key_documented():
         if man is not None:
             assert re.search(r"(?<![\w.])%s(?![\w])" % re.escape(key), sections(man)["CONFIGURATION"]), \
                 "key %s is not in the manual page's CONFIGURATION" % key
+
+
+def uncommented_example(tmp_path):
+    """config/refit.yml with its commented keys and list items uncommented,
+    the files it names made under tmp_path and named there instead."""
+    lines = []
+    for line in read(CONFIG_YML).splitlines():
+        m = re.match(r"^# ( *)([a-z][a-z0-9_.-]*:.*|- .*)$", line)
+        if m:
+            lines.append(m.group(1) + m.group(2))
+    text = "\n".join(lines) + "\n"
+    for path in sorted(set(re.findall(r"/etc/refit/[\w.-]+", text))):
+        local = tmp_path / os.path.basename(path)
+        local.write_text("0123456789abcdef0123456789abcdef\n" if "token" in path else "")
+        text = text.replace(path, str(local))
+    return text.replace("/var/lib/refit", str(tmp_path / "state"))
+
+
+def test_every_config_key_is_in_the_example_configuration():
+    """The package's conffile has every key, commented, under its section."""
+    text = "\n".join(line for line in read(CONFIG_YML).splitlines() if line.startswith("#"))
+    for key in config_keys():
+        section, _, name = key.rpartition(".")
+        if section:
+            m = re.search(r"^# %s:.*\n((?:#  +.*\n?)+)" % re.escape(section), text + "\n", re.M)
+            assert m, "section %s: is not in config/refit.yml" % section
+            body = m.group(1)
+        else:
+            body = text
+        assert re.search(r"^# %s%s:" % ("  " if section else "", re.escape(name)), body, re.M), \
+            "key %s is not commented in config/refit.yml" % key
+
+
+def test_the_example_configuration_uncommented_is_accepted(refit_bin, tmp_path):
+    conf = tmp_path / "refit.yml"
+    conf.write_text(uncommented_example(tmp_path))
+    # an engine that is not there: a configuration refit accepts gets as far
+    # as the engine (exit 3); a refused one exits 2 first
+    p = subprocess.run([refit_bin, "--config", str(conf), "--docker-host", "unix://%s" % (tmp_path / "none"),
+                        "status"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3, (p.returncode, p.stderr, conf.read_text())
 
 
 def migration_rows():
