@@ -243,7 +243,8 @@ DEB_BUILD := build-essential pkg-config libcurl4-openssl-dev libjansson-dev liby
 DEB_TEST := libcmocka-dev python3 python3-pytest python3-jwt python3-cryptography python3-requests \
 	docker.io docker-registry docker-compose busybox-static openssl apache2-utils curl \
 	clang libclang-rt-14-dev systemd iptables time valgrind groff-base wrk jq python3-yaml \
-	python3-pytest-xdist chromium chromium-driver python3-selenium
+	python3-pytest-xdist chromium chromium-driver python3-selenium \
+	podman netavark aardvark-dns
 # Packaging and the real-systemd test (make deb, make image, tests/e2e/test_package.py).
 DEB_PKG := debhelper dpkg-dev lintian mmdebstrap
 deps-pkg:

@@ -1,7 +1,9 @@
 /* From an old container's inspect to the create request of its replacement (pure, no I/O). */
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "refit/engine-spec.h"
 
@@ -315,6 +317,68 @@ static int rewrite_links(json_t *hc, struct refit_err *e)
 	return 0;
 }
 
+/*
+ * Podman's inspect names HC's Ulimits by their kernel names, RLIMIT_NOFILE,
+ * which its own create refuses ("invalid ulimit type"); Docker's form, the
+ * one both engines take, is "nofile". Rewrite such names in place.
+ */
+static int rewrite_ulimits(json_t *hc, struct refit_err *e)
+{
+	json_t *ulimits = json_object_get(hc, "Ulimits"), *u;
+	size_t i;
+
+	if (!json_is_array(ulimits))
+		return 0;
+	json_array_foreach(ulimits, i, u) {
+		const char *name = json_string_value(json_object_get(u, "Name"));
+		char lower[32];
+		size_t n;
+
+		if (!name || strncasecmp(name, "RLIMIT_", 7) != 0)
+			continue;
+		name += 7;
+		for (n = 0; name[n] && n + 1 < sizeof(lower); n++)
+			lower[n] = (char)tolower((unsigned char)name[n]);
+		lower[n] = '\0';
+		if (name[n] || !n)
+			return err_set(e, ERR_FAILED, "HostConfig.Ulimits: %s is not a resource limit", name - 7);
+		if (json_object_set_new(u, "Name", json_string(lower)) < 0)
+			return err_set(e, ERR_FAILED, "out of memory");
+	}
+	return 0;
+}
+
+/*
+ * Podman's inspect of a container made with --cpus reports NanoCpus and the
+ * CpuQuota/CpuPeriod it derived from them, and its create refuses the three
+ * together ("NanoCpus conflicts with CpuPeriod and CpuQuota"), as Docker's
+ * does. When the quota is the one NanoCpus gives, keep NanoCpus alone.
+ * Podman also reports a device's CgroupPermissions as "" where Docker means
+ * "rwm", the default either engine applies to a device given without them.
+ */
+static int rewrite_cpus_devices(json_t *hc, struct refit_err *e)
+{
+	json_int_t nano = json_integer_value(json_object_get(hc, "NanoCpus"));
+	json_int_t quota = json_integer_value(json_object_get(hc, "CpuQuota"));
+	json_int_t period = json_integer_value(json_object_get(hc, "CpuPeriod"));
+	json_t *devices = json_object_get(hc, "Devices"), *d;
+	size_t i;
+
+	if (nano > 0 && nano <= 1000000LL * 1000000000LL && quota > 0 && period >= 0 && period <= 1000000 &&
+	    quota == nano * (period ? period : 100000) / 1000000000LL) {
+		if (json_object_set_new(hc, "CpuQuota", json_integer(0)) < 0 ||
+		    json_object_set_new(hc, "CpuPeriod", json_integer(0)) < 0)
+			return err_set(e, ERR_FAILED, "out of memory");
+	}
+	json_array_foreach(devices, i, d) {
+		const char *perm = json_string_value(json_object_get(d, "CgroupPermissions"));
+
+		if (perm && !*perm && json_object_set_new(d, "CgroupPermissions", json_string("rwm")) < 0)
+			return err_set(e, ERR_FAILED, "out of memory");
+	}
+	return 0;
+}
+
 /* The new HostConfig: the old one with links in create form and every volume made explicit. */
 static json_t *host_config_build(json_t *container, struct refit_err *e)
 {
@@ -324,7 +388,8 @@ static json_t *host_config_build(json_t *container, struct refit_err *e)
 		err_set(e, ERR_FAILED, "out of memory");
 		return NULL;
 	}
-	if (rewrite_links(hc, e) < 0 || adopt_volumes(hc, json_object_get(container, "Mounts"), e) < 0) {
+	if (rewrite_links(hc, e) < 0 || rewrite_ulimits(hc, e) < 0 || rewrite_cpus_devices(hc, e) < 0 ||
+	    adopt_volumes(hc, json_object_get(container, "Mounts"), e) < 0) {
 		json_decref(hc);
 		return NULL;
 	}
@@ -451,6 +516,29 @@ static int compose_owned(json_t *cfg, const struct spec_input *in, struct refit_
 }
 
 /* The new Config: the old one without the ID hostname and the old image's defaults, on IMAGE. */
+/*
+ * Leave CFG's Hostname to the engine, and the HOSTNAME=<it> entry Podman
+ * writes into Env with it (the new container would carry the old name).
+ */
+static void drop_hostname(json_t *cfg)
+{
+	const char *host = json_string_value(json_object_get(cfg, "Hostname"));
+	json_t *env = json_object_get(cfg, "Env");
+	size_t i;
+
+	if (host && json_is_array(env)) {
+		for (i = 0; i < json_array_size(env); i++) {
+			const char *v = json_string_value(json_array_get(env, i));
+
+			if (v && strncmp(v, "HOSTNAME=", 9) == 0 && strcmp(v + 9, host) == 0) {
+				json_array_remove(env, i);
+				break;
+			}
+		}
+	}
+	json_object_del(cfg, "Hostname");
+}
+
 static json_t *config_build(const struct spec_input *in, json_t *img_cfg, struct refit_err *e)
 {
 	json_t *cfg = json_deep_copy(json_object_get(in->container, "Config"));
@@ -464,11 +552,11 @@ static json_t *config_build(const struct spec_input *in, json_t *img_cfg, struct
 	}
 	host = json_string_value(json_object_get(cfg, "Hostname"));
 	if (host && *host && strlen(host) <= SHORT_ID_LEN && strncmp(id, host, SHORT_ID_LEN) == 0)
-		json_object_del(cfg, "Hostname");
+		drop_hostname(cfg);
 	if (strcmp(spec_network_mode(in->container), "container") == 0) {
 		/* The inspect shows the other container's hostname and the image's
 		 * ports; the engine refuses both with a container network mode. */
-		json_object_del(cfg, "Hostname");
+		drop_hostname(cfg);
 		json_object_del(cfg, "ExposedPorts");
 	}
 	if (json_object_set_new(cfg, "Image", json_string(in->image)) < 0 ||

@@ -1,4 +1,5 @@
 /* Reading the engine's container and image lists for a check pass. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,47 @@ static json_t *string_array(json_t *v, size_t max)
 	return out;
 }
 
+/*
+ * Podman keeps no RepoDigests for an image whose name moved on to another
+ * (a pull of a new digest under the same tag), but its image list carries
+ * the digest the image was pulled as ("Digest") and the names it had
+ * ("History"): add REPO@DIGEST to DIGESTS for each repository of those
+ * names, so a container on it still has its digest from there. Docker's
+ * list has neither field.
+ */
+static void podman_digests(json_t *img, json_t *digests)
+{
+	json_t *dv = json_object_get(img, "Digest"), *history, *name;
+	const char *d = json_string_value(dv);
+	size_t i;
+
+	if (!str_ok(dv, ID_MAX, false) || strncmp(d, "sha256:", 7) != 0 || strlen(d) != 7 + 64 ||
+	    strspn(d + 7, "0123456789abcdef") != 64)
+		return;
+	history = string_array(json_object_get(img, "History"), IMAGEREF_MAX);
+	json_array_foreach(history, i, name) {
+		struct imageref ref = { 0 };
+		char *repo, *rd;
+		bool known = false;
+		size_t k;
+		json_t *have;
+
+		if (imageref_parse(json_string_value(name), &ref, NULL) < 0)
+			continue;
+		repo = imageref_repository(&ref);
+		if (!repo || asprintf(&rd, "%s@%s", repo, d) < 0)
+			rd = NULL;
+		json_array_foreach(digests, k, have)
+			known = known || (rd && strcmp(json_string_value(have), rd) == 0);
+		if (rd && !known && json_array_size(digests) < LISTS_MAX_NAMES)
+			json_array_append_new(digests, json_string(rd));
+		free(rd);
+		free(repo);
+		imageref_free(&ref);
+	}
+	json_decref(history);
+}
+
 int lists_image_index(json_t *list, json_t **ret, struct refit_err *e)
 {
 	json_t *ids, *tags, *img;
@@ -127,6 +169,7 @@ int lists_image_index(json_t *list, json_t **ret, struct refit_err *e)
 			json_decref(rtags);
 			continue; /* unreadable: the pass inspects the image instead */
 		}
+		podman_digests(img, digests);
 		json_object_set_new(ids, id, digests);
 		json_array_foreach(rtags, k, t) {
 			struct imageref ref = { 0 };

@@ -134,6 +134,8 @@ static int health_gate(struct engine *en, const char *id, const struct health_op
 		state = json_object_get(ins, "State");
 		health = json_object_get(state, "Health");
 		hs = json_string_value(json_object_get(health, "Status"));
+		if (hs && !*hs)
+			hs = NULL; /* Podman: Health {"Status": ""} on a container with no HEALTHCHECK */
 		restarts = (long)json_integer_value(json_object_get(ins, "RestartCount"));
 		running = json_is_true(json_object_get(state, "Running")) &&
 			  !json_is_true(json_object_get(state, "Restarting"));

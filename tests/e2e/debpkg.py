@@ -110,10 +110,21 @@ def unpacked(suite, package):
 
 
 def fetch(suite, package):
-    """Download and unpack PACKAGE of SUITE (once); returns the unpacked root."""
+    """Download and unpack PACKAGE of SUITE (once); returns the unpacked root.
+    Two fetches at once (xdist workers, or .ci/run's two suites, which share
+    build/) take turns on a lock, so the second finds the package unpacked
+    rather than unpacking it again under the first one's feet."""
     have = unpacked(suite, package)
     if have:
         return have
+    import fcntl
+    os.makedirs(BASE, exist_ok=True)
+    with open(os.path.join(BASE, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return unpacked(suite, package) or _fetch(suite, package)
+
+
+def _fetch(suite, package):
     update(suite)
     d, opts = _apt_opts(suite)
     debs = os.path.join(d, "debs")

@@ -732,6 +732,76 @@ static void test_primary_network(void **state)
 	}
 }
 
+/*
+ * Podman 4.3's inspect (podman-4.3.json, a container of `podman run --cpus
+ * 0.5 --device ... --ulimit ...`): what its own create refuses is written
+ * the way both engines take it, and the HOSTNAME it wrote into Env goes with
+ * the ID hostname.
+ */
+static void test_podman(void **state)
+{
+	json_t *c = fixture("podman-4.3.json"), *img = fixture("podman-4.3-image.json");
+	struct spec_output o = build(c, img, "1.41", NULL);
+
+	(void)state;
+	assert_json(at(o.create, "HostConfig.Ulimits"),
+		    "[{'Name': 'nofile', 'Hard': 4096, 'Soft': 2048}, {'Name': 'nproc', 'Hard': 4096, 'Soft': 4096}]");
+	assert_json(at(o.create, "HostConfig.NanoCpus"), "500000000");
+	assert_json(at(o.create, "HostConfig.CpuQuota"), "0");
+	assert_json(at(o.create, "HostConfig.CpuPeriod"), "0");
+	assert_json(at(o.create, "HostConfig.Devices"),
+		    "[{'PathOnHost': '/dev/null', 'PathInContainer': '/dev/xnull', 'CgroupPermissions': 'rwm'}]");
+	assert_json(at(o.create, "Env"), "['FOO=bar', 'TERM=xterm', 'container=podman']");
+	assert_null(at(o.create, "Hostname"));
+	spec_output_free(&o);
+	json_decref(c);
+	json_decref(img);
+}
+
+/* Only a CPU quota NanoCpus implies gives way; Ulimits are renamed only from RLIMIT_*. */
+static void test_podman_rules(void **state)
+{
+	static const struct {
+		const char *hostconfig, *want_quota, *want_period, *want_ulimits;
+	} cases[] = {
+		{ "{'NanoCpus': 1500000000, 'CpuQuota': 150000, 'CpuPeriod': 0}", "0", "0", NULL },
+		{ "{'NanoCpus': 1000000000, 'CpuQuota': 50000, 'CpuPeriod': 50000}", "0", "0", NULL },
+		{ "{'NanoCpus': 1000000000, 'CpuQuota': 90000, 'CpuPeriod': 100000}", "90000", "100000", NULL },
+		{ "{'NanoCpus': 0, 'CpuQuota': 50000, 'CpuPeriod': 100000}", "50000", "100000", NULL },
+		{ "{'Ulimits': [{'Name': 'nofile', 'Soft': 1, 'Hard': 2}, {'Name': 'rlimit_core', 'Soft': 0, 'Hard': 0}]}",
+		  NULL, NULL, "[{'Name': 'nofile', 'Soft': 1, 'Hard': 2}, {'Name': 'core', 'Soft': 0, 'Hard': 0}]" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *c = container("{}", cases[i].hostconfig, "[]", "{}");
+		struct spec_output o = build(c, NULL, "1.41", NULL);
+
+		if (cases[i].want_quota) {
+			assert_json(at(o.create, "HostConfig.CpuQuota"), cases[i].want_quota);
+			assert_json(at(o.create, "HostConfig.CpuPeriod"), cases[i].want_period);
+		}
+		if (cases[i].want_ulimits)
+			assert_json(at(o.create, "HostConfig.Ulimits"), cases[i].want_ulimits);
+		spec_output_free(&o);
+		json_decref(c);
+	}
+	/* a name that is RLIMIT_ and nothing, or too long, is refused, nothing built */
+	for (int k = 0; k < 2; k++) {
+		json_t *c = container("{}", k ? "{'Ulimits': [{'Name': 'RLIMIT_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX'}]}"
+					      : "{'Ulimits': [{'Name': 'RLIMIT_'}]}",
+				      "[]", "{}");
+		struct spec_input in = { .container = c, .image = IMAGE, .api_version = "1.41" };
+		struct spec_output o = { 0 };
+		struct refit_err e = { 0 };
+
+		assert_int_equal(spec_build(&in, &o, &e), -1);
+		assert_null(o.create);
+		assert_non_null(strstr(e.msg, "Ulimits"));
+		json_decref(c);
+	}
+}
+
 /* Bridge endpoints never get aliases; empty endpoint settings are left out. */
 static void test_bridge_no_aliases(void **state)
 {
@@ -912,6 +982,8 @@ int main(void)
 		cmocka_unit_test(test_anonymous_volumes),
 		cmocka_unit_test(test_primary_network),
 		cmocka_unit_test(test_bridge_no_aliases),
+		cmocka_unit_test(test_podman),
+		cmocka_unit_test(test_podman_rules),
 		cmocka_unit_test(test_fixed_host_ports),
 		cmocka_unit_test(test_network_mode),
 		cmocka_unit_test(test_malformed),

@@ -123,6 +123,34 @@ static void test_image_index(void **state)
 	json_decref(list);
 }
 
+/*
+ * Podman: an image whose tag moved on has no RepoDigests, but its list entry
+ * has the digest it was pulled as ("Digest") and its names ("History"), as
+ * Podman 4.3 answers; the digest counts for each repository named there,
+ * once. A Digest that is not a sha256 digest is not used.
+ */
+static void test_image_index_podman(void **state)
+{
+	json_t *list = load("[{\"Id\":\"" IMG "\",\"RepoTags\":null,\"RepoDigests\":[],\"Digest\":\"" D1 "\","
+			    "\"History\":[\"127.0.0.1:5000/web:1\",\"127.0.0.1:5000/web:old\",\"other:2\",\"::\"]},"
+			    "{\"Id\":\"" IMG2 "\",\"RepoDigests\":[\"127.0.0.1:5000/web@" D1 "\"],\"Digest\":\"" D1 "\","
+			    "\"History\":[\"127.0.0.1:5000/web:1\"]},"
+			    "{\"Id\":\"" ID "\",\"RepoDigests\":[],\"Digest\":\"md5:0123\",\"History\":[\"a:1\"]}]");
+	json_t *idx = NULL, *d;
+	struct refit_err e = { 0 };
+
+	(void)state;
+	assert_int_equal(lists_image_index(list, &idx, &e), 0);
+	d = lists_image_digests(idx, IMG);
+	assert_int_equal(json_array_size(d), 2);
+	assert_string_equal(json_string_value(json_array_get(d, 0)), "127.0.0.1:5000/web@" D1);
+	assert_string_equal(json_string_value(json_array_get(d, 1)), "docker.io/library/other@" D1);
+	assert_int_equal(json_array_size(lists_image_digests(idx, IMG2)), 1);
+	assert_int_equal(json_array_size(lists_image_digests(idx, ID)), 0);
+	json_decref(idx);
+	json_decref(list);
+}
+
 static void test_image_index_rejected(void **state)
 {
 	json_t *obj = load("{\"Id\":\"" IMG "\"}"), *idx = (json_t *)1;
@@ -142,6 +170,7 @@ int main(void)
 		cmocka_unit_test(test_container_image_id_in_place_of_reference),
 		cmocka_unit_test(test_container_rejected),
 		cmocka_unit_test(test_image_index),
+		cmocka_unit_test(test_image_index_podman),
 		cmocka_unit_test(test_image_index_rejected),
 	};
 
