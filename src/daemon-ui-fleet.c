@@ -157,15 +157,8 @@ static void status_table(struct ui_buf *b, json_t *status)
 		ui_buf_html(b, jr_str(h, "name"));
 		ui_buf_puts(b, "<br><code class=\"mute\">");
 		ui_buf_html(b, jr_str(h, "url"));
-		ui_buf_printf(b, "</code></td><td data-label=\"Health\"><span class=\"status s-%s\">",
-			      ok ? "up-to-date" : "error");
-		ui_buf_html(b, health ? health : "unknown");
-		ui_buf_puts(b, "</span>");
-		if (err) {
-			ui_buf_puts(b, "<span class=\"err\">");
-			ui_buf_html(b, err);
-			ui_buf_puts(b, "</span>");
-		}
+		ui_buf_puts(b, "</code></td><td data-label=\"Health\">");
+		ui_status(b, ok ? "up-to-date" : "error", health ? health : "unknown", err);
 		ui_buf_puts(b, "</td><td data-label=\"Version\">");
 		ui_buf_html(b, jr_str(h, "version") ? jr_str(h, "version") : "-");
 		ui_buf_printf(b, "</td><td data-label=\"Paused\">%s</td><td data-label=\"Pending\">%zu</td>"
@@ -179,11 +172,8 @@ static void status_table(struct ui_buf *b, json_t *status)
 		json_array_foreach(cs, k, c) {
 			ui_buf_puts(b, k ? "<br>" : "");
 			ui_buf_html(b, jr_str(c, "name"));
-			ui_buf_puts(b, " <span class=\"status s-");
-			ui_buf_html(b, jr_str(c, "status"));
-			ui_buf_puts(b, "\">");
-			ui_buf_html(b, jr_str(c, "status"));
-			ui_buf_puts(b, "</span>");
+			ui_buf_puts(b, " ");
+			ui_status(b, jr_str(c, "status"), jr_str(c, "status"), NULL);
 		}
 		ui_buf_puts(b, "</td></tr>\n");
 	}
@@ -220,14 +210,8 @@ static void report_table(struct ui_buf *b, json_t *report)
 		ui_buf_puts(b, "\">");
 		cell(b, jr_str(h, "name"));
 		cell(b, jr_str(h, "role"));
-		ui_buf_printf(b, "<td><span class=\"status s-%s\">", result_class(jr_str(h, "result")));
-		ui_buf_html(b, jr_str(h, "result"));
-		ui_buf_puts(b, "</span>");
-		if (jr_str(h, "error")) {
-			ui_buf_puts(b, "<span class=\"err\">");
-			ui_buf_html(b, jr_str(h, "error"));
-			ui_buf_puts(b, "</span>");
-		}
+		ui_buf_puts(b, "<td>");
+		ui_status(b, result_class(jr_str(h, "result")), jr_str(h, "result"), jr_str(h, "error"));
 		ui_buf_puts(b, "</td>");
 		cell(b, changed);
 		cell(b, secs);

@@ -63,6 +63,9 @@ struct ui_buf;
 void ui_page_start(struct ui_buf *b, const char *title, const struct who *w, const char *refresh);
 void ui_page_end(struct ui_buf *b);
 
+/* <span class="status s-CLS">TEXT</span>, then ERR in its own span when not NULL (all escaped). */
+void ui_status(struct ui_buf *b, const char *cls, const char *text, const char *err);
+
 /* Answer page B (freed) with CODE; TIMING: a Server-Timing header or NULL. */
 enum MHD_Result ui_answer_page(struct MHD_Connection *c, unsigned code, struct ui_buf *b, const char *timing);
 

@@ -412,6 +412,21 @@ static void view_free(struct view *v)
 	json_decref(v->health);
 }
 
+/* <span class="status s-CLS">TEXT</span>, and ERR after it when there is one (all escaped). */
+void ui_status(struct ui_buf *b, const char *cls, const char *text, const char *err)
+{
+	ui_buf_puts(b, "<span class=\"status s-");
+	ui_buf_html(b, cls);
+	ui_buf_puts(b, "\">");
+	ui_buf_html(b, text);
+	ui_buf_puts(b, "</span>");
+	if (err) {
+		ui_buf_puts(b, "<span class=\"err\">");
+		ui_buf_html(b, err);
+		ui_buf_puts(b, "</span>");
+	}
+}
+
 /* A digest as its first 12 hex digits; with FULL the whole one in the title. */
 static void digest_as(struct ui_buf *b, const char *d, bool full)
 {
@@ -472,11 +487,9 @@ static void change(struct ui_buf *b, json_t *rec, bool full)
 	ui_buf_html(b, jr_str(rec, JR_FINISHED) ? jr_str(rec, JR_FINISHED) : jr_str(rec, JR_STARTED));
 	ui_buf_puts(b, "</time> ");
 	ui_buf_html(b, jr_str(rec, JR_KIND));
-	ui_buf_puts(b, ": <span class=\"status s-");
-	ui_buf_html(b, outcome ? outcome : "busy");
-	ui_buf_puts(b, "\">");
-	ui_buf_html(b, outcome ? outcome : "in progress");
-	ui_buf_puts(b, "</span> ");
+	ui_buf_puts(b, ": ");
+	ui_status(b, outcome ? outcome : "busy", outcome ? outcome : "in progress", NULL);
+	ui_buf_puts(b, " ");
 	digest_as(b, jr_str(rec, JR_OLD_DIGEST), full);
 	ui_buf_puts(b, " → ");
 	digest_as(b, jr_str(rec, JR_NEW_DIGEST), full);
@@ -531,16 +544,8 @@ static void row(struct ui_buf *b, const struct view *v, const struct who *w, jso
 		ui_buf_puts(b, "<span class=\"mute\">same</span>");
 	else
 		digest(b, jr_str(c, "latest_digest"));
-	ui_buf_puts(b, "</td><td><span class=\"status s-");
-	ui_buf_html(b, status);
-	ui_buf_puts(b, "\">");
-	ui_buf_html(b, status);
-	ui_buf_puts(b, "</span>");
-	if (jr_str(c, "error")) {
-		ui_buf_puts(b, "<span class=\"err\">");
-		ui_buf_html(b, jr_str(c, "error"));
-		ui_buf_puts(b, "</span>");
-	}
+	ui_buf_puts(b, "</td><td>");
+	ui_status(b, status, status, jr_str(c, "error"));
 	ui_buf_puts(b, "</td><td>");
 	ui_buf_html(b, jr_str(c, "strategy"));
 	ui_buf_puts(b, "</td><td>");
@@ -650,16 +655,8 @@ static void history_table(struct ui_buf *b, json_t *hist, const char *name)
 		ui_buf_html(b, who);
 		ui_buf_puts(b, "</td><td data-label=\"Kind\">");
 		ui_buf_html(b, jr_str(r, JR_KIND));
-		ui_buf_puts(b, "</td><td data-label=\"Outcome\"><span class=\"status s-");
-		ui_buf_html(b, outcome);
-		ui_buf_puts(b, "\">");
-		ui_buf_html(b, outcome);
-		ui_buf_puts(b, "</span>");
-		if (jr_str(r, JR_ERROR)) {
-			ui_buf_puts(b, "<span class=\"err\">");
-			ui_buf_html(b, jr_str(r, JR_ERROR));
-			ui_buf_puts(b, "</span>");
-		}
+		ui_buf_puts(b, "</td><td data-label=\"Outcome\">");
+		ui_status(b, outcome, outcome, jr_str(r, JR_ERROR));
 		ui_buf_puts(b, "</td><td data-label=\"From\">");
 		digest(b, jr_str(r, JR_OLD_DIGEST));
 		ui_buf_puts(b, "</td><td data-label=\"To\">");
@@ -817,16 +814,8 @@ static enum MHD_Result operation_page(struct ui *u, struct MHD_Connection *c, co
 		json_array_foreach(res, i, x) {
 			ui_buf_puts(&b, "<tr><td>");
 			ui_buf_html(&b, bare(jr_str(x, "name")));
-			ui_buf_puts(&b, "</td><td><span class=\"status s-");
-			ui_buf_html(&b, jr_str(x, "status"));
-			ui_buf_puts(&b, "\">");
-			ui_buf_html(&b, jr_str(x, "status"));
-			ui_buf_puts(&b, "</span>");
-			if (jr_str(x, "error")) {
-				ui_buf_puts(&b, "<span class=\"err\">");
-				ui_buf_html(&b, jr_str(x, "error"));
-				ui_buf_puts(&b, "</span>");
-			}
+			ui_buf_puts(&b, "</td><td>");
+			ui_status(&b, jr_str(x, "status"), jr_str(x, "status"), jr_str(x, "error"));
 			ui_buf_puts(&b, "</td><td>");
 			digest(&b, jr_str(x, "current_digest"));
 			ui_buf_puts(&b, "</td><td>");
