@@ -521,24 +521,24 @@ static json_t *rollout_json(const struct fleet_ctx *c)
 {
 	json_t *hosts = json_array();
 
-		for (size_t i = 0; i < c->hosts.n; i++) {
-			struct hrun *r = &c->runs[i];
-			json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:s?, s:f, s:I, s:o}", "name", r->h->name, "url",
-					      r->h->url, "role", r->canary ? "canary" : "batch", "stage",
-					      (json_int_t)r->stage + 1, "result", r->result, "error",
-					      r->error[0] ? r->error : NULL, "operation", r->op_id[0] ? r->op_id : NULL,
-					      "seconds", (double)(long)(r->seconds * 10 + 0.5) / 10, "changed", (json_int_t)r->op.changed, "containers",
-					      changes_json(&r->op));
+	for (size_t i = 0; i < c->hosts.n; i++) {
+		struct hrun *r = &c->runs[i];
+		json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:s?, s:f, s:I, s:o}", "name", r->h->name, "url",
+				      r->h->url, "role", r->canary ? "canary" : "batch", "stage",
+				      (json_int_t)r->stage + 1, "result", r->result, "error",
+				      r->error[0] ? r->error : NULL, "operation", r->op_id[0] ? r->op_id : NULL,
+				      "seconds", (double)(long)(r->seconds * 10 + 0.5) / 10, "changed", (json_int_t)r->op.changed, "containers",
+				      changes_json(&r->op));
 
-			if (o)
-				json_object_set_new(o, "rollback",
-						    r->rb_wanted ? json_pack("{s:s, s:s?, s:s?, s:o}", "result", r->rb_result,
-									     "operation", r->rb_id[0] ? r->rb_id : NULL,
-									     "error", r->rb_error[0] ? r->rb_error : NULL,
-									     "containers", changes_json(&r->rb))
-								 : json_null());
-			json_array_append_new(hosts, o);
-		}
+		if (o)
+			json_object_set_new(o, "rollback",
+					    r->rb_wanted ? json_pack("{s:s, s:s?, s:s?, s:o}", "result", r->rb_result,
+								     "operation", r->rb_id[0] ? r->rb_id : NULL,
+								     "error", r->rb_error[0] ? r->rb_error : NULL,
+								     "containers", changes_json(&r->rb))
+							 : json_null());
+		json_array_append_new(hosts, o);
+	}
 	return json_pack("{s:s, s:b, s:o}", "result", c->halted ? "failed" : "succeeded", "rolled_back", c->rolled,
 			 "hosts", hosts);
 }
@@ -700,18 +700,18 @@ static json_t *status_json(const struct fleet_ctx *c)
 {
 	json_t *hosts = json_array();
 
-		for (size_t i = 0; i < c->hosts.n; i++) {
-			struct hrun *r = &c->runs[i];
+	for (size_t i = 0; i < c->hosts.n; i++) {
+		struct hrun *r = &c->runs[i];
 
-			json_array_append_new(
-				hosts, json_pack("{s:s, s:s, s:b, s:s, s:s?, s:o, s:o, s:s?}", "name", r->h->name, "url", r->h->url,
-						 "reachable", r->reachable,
-						 "health", !r->reachable ? "unreachable" : r->health_err[0] ? "not ok" : "ok",
-						 "version", r->version[0] ? r->version : NULL, "paused",
-						 r->reachable ? json_boolean(r->paused) : json_null(), "containers",
-						 changes_json(&r->op), "error",
-						 r->error[0] ? r->error : r->health_err[0] ? r->health_err : NULL));
-		}
+		json_array_append_new(
+			hosts, json_pack("{s:s, s:s, s:b, s:s, s:s?, s:o, s:o, s:s?}", "name", r->h->name, "url", r->h->url,
+					 "reachable", r->reachable,
+					 "health", !r->reachable ? "unreachable" : r->health_err[0] ? "not ok" : "ok",
+					 "version", r->version[0] ? r->version : NULL, "paused",
+					 r->reachable ? json_boolean(r->paused) : json_null(), "containers",
+					 changes_json(&r->op), "error",
+					 r->error[0] ? r->error : r->health_err[0] ? r->health_err : NULL));
+	}
 	return json_pack("{s:o}", "hosts", hosts);
 }
 
