@@ -364,7 +364,7 @@ static int rewrite_cpus_devices(json_t *hc, struct refit_err *e)
 	json_t *devices = json_object_get(hc, "Devices"), *d;
 	size_t i;
 
-	if (nano > 0 && nano <= 1000000LL * 1000000000LL && quota > 0 && period >= 0 && period <= 1000000 &&
+	if (nano > 0 && nano <= 4096LL * 1000000000LL && quota > 0 && period >= 0 && period <= 1000000 &&
 	    quota == nano * (period ? period : 100000) / 1000000000LL) {
 		if (json_object_set_new(hc, "CpuQuota", json_integer(0)) < 0 ||
 		    json_object_set_new(hc, "CpuPeriod", json_integer(0)) < 0)

@@ -61,10 +61,8 @@ const char fleet_help[] =
 
 /* What the command line asked. */
 struct fleet_opts {
+	struct fleet_rollout_opts run; /* what the hosts are asked with (the dashboard's rollout gives it whole) */
 	const char *hosts_file;
-	long canary, batch, timeout, connect_timeout;
-	const char *target_version;
-	bool rollback;
 	bool json;
 };
 
@@ -100,9 +98,6 @@ struct fleet_ctx {
 	struct hrun *runs;
 	FILE *progress;
 	bool tty;
-	void (*on_progress)(void *arg, const char *host, const char *line); /* instead of PROGRESS */
-	bool (*stopping)(void *arg);
-	void *arg;
 	size_t done;
 	bool halted, rolled; /* a rollout's end */
 	pthread_mutex_t lock;
@@ -119,7 +114,7 @@ struct answer {
 
 static bool stopping(const struct fleet_ctx *c)
 {
-	return c->stopping && c->stopping(c->arg);
+	return c->o.run.stopping && c->o.run.stopping(c->o.run.arg);
 }
 
 /* One progress line: "[done/total] host: text" on a terminal, "host: text" otherwise. */
@@ -136,8 +131,8 @@ static void progress(struct hrun *r, bool finished, const char *fmt, ...)
 	pthread_mutex_lock(&c->lock);
 	if (finished)
 		c->done++;
-	if (c->on_progress) {
-		c->on_progress(c->arg, r->h->name, msg);
+	if (c->o.run.progress) {
+		c->o.run.progress(c->o.run.arg, r->h->name, msg);
 	} else if (c->progress) {
 		if (c->tty)
 			fprintf(c->progress, "[%zu/%zu] %s: %s\n", c->done, c->hosts.n, r->h->name, msg);
@@ -213,14 +208,14 @@ static int http(const struct fleet_ctx *c, const struct fleet_host *h, const cha
 	curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(k, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(k, CURLOPT_USERAGENT, refit_fleet_user_agent);
-	curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT, h->connect_timeout ? h->connect_timeout : c->o.connect_timeout);
+	curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT, h->connect_timeout ? h->connect_timeout : c->o.run.connect_timeout);
 	curl_easy_setopt(k, CURLOPT_TIMEOUT, timeout < 1 ? 1L : timeout);
 	curl_easy_setopt(k, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(k, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (h->ca_file)
 		curl_easy_setopt(k, CURLOPT_CAINFO, h->ca_file);
 	curl_easy_setopt(k, CURLOPT_ERRORBUFFER, a->curl_err);
-	if (c->stopping) {
+	if (c->o.run.stopping) {
 		curl_easy_setopt(k, CURLOPT_XFERINFOFUNCTION, on_xfer);
 		curl_easy_setopt(k, CURLOPT_XFERINFODATA, (void *)c);
 		curl_easy_setopt(k, CURLOPT_NOPROGRESS, 0L);
@@ -269,7 +264,7 @@ static void explain_status(const struct answer *a, const char *what, char *out, 
 
 static long host_timeout(const struct hrun *r)
 {
-	return r->h->timeout ? r->h->timeout : r->ctx->o.timeout;
+	return r->h->timeout ? r->h->timeout : r->ctx->o.run.timeout;
 }
 
 /* Seconds left until DEADLINE, at most REQUEST_TIMEOUT, at least 1. */
@@ -384,13 +379,13 @@ static void *rollout_host(void *arg)
 	bool paused;
 
 	r->started = true;
-	if (r->ctx->o.target_version)
-		json_object_set_new(body, "target_version", json_string(r->ctx->o.target_version));
+	if (r->ctx->o.run.target_version)
+		json_object_set_new(body, "target_version", json_string(r->ctx->o.run.target_version));
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
-	progress(r, false, "triggering an update%s%s (%s %zu)", r->ctx->o.target_version ? " to " : "",
-		 r->ctx->o.target_version ? r->ctx->o.target_version : "", r->canary ? "canary" : "batch",
-		 r->canary ? r->stage + 1 : r->stage + 1 - (size_t)r->ctx->o.canary);
+	progress(r, false, "triggering an update%s%s (%s %zu)", r->ctx->o.run.target_version ? " to " : "",
+		 r->ctx->o.run.target_version ? r->ctx->o.run.target_version : "", r->canary ? "canary" : "batch",
+		 r->canary ? r->stage + 1 : r->stage + 1 - (size_t)r->ctx->o.run.canary);
 	if (!text) {
 		snprintf(r->error, sizeof(r->error), "out of memory");
 		goto out;
@@ -606,11 +601,11 @@ static int rollout(struct fleet_ctx *c)
 	if (!group)
 		return ERR_FAILED;
 	while (i < n && !halted && !stopping(c)) {
-		size_t g = 0, take = stage < (size_t)c->o.canary ? 1 : (size_t)c->o.batch;
+		size_t g = 0, take = stage < (size_t)c->o.run.canary ? 1 : (size_t)c->o.run.batch;
 
 		for (; g < take && i < n; g++, i++) {
 			c->runs[i].stage = stage;
-			c->runs[i].canary = stage < (size_t)c->o.canary;
+			c->runs[i].canary = stage < (size_t)c->o.run.canary;
 			group[g] = &c->runs[i];
 		}
 		run_parallel(group, g, rollout_host);
@@ -624,7 +619,7 @@ static int rollout(struct fleet_ctx *c)
 		progress(&c->runs[i], true, stopping(c) ? "not started: refit stopped" : "not started: the rollout halted");
 		halted = true;
 	}
-	if (halted && c->o.rollback && !stopping(c)) {
+	if (halted && c->o.run.rollback && !stopping(c)) {
 		size_t g = 0;
 
 		for (i = 0; i < n; i++)
@@ -787,7 +782,7 @@ static void ctx_end(struct fleet_ctx *c)
 
 json_t *fleet_status(const struct fleet_hosts *hosts, long connect_timeout)
 {
-	struct fleet_ctx c = { .o = { .connect_timeout = connect_timeout > 0 ? connect_timeout : DEFAULT_CONNECT_TIMEOUT },
+	struct fleet_ctx c = { .o.run.connect_timeout = connect_timeout > 0 ? connect_timeout : DEFAULT_CONNECT_TIMEOUT,
 			       .hosts = *hosts };
 	json_t *j;
 
@@ -801,18 +796,15 @@ json_t *fleet_status(const struct fleet_hosts *hosts, long connect_timeout)
 
 json_t *fleet_rollout(const struct fleet_hosts *hosts, const struct fleet_rollout_opts *o)
 {
-	struct fleet_ctx c = { .o = { .canary = o->canary,
-				      .batch = o->batch > 0 ? o->batch : 1,
-				      .timeout = o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT,
-				      .connect_timeout = o->connect_timeout > 0 ? o->connect_timeout : DEFAULT_CONNECT_TIMEOUT,
-				      .target_version = o->target_version,
-				      .rollback = o->rollback },
-			       .hosts = *hosts,
-			       .on_progress = o->progress,
-			       .stopping = o->stopping,
-			       .arg = o->arg };
+	struct fleet_ctx c = { .o.run = *o, .hosts = *hosts };
 	json_t *j;
 
+	if (c.o.run.batch <= 0)
+		c.o.run.batch = 1;
+	if (c.o.run.timeout <= 0)
+		c.o.run.timeout = DEFAULT_TIMEOUT;
+	if (c.o.run.connect_timeout <= 0)
+		c.o.run.connect_timeout = DEFAULT_CONNECT_TIMEOUT;
 	if (ctx_start(&c) < 0)
 		return NULL;
 	rollout(&c);
@@ -854,7 +846,7 @@ static const struct arg_opt fleet_options[] = {
 
 int fleet_main(int argc, char **argv)
 {
-	struct fleet_ctx c = { .o = { .batch = 1, .timeout = DEFAULT_TIMEOUT, .connect_timeout = DEFAULT_CONNECT_TIMEOUT } };
+	struct fleet_ctx c = { .o.run = { .batch = 1, .timeout = DEFAULT_TIMEOUT, .connect_timeout = DEFAULT_CONNECT_TIMEOUT } };
 	struct refit_err e = { 0 };
 	const char *sub = argc > 0 ? argv[0] : NULL;
 	struct args a;
@@ -902,25 +894,25 @@ int fleet_main(int argc, char **argv)
 			c.o.json = true;
 			break;
 		case F_ROLLBACK:
-			c.o.rollback = true;
+			c.o.run.rollback = true;
 			break;
 		case F_HOSTS:
 			c.o.hosts_file = val;
 			break;
 		case F_CANARY:
-			if ((c.o.canary = number("canary", val, 0, FLEET_MAX_HOSTS)) < 0)
+			if ((c.o.run.canary = number("canary", val, 0, FLEET_MAX_HOSTS)) < 0)
 				return ERR_USAGE;
 			break;
 		case F_BATCH:
-			if ((c.o.batch = number("batch", val, 1, FLEET_MAX_HOSTS)) < 0)
+			if ((c.o.run.batch = number("batch", val, 1, FLEET_MAX_HOSTS)) < 0)
 				return ERR_USAGE;
 			break;
 		case F_TIMEOUT:
-			if ((c.o.timeout = number("timeout", val, 1, 86400)) < 0)
+			if ((c.o.run.timeout = number("timeout", val, 1, 86400)) < 0)
 				return ERR_USAGE;
 			break;
 		case F_CONNECT_TIMEOUT:
-			if ((c.o.connect_timeout = number("connect-timeout", val, 1, 300)) < 0)
+			if ((c.o.run.connect_timeout = number("connect-timeout", val, 1, 300)) < 0)
 				return ERR_USAGE;
 			break;
 		case F_TARGET:
@@ -928,7 +920,7 @@ int fleet_main(int argc, char **argv)
 				fprintf(stderr, "refit fleet: --target-version: \"%.64s\" is not an image tag\n", val);
 				return ERR_USAGE;
 			}
-			c.o.target_version = val;
+			c.o.run.target_version = val;
 			break;
 		default:
 			break;

@@ -768,6 +768,9 @@ static void test_podman_rules(void **state)
 		{ "{'NanoCpus': 1000000000, 'CpuQuota': 50000, 'CpuPeriod': 50000}", "0", "0", NULL },
 		{ "{'NanoCpus': 1000000000, 'CpuQuota': 90000, 'CpuPeriod': 100000}", "90000", "100000", NULL },
 		{ "{'NanoCpus': 0, 'CpuQuota': 50000, 'CpuPeriod': 100000}", "50000", "100000", NULL },
+		/* beyond 4096 CPUs the product would overflow: left as the engine said */
+		{ "{'NanoCpus': 1000000000000000, 'CpuQuota': 1000000000, 'CpuPeriod': 1000000}", "1000000000", "1000000",
+		  NULL },
 		{ "{'Ulimits': [{'Name': 'nofile', 'Soft': 1, 'Hard': 2}, {'Name': 'rlimit_core', 'Soft': 0, 'Hard': 0}]}",
 		  NULL, NULL, "[{'Name': 'nofile', 'Soft': 1, 'Hard': 2}, {'Name': 'core', 'Soft': 0, 'Hard': 0}]" },
 	};
