@@ -227,11 +227,10 @@ int engine_negotiate(const char *api, const char *min_api, char *out, size_t out
 	return 0;
 }
 
-int engine_open(struct engine **ret, const char *docker_host, struct refit_err *e)
+/* A new handle on DOCKER_HOST, its connection not made yet and its API version not known. */
+static int engine_new(struct engine **ret, const char *docker_host, struct refit_err *e)
 {
 	struct engine *en = calloc(1, sizeof(*en));
-	const char *server;
-	json_t *v = NULL;
 
 	if (!en)
 		return err_set(e, ERR_FAILED, "out of memory");
@@ -248,6 +247,18 @@ int engine_open(struct engine **ret, const char *docker_host, struct refit_err *
 		return -1;
 	}
 	engine_setup(en);
+	*ret = en;
+	return 0;
+}
+
+int engine_open(struct engine **ret, const char *docker_host, struct refit_err *e)
+{
+	struct engine *en;
+	const char *server;
+	json_t *v = NULL;
+
+	if (engine_new(&en, docker_host, e) < 0)
+		return -1;
 	if (engine_request(en, "GET", "/version", NULL, NULL, ENGINE_TIMEOUT, &v, NULL, e) < 0) {
 		engine_close(en);
 		return -1;
@@ -256,7 +267,7 @@ int engine_open(struct engine **ret, const char *docker_host, struct refit_err *
 	if (engine_negotiate(json_string_value(json_object_get(v, "ApiVersion")),
 			     json_string_value(json_object_get(v, "MinAPIVersion")), en->api, sizeof(en->api),
 			     e) < 0) {
-		err_prefix(e, "engine at %s: ", docker_host);
+		err_prefix(e, "engine at %s: ", en->host);
 		json_decref(v);
 		engine_close(en);
 		return -1;
@@ -264,6 +275,19 @@ int engine_open(struct engine **ret, const char *docker_host, struct refit_err *
 	server = json_string_value(json_object_get(v, "Version"));
 	snprintf(en->server_version, sizeof(en->server_version), "%s", server ? server : "unknown");
 	json_decref(v);
+	*ret = en;
+	return 0;
+}
+
+int engine_clone(struct engine **ret, const struct engine *like, struct refit_err *e)
+{
+	struct engine *en;
+
+	if (engine_new(&en, like->host, e) < 0)
+		return -1;
+	memcpy(en->api, like->api, sizeof(en->api));
+	memcpy(en->server_version, like->server_version, sizeof(en->server_version));
+	en->containerd_store = like->containerd_store;
 	*ret = en;
 	return 0;
 }

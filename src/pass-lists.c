@@ -197,3 +197,90 @@ const char *lists_image_by_tag(json_t *index, const char *ref)
 {
 	return json_string_value(json_object_get(json_object_get(index, "tags"), ref));
 }
+
+/* Whether a listed State means inspect's State.Running (paused and restarting containers run too). */
+static bool state_running(const char *state)
+{
+	return state && (strcmp(state, "running") == 0 || strcmp(state, "paused") == 0 ||
+			 strcmp(state, "restarting") == 0);
+}
+
+/* The view of listed container LC (NetworkMode MODE, or NULL): the inspect fields an update pass reads. */
+static json_t *view_of(const struct listed_container *lc, const char *mode)
+{
+	char name[CONTAINER_NAME_MAX + 2];
+	json_t *host = json_pack("{s:[]}", "Links");
+
+	snprintf(name, sizeof(name), "/%s", lc->name);
+	if (host && mode)
+		json_object_set_new(host, "NetworkMode", json_string(mode));
+	return host ? json_pack("{s:s, s:s, s:{s:o}, s:o, s:{s:b}}", "Id", lc->id, "Name", name, "Config", "Labels",
+				lc->labels ? json_incref(lc->labels) : json_object(), "HostConfig", host, "State",
+				"Running", state_running(lc->state)) :
+		      NULL;
+}
+
+int lists_pass_view(json_t *list, json_t *want, json_t **all, json_t **netns, struct refit_err *e)
+{
+	json_t *c, *names, *v;
+	size_t i, k;
+
+	*all = *netns = NULL;
+	if (!json_is_array(list) || json_array_size(list) > LISTS_MAX_CONTAINERS)
+		return err_set(e, ERR_FAILED, "engine: the container list is not an array of at most %d containers",
+			       LISTS_MAX_CONTAINERS);
+	*all = json_object();
+	*netns = json_array();
+	if (!*all || !*netns)
+		goto oom;
+	json_array_foreach(list, i, c) {
+		struct listed_container lc;
+		json_t *modev = json_object_get(json_object_get(c, "HostConfig"), "NetworkMode");
+		const char *mode = str_ok(modev, CONTAINER_NAME_MAX + 16, false) ? json_string_value(modev) : NULL;
+
+		if (lists_container(c, &lc, NULL) < 0)
+			continue; /* unusable: left out, as the check pass leaves it */
+		if (json_object_get(want, lc.id)) {
+			json_t *view = view_of(&lc, mode);
+
+			if (!view || json_object_set_new(*all, lc.name, view) < 0)
+				goto oom;
+		}
+		if (mode && strncmp(mode, "container:", 10) == 0 &&
+		    json_array_append_new(*netns, json_pack("{s:[s], s:{s:s}, s:s?, s:O?}", "Names", lc.name,
+							    "HostConfig", "NetworkMode", mode, "State", lc.state,
+							    "Labels", lc.labels)) < 0)
+			goto oom;
+	}
+	/* Legacy links: a container that OTHER links to as ALIAS is also listed as "/OTHER/ALIAS". */
+	json_array_foreach(list, i, c) {
+		struct listed_container lc;
+
+		if (lists_container(c, &lc, NULL) < 0 || !json_object_get(*all, lc.name))
+			continue;
+		names = json_object_get(c, "Names");
+		json_array_foreach(names, k, v) {
+			const char *n = json_string_value(v), *slash;
+			char other[CONTAINER_NAME_MAX + 1], link[2 * CONTAINER_NAME_MAX + 8];
+			json_t *from;
+
+			if (k >= LISTS_MAX_NAMES)
+				break;
+			if (!n || n[0] != '/' || !(slash = strchr(n + 1, '/')) || strchr(slash + 1, '/') ||
+			    (size_t)(slash - n - 1) > CONTAINER_NAME_MAX || strlen(slash + 1) > CONTAINER_NAME_MAX)
+				continue;
+			snprintf(other, sizeof(other), "%.*s", (int)(slash - n - 1), n + 1);
+			from = json_object_get(json_object_get(json_object_get(*all, other), "HostConfig"), "Links");
+			snprintf(link, sizeof(link), "/%s:%s", lc.name, n);
+			if (from && json_array_size(from) < LISTS_MAX_NAMES &&
+			    json_array_append_new(from, json_string(link)) < 0)
+				goto oom;
+		}
+	}
+	return 0;
+oom:
+	json_decref(*all);
+	json_decref(*netns);
+	*all = *netns = NULL;
+	return err_set(e, ERR_FAILED, "out of memory");
+}

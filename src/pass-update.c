@@ -19,6 +19,7 @@
 #include "refit/hooks.h"
 #include "refit/imageref.h"
 #include "refit/journal-record.h"
+#include "refit/lists.h"
 #include "refit/log.h"
 #include "refit/migrate.h"
 #include "refit/select.h"
@@ -519,22 +520,16 @@ static int run_hook(const struct refit_config *cfg, struct engine *en, json_t *i
 }
 
 /*
- * The containers whose network namespace is container NAME's (ID):
- * HostConfig.NetworkMode container:NAME, or container: its ID (or a prefix
- * of 12 or more), in this refit's scope and not opted out. Name -> whether
- * it runs (new object).
+ * The containers of LIST (elements of the engine's container list) whose
+ * network namespace is container NAME's (ID): HostConfig.NetworkMode
+ * container:NAME, or container: its ID (or a prefix of 12 or more), in this
+ * refit's scope and not opted out. Name -> whether it runs (new object).
  */
-static json_t *netns_followers(struct engine *en, const struct refit_config *cfg, const char *name, const char *id)
+static json_t *followers_in(const struct refit_config *cfg, json_t *list, const char *name, const char *id)
 {
-	json_t *list = NULL, *out = json_object(), *c;
-	struct refit_err e = { 0 };
+	json_t *out = json_object(), *c;
 	size_t i;
 
-	if (!id || engine_get_json(en, "/containers/json?all=1", &list, &e) < 0) {
-		if (id)
-			log_warn("%s: containers on its network namespace not looked for: %s", name, e.msg);
-		return out;
-	}
 	json_array_foreach(list, i, c) {
 		const char *mode = json_string_value(json_object_get(json_object_get(c, "HostConfig"), "NetworkMode"));
 		const char *cname = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
@@ -553,6 +548,21 @@ static json_t *netns_followers(struct engine *en, const struct refit_config *cfg
 			continue;
 		json_object_set_new(out, cname, json_boolean(state && strcmp(state, "running") == 0));
 	}
+	return out;
+}
+
+/* followers_in over the engine's list as it is now (recovery). */
+static json_t *netns_followers(struct engine *en, const struct refit_config *cfg, const char *name, const char *id)
+{
+	json_t *list = NULL, *out;
+	struct refit_err e = { 0 };
+
+	if (!id || engine_get_json(en, "/containers/json?all=1", &list, &e) < 0) {
+		if (id)
+			log_warn("%s: containers on its network namespace not looked for: %s", name, e.msg);
+		return json_object();
+	}
+	out = followers_in(cfg, list, name, id);
 	json_decref(list);
 	return out;
 }
@@ -636,7 +646,9 @@ struct pass_work {
 	const struct refit_config *cfg;
 	struct journal *j;
 	struct check_result *res;
-	json_t *all;        /* name -> inspect of every managed container (read only) */
+	struct engine *en;  /* the pass's own connection: each worker opens another like it */
+	json_t *all;        /* name -> what the container list says of every managed container (lists_pass_view) */
+	json_t *netns;      /* the listed containers on another's network namespace, at the pass's start */
 	json_t *groups;     /* arrays of names, each in dependency order */
 	const struct update_options *o;
 	size_t next;
@@ -746,9 +758,9 @@ out:
 }
 
 /*
- * C's inspect (new reference): the one the pass took at its start, unless
- * another swap of the pass stopped, started or recreated the container
- * since; or NULL with C failed.
+ * C's inspect (new reference), taken as its swap is about to run: by ID,
+ * by name when another swap of the pass stopped, started or recreated it;
+ * or NULL with C failed.
  */
 static json_t *pass_inspect(struct engine *en, struct pass_work *w, struct check_entry *c)
 {
@@ -759,8 +771,6 @@ static json_t *pass_inspect(struct engine *en, struct pass_work *w, struct check
 	pthread_mutex_lock(&w->lock);
 	touched = json_object_get(w->touched, c->name) != NULL;
 	pthread_mutex_unlock(&w->lock);
-	if (!touched && (ins = json_object_get(w->all, c->name)))
-		return json_incref(ins);
 	if (engine_container_inspect(en, touched ? c->name : c->id, &ins, &e) <= 0) {
 		set_outcome(c, ENTRY_FAILED, e.msg);
 		return NULL;
@@ -859,7 +869,7 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 	struct check_entry *c;
 	struct prepared p;
 	char why[512] = "", *new_image = NULL;
-	bool downtime;
+	bool downtime, post_hooks = false;
 	int hrc;
 
 	c = pass_entry(w, name);
@@ -884,7 +894,7 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 		return; /* nothing changed: its dependents are left as they are */
 	}
 	deps = w->handover ? json_array() : dependents_of(w->all, name);
-	followers = w->handover ? json_object() : netns_followers(en, w->cfg, name, c->id);
+	followers = w->handover ? json_object() : followers_in(w->cfg, w->netns, name, c->id);
 	downtime = p.plan.downtime;
 	if (json_array_size(deps) && downtime) {
 		stop_or_start(en, w->cfg, w->all, deps, true);
@@ -902,6 +912,12 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 	}
 	if (p.rq.new_image_id)
 		new_image = strdup(p.rq.new_image_id);
+	/* The new container's labels are the old one's over its new image's: a hook is declared in one of them. */
+	for (size_t k = 0; k < 2; k++) {
+		json_t *from = json_object_get(json_object_get(k ? p.new_image : p.old, "Config"), "Labels");
+
+		post_hooks |= hook_declared(from, "post-update") || hook_declared(from, "post-check");
+	}
 	prepared_free(&p);
 	if (c->status == ENTRY_UPDATED && json_object_size(followers)) {
 		json_t *rest = without(deps, followers);
@@ -913,7 +929,7 @@ static void update_entry(struct engine *en, struct pass_work *w, const char *nam
 		deps = rest; /* the others are started, or restarted, as before */
 	}
 	json_decref(followers);
-	if (c->status == ENTRY_UPDATED && w->cfg->lifecycle_hooks) {
+	if (c->status == ENTRY_UPDATED && w->cfg->lifecycle_hooks && post_hooks) {
 		json_t *fresh = NULL;
 		struct refit_err ie = { 0 };
 
@@ -961,7 +977,7 @@ static void *pass_worker(void *arg)
 			break;
 		json_array_foreach(group, i, v) {
 			slot_take(false);
-			if (!en && engine_open(&en, w->cfg->docker_host, &e) < 0) {
+			if (!en && engine_clone(&en, w->en, &e) < 0) {
 				log_error("update worker: %s", e.msg);
 				en = NULL;
 			}
@@ -1071,6 +1087,48 @@ static int check_targets(struct check_result *res, char *const *names, size_t nn
 	return 0;
 }
 
+/*
+ * What the pass reads of the managed containers of RES, from one container
+ * list (lists_pass_view): taken only when a container is to be swapped, or
+ * RENAME may move one. Empty otherwise; -1 with E when the engine cannot
+ * list its containers.
+ */
+static int pass_view(struct engine *en, const struct check_result *res, bool rename, json_t **all, json_t **netns,
+		     struct refit_err *e)
+{
+	json_t *want = json_object(), *list = NULL;
+	bool swaps = rename;
+	int rc;
+
+	for (size_t i = 0; i < res->n; i++) {
+		if (res->v[i].kind)
+			continue;
+		swaps |= res->v[i].status == ENTRY_UPDATE_AVAILABLE;
+		json_object_set_new(want, res->v[i].id, json_true());
+	}
+	if (!swaps) {
+		json_decref(want);
+		*all = json_object();
+		*netns = json_array();
+		return *all && *netns ? 0 : err_set(e, ERR_FAILED, "out of memory");
+	}
+	rc = engine_get_json(en, "/containers/json?all=1", &list, e) < 0 ? -1 : lists_pass_view(list, want, all, netns, e);
+	json_decref(list);
+	json_decref(want);
+	return rc;
+}
+
+static void pass_work_free(struct pass_work *w)
+{
+	json_decref(w->groups);
+	json_decref(w->all);
+	json_decref(w->netns);
+	json_decref(w->pulled);
+	json_decref(w->by_digest);
+	json_decref(w->images);
+	json_decref(w->touched);
+}
+
 int update_run_to(struct engine *en, struct registry *reg, struct journal *j, const struct refit_config *cfg,
 		  char *const *names, size_t nnames, const struct update_options *o, struct check_result *res,
 		  struct refit_err *e)
@@ -1099,24 +1157,30 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 		json_decref(selves);
 		return 0;
 	}
-	w.all = json_object();
+	w.en = en;
 	w.pulled = json_object();
 	w.by_digest = json_object();
 	w.images = json_object();
 	w.touched = json_object();
+	if (pass_view(en, res, o->rename, &w.all, &w.netns, e) < 0) {
+		check_result_free(res);
+		pass_work_free(&w);
+		json_decref(stale);
+		json_decref(selves);
+		return -1;
+	}
 	for (size_t i = 0; i < res->n; i++) {
 		struct check_entry *c = &res->v[i];
-		json_t *ins = NULL;
-		struct refit_err ie = { 0 };
+		json_t *ins = c->kind ? NULL : json_object_get(w.all, c->name);
 
-		/* Each managed container inspected once in the pass: its dependencies, and its swap's request. */
-		if (!c->kind && engine_container_inspect(en, c->id, &ins, &ie) == 1)
-			json_object_set_new(w.all, c->name, ins);
 		if (o->rename && c->status == ENTRY_UP_TO_DATE && ins && rename_target(c, ins))
 			c->status = ENTRY_UPDATE_AVAILABLE; /* the same image under its new name */
 		if (c->status == ENTRY_UPDATE_AVAILABLE && !c->kind && handover_is_self(c->id)) {
-			const char *exclusive = ins ? spec_exclusive(ins) : NULL;
+			json_t *full = NULL;
+			const char *exclusive = NULL;
 
+			if (engine_container_inspect(en, c->id, &full, &(struct refit_err){ 0 }) == 1)
+				exclusive = spec_exclusive(full);
 			/* never swapped mid-pass: handed over once the others are done, by the daemon only */
 			if (exclusive)
 				set_outcome(c, ENTRY_SKIPPED, exclusive_self(exclusive));
@@ -1125,6 +1189,7 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 			else
 				set_outcome(c, ENTRY_SKIPPED,
 					    "refit's own container: its daemon hands over to the new image after a pass");
+			json_decref(full);
 		} else if (c->status == ENTRY_UPDATE_AVAILABLE && !c->kind && ins &&
 			   strcmp(json_string_value(json_object_get(json_object_get(json_object_get(ins, "Config"), "Labels"),
 								    WATCHTOWER_MARKER)) ?: "", "true") == 0) {
@@ -1172,12 +1237,7 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 	pthread_cond_destroy(&w.pulls);
 	swarm_update_pass(en, j, cfg, res, &stop_requested);
 	hold_pass_done(cfg, res);
-	json_decref(w.groups);
-	json_decref(w.all);
-	json_decref(w.pulled);
-	json_decref(w.by_digest);
-	json_decref(w.images);
-	json_decref(w.touched);
+	pass_work_free(&w);
 	json_decref(stale);
 	return 0;
 }

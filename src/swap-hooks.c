@@ -42,13 +42,11 @@ static long hook_timeout(json_t *labels, const char *kind, struct refit_err *e)
 	return HOOK_DEFAULT_TIMEOUT;
 }
 
-int hook_run(struct engine *en, json_t *labels, const char *kind, const char *id, struct refit_err *e)
+/* Hook KIND's command in LABELS: refit.hook.KIND, else Watchtower's; NULL when none. */
+static const char *hook_command(json_t *labels, const char *kind)
 {
-	char key[96], path[160];
-	const char *cmd, *exec_id;
-	json_t *body, *ans = NULL;
-	long timeout;
-	struct timespec t0, now;
+	char key[96];
+	const char *cmd;
 
 	snprintf(key, sizeof(key), "refit.hook.%s", kind);
 	cmd = json_string_value(json_object_get(labels, key));
@@ -56,7 +54,23 @@ int hook_run(struct engine *en, json_t *labels, const char *kind, const char *id
 		snprintf(key, sizeof(key), "com.centurylinklabs.watchtower.lifecycle.%s", kind);
 		cmd = json_string_value(json_object_get(labels, key));
 	}
-	if (!cmd || !*cmd)
+	return cmd && *cmd ? cmd : NULL;
+}
+
+bool hook_declared(json_t *labels, const char *kind)
+{
+	return hook_command(labels, kind) != NULL;
+}
+
+int hook_run(struct engine *en, json_t *labels, const char *kind, const char *id, struct refit_err *e)
+{
+	const char *cmd = hook_command(labels, kind), *exec_id;
+	char path[160];
+	json_t *body, *ans = NULL;
+	long timeout;
+	struct timespec t0, now;
+
+	if (!cmd)
 		return 0;
 	if (strlen(cmd) > LABEL_MAX_VALUE)
 		return err_set(e, ERR_FAILED, "hook %s: command longer than %d bytes", kind, LABEL_MAX_VALUE);

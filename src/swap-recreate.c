@@ -41,8 +41,12 @@ static int recreate_run(struct swap *s, struct refit_err *e)
 		return swap_undo(s, e);
 	if (swap_step(s, "removing-old", e) < 0)
 		return swap_undo(s, e);
-	/* Past the gate: finishing never goes back to the old one. */
-	return swap_complete(s, s->name, e) < 0 ? -1 : 0;
+	/*
+	 * Past the gate: finishing never goes back to the old one. The new one
+	 * has its name and the gate has just seen it run, so only the old one
+	 * is removed (a recovery from this step finishes with swap_complete).
+	 */
+	return swap_remove(s, s->old_id, false, e) < 0 ? -1 : 0;
 }
 
 const struct strategy_ops strategy_recreate = {

@@ -23,6 +23,12 @@ struct engine;
  */
 int engine_open(struct engine **ret, const char *docker_host, struct refit_err *e);
 
+/*
+ * Another connection to LIKE's engine, its API version and what LIKE learned
+ * of the engine taken over (no GET /version): for a thread of its own.
+ */
+int engine_clone(struct engine **ret, const struct engine *like, struct refit_err *e);
+
 void engine_close(struct engine *en);
 
 /*

@@ -3,6 +3,7 @@
 #define REFIT_HOOKS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "refit/engine.h"
 #include "refit/error.h"
@@ -20,5 +21,8 @@
  * could not be run or did not finish in time.
  */
 int hook_run(struct engine *en, json_t *labels, const char *kind, const char *id, struct refit_err *e);
+
+/* Whether LABELS declare hook KIND (what hook_run would run). */
+bool hook_declared(json_t *labels, const char *kind);
 
 #endif

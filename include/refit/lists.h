@@ -45,4 +45,19 @@ json_t *lists_image_digests(json_t *index, const char *id);
 /* The ID of the image the normalised reference REF ("domain/path:tag") names in INDEX, or NULL. */
 const char *lists_image_by_tag(json_t *index, const char *ref);
 
+/*
+ * What an update pass reads of its containers, from LIST (the answer of
+ * GET /containers/json?all=1) instead of an inspect each. *ALL: name ->
+ * {"Id", "Name": "/NAME", "Config": {"Labels"}, "HostConfig":
+ * {"NetworkMode", "Links"}, "State": {"Running"}} (inspect's shape) for
+ * every container whose ID is a key of WANT; Links in inspect's form
+ * "/TARGET:/NAME/ALIAS", read from the list's other names of a linked
+ * container ("/NAME/ALIAS": NAME links to it as ALIAS). *NETNS: every
+ * listed container on another's network namespace (NetworkMode
+ * container:...), as {"Names": [NAME], "HostConfig": {"NetworkMode"},
+ * "State", "Labels"}. Unusable elements are left out; -1 with E when LIST
+ * is not an array of at most LISTS_MAX_CONTAINERS.
+ */
+int lists_pass_view(json_t *list, json_t *want, json_t **all, json_t **netns, struct refit_err *e);
+
 #endif

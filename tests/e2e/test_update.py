@@ -3,7 +3,8 @@
 Every setting and every kind of volume survives a recreate; each strategy's
 success path; blue-green keeps serving under load; blue-green with fixed
 host ports falls back to recreate; a container moved by `alias` can be
-updated again."""
+updated again; the containers that depend on a swapped one stop for its
+swap and run again after it."""
 
 import calendar
 import re
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from harness import HarnessError, docker, free_port, wait_for
+from harness import EngineEvents, HarnessError, docker, free_port, wait_for
 from swaptools import (GOOD, HTTPD_CMD, LOOP_CMD, aliases, container_ip, exec_out, hist_for,
                        history, http_get, inspect, leftovers, load_counts, load_loop, load_stop,
                        nc_get, pending_ops, read_data, same_digest, serving, update, write_data)
@@ -328,3 +329,45 @@ def test_alias_container_updates_again(refit, scope, swapenv, swap_images, commo
     assert inspect(target) is not None and serving(target) == "again v3"
     assert inspect(target)["Image"] == v3.id
     assert leftovers(target) == [] and leftovers(name) == []
+
+
+
+def _event_times(ev, name, action):
+    return [e["timeNano"] for e in ev.events()
+            if e.get("Action") == action and e.get("Actor", {}).get("Attributes", {}).get("name") == name]
+
+
+def test_dependents_stop_for_the_swap_and_run_again(refit, scope, swapenv, common_pairs, swap_images,
+                                                     plain_registry):
+    """An up-to-date container that names a stale one in refit.depends-on is
+    stopped before the stale one stops and started after its replacement
+    starts (the engine's events say the order), and runs again afterwards,
+    the same container; a container linked to the stale one (--link, which
+    the pass reads from the engine's container list) is stopped before it
+    too."""
+    v1, v2 = common_pairs["good"]
+    swap_images.back_to(v1)
+    steady = swap_images.make(plain_registry, repo=swap_images.unique_repo("steady"), version="steady v1",
+                              **GOOD)
+    db = swapenv.run(v1, swapenv.managed(), hint="db")
+    worker = swapenv.run(steady, swapenv.managed({"refit.depends-on": db}), hint="worker")
+    web = swapenv.run(steady, swapenv.managed(), hint="web", extra=["--link", "%s:database" % db])
+    assert inspect(web)["HostConfig"]["Links"] == ["/%s:/%s/database" % (db, web)]
+    old_worker = inspect(worker)["Id"]
+
+    with EngineEvents(kinds=("container",)) as ev:
+        res = update(refit, scope)
+    assert res[db].get("status") == "updated", res.describe()
+    assert res[worker].get("status") == "up-to-date", res.describe()
+    db_die, db_start = _event_times(ev, db, "die"), _event_times(ev, db, "start")
+    assert len(db_die) == 1 and len(db_start) == 1, res.describe()
+    die, start = _event_times(ev, worker, "die"), _event_times(ev, worker, "start")
+    assert len(die) == 1 and len(start) == 1, res.describe()
+    assert die[0] < db_die[0], "%s was not stopped before %s" % (worker, db)
+    assert start[0] > db_start[0], "%s was not started after the new %s" % (worker, db)
+    assert inspect(worker)["Id"] == old_worker and inspect(worker)["State"]["Running"]
+    assert inspect(db)["Image"] == v2.id
+    # the linked one: stopped first, as a dependent (its link follows the
+    # old container, so the engine refuses to start it again: docs/architecture.md)
+    die = _event_times(ev, web, "die")
+    assert len(die) == 1 and die[0] < db_die[0], res.describe()

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "refit/depends.h"
 #include "refit/lists.h"
 
 #define ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -163,6 +164,85 @@ static void test_image_index_rejected(void **state)
 	json_decref(obj);
 }
 
+#define IDA "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define IDB "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define IDC "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define IDD "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
+static void test_pass_view(void **state)
+{
+	/*
+	 * db is linked by web as "database" and by an unmanaged container;
+	 * sidecar runs in web's network namespace; old is exited, paused is
+	 * paused; a malformed element is left out.
+	 */
+	json_t *list = load("["
+			    "{\"Id\":\"" IDA "\",\"Names\":[\"/web/database\",\"/db\",\"/other/db\"],\"State\":\"running\","
+			    "\"Labels\":{\"refit.enable\":\"true\"},\"HostConfig\":{\"NetworkMode\":\"net1\"}},"
+			    "{\"Id\":\"" IDB "\",\"Names\":[\"/web\"],\"State\":\"running\","
+			    "\"Labels\":{\"refit.depends-on\":\"db\"}},"
+			    "{\"Id\":\"" IDC "\",\"Names\":[\"/sidecar\"],\"State\":\"exited\","
+			    "\"HostConfig\":{\"NetworkMode\":\"container:" IDB "\"}},"
+			    "{\"Id\":\"" IDD "\",\"Names\":[\"/paused\"],\"State\":\"paused\"},"
+			    "{\"Id\":\"short\",\"Names\":[\"/bad\"]},"
+			    "{\"Id\":\"" ID "\",\"Names\":[\"/other\"],\"State\":\"running\"}"
+			    "]");
+	json_t *want = load("{\"" IDA "\":true,\"" IDB "\":true,\"" IDC "\":true,\"" IDD "\":true}");
+	json_t *all = NULL, *netns = NULL, *web, *deps;
+	struct refit_err e = { 0 };
+
+	(void)state;
+	assert_int_equal(lists_pass_view(list, want, &all, &netns, &e), 0);
+	assert_int_equal(json_object_size(all), 4); /* "other" is not managed, "bad" is unusable */
+	web = json_object_get(all, "web");
+	assert_string_equal(json_string_value(json_object_get(web, "Id")), IDB);
+	assert_string_equal(json_string_value(json_object_get(web, "Name")), "/web");
+	assert_true(json_is_true(json_object_get(json_object_get(web, "State"), "Running")));
+	/* the link as inspect writes it, on the container that links */
+	assert_int_equal(json_array_size(json_object_get(json_object_get(web, "HostConfig"), "Links")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(web, "HostConfig"), "Links"), 0)),
+			    "/db:/web/database");
+	assert_int_equal(json_array_size(json_object_get(json_object_get(json_object_get(all, "db"), "HostConfig"), "Links")),
+			 0);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(json_object_get(all, "db"), "Config"), "Labels"),
+				    "refit.enable")),
+			    "true");
+	assert_true(json_is_false(json_object_get(json_object_get(json_object_get(all, "sidecar"), "State"), "Running")));
+	assert_true(json_is_true(json_object_get(json_object_get(json_object_get(all, "paused"), "State"), "Running")));
+	/* what the dependency order reads of it: web after db, sidecar after web */
+	deps = depends_of(web, all);
+	assert_int_equal(json_array_size(deps), 1);
+	assert_string_equal(json_string_value(json_array_get(deps, 0)), "db");
+	json_decref(deps);
+	deps = depends_of(json_object_get(all, "sidecar"), all);
+	assert_int_equal(json_array_size(deps), 1);
+	assert_string_equal(json_string_value(json_array_get(deps, 0)), "web");
+	json_decref(deps);
+	/* the containers on another's network namespace, in the list's shape */
+	assert_int_equal(json_array_size(netns), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(netns, 0), "Names"), 0)),
+			    "sidecar");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(netns, 0), "State")), "exited");
+	json_decref(all);
+	json_decref(netns);
+	json_decref(want);
+	json_decref(list);
+}
+
+static void test_pass_view_rejected(void **state)
+{
+	json_t *obj = load("{}"), *all = (json_t *)1, *netns = (json_t *)1;
+	struct refit_err e = { 0 };
+
+	(void)state;
+	assert_int_equal(lists_pass_view(obj, obj, &all, &netns, &e), -1);
+	assert_null(all);
+	assert_null(netns);
+	assert_non_null(strstr(e.msg, "container list"));
+	json_decref(obj);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +252,8 @@ int main(void)
 		cmocka_unit_test(test_image_index),
 		cmocka_unit_test(test_image_index_podman),
 		cmocka_unit_test(test_image_index_rejected),
+		cmocka_unit_test(test_pass_view),
+		cmocka_unit_test(test_pass_view_rejected),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
