@@ -1088,6 +1088,55 @@ static int check_targets(struct check_result *res, char *const *names, size_t nn
 }
 
 /*
+ * W's groups taken in turn by image: the first group of each image (the
+ * image of its first container) before the second of any, and so on. The
+ * pulls of every image then start with the first swaps, at once, instead
+ * of one image's containers waiting at the end of the pass for its pull.
+ */
+static void interleave_by_image(struct pass_work *w)
+{
+	json_t *buckets = json_object(), *order = json_array(), *out = json_array(), *g, *b;
+	size_t i;
+	bool more = true;
+
+	if (!buckets || !order || !out)
+		goto done;
+	json_array_foreach(w->groups, i, g) {
+		struct check_entry *c = pass_entry(w, json_string_value(json_array_get(g, 0)));
+		char key[1200] = "";
+
+		if (c)
+			pulled_key(c, key, sizeof(key));
+		if (!(b = json_object_get(buckets, key))) {
+			json_object_set_new(buckets, key, b = json_array());
+			json_array_append_new(order, json_string(key));
+		}
+		json_array_append(b, g);
+	}
+	for (size_t round = 0; more; round++) {
+		json_t *k;
+		size_t n;
+
+		more = false;
+		json_array_foreach(order, n, k) {
+			b = json_object_get(buckets, json_string_value(k));
+			if (round < json_array_size(b)) {
+				json_array_append(out, json_array_get(b, round));
+				more = true;
+			}
+		}
+	}
+	if (json_array_size(out) == json_array_size(w->groups)) {
+		json_decref(w->groups);
+		w->groups = json_incref(out);
+	}
+done:
+	json_decref(buckets);
+	json_decref(order);
+	json_decref(out);
+}
+
+/*
  * What the pass reads of the managed containers of RES, from one container
  * list (lists_pass_view): taken only when a container is to be swapped, or
  * RENAME may move one. Empty otherwise; -1 with E when the engine cannot
@@ -1214,6 +1263,7 @@ int update_run_to(struct engine *en, struct registry *reg, struct journal *j, co
 	 * drains and waits for another's pull hold none, so they overlap.
 	 */
 	w.groups = dependency_groups(stale, w.all);
+	interleave_by_image(&w);
 	slots_init(&w.slots, cfg->concurrency);
 	nthreads = (long)json_array_size(w.groups) < PASS_THREADS ? (long)json_array_size(w.groups) : PASS_THREADS;
 	for (long t = 0; t < nthreads; t++)

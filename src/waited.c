@@ -47,6 +47,7 @@ void slots_init(struct slots *s, long n)
 	pthread_cond_init(&s->cond, NULL);
 	s->free = n > 0 ? n : 1;
 	s->urgent = 0;
+	s->tickets = s->serving = 0;
 }
 
 void slots_destroy(struct slots *s)
@@ -69,11 +70,21 @@ void slot_take(bool urgent)
 		return;
 	waited_start(&t0);
 	pthread_mutex_lock(&bound->lock);
-	bound->urgent += urgent;
-	/* A swap under way goes before one that would start. */
-	while (bound->free == 0 || (!urgent && bound->urgent > 0))
-		pthread_cond_wait(&bound->cond, &bound->lock);
-	bound->urgent -= urgent;
+	if (urgent) {
+		/* A swap under way goes before one that would start. */
+		bound->urgent++;
+		while (bound->free == 0)
+			pthread_cond_wait(&bound->cond, &bound->lock);
+		bound->urgent--;
+	} else {
+		/* Swaps that would start go in the order they asked. */
+		unsigned long ticket = bound->tickets++;
+
+		while (bound->free == 0 || bound->urgent > 0 || bound->serving != ticket)
+			pthread_cond_wait(&bound->cond, &bound->lock);
+		bound->serving++;
+		pthread_cond_broadcast(&bound->cond); /* the next ticket may find a slot free too */
+	}
 	bound->free--;
 	pthread_mutex_unlock(&bound->lock);
 	waited_stop(&t0);

@@ -34,6 +34,7 @@ struct slots {
 	pthread_cond_t cond;
 	long free;
 	long urgent; /* threads of swaps under way waiting for a slot: served first */
+	unsigned long tickets, serving; /* swaps that would start: served in the order they asked */
 };
 
 void slots_init(struct slots *s, long n);
@@ -42,7 +43,10 @@ void slots_destroy(struct slots *s);
 /* This thread takes its slots from S from now on (NULL: none). */
 void slot_bind(struct slots *s);
 
-/* Wait for a slot (time counted as waiting); URGENT: a swap under way, served before new ones. */
+/*
+ * Wait for a slot (time counted as waiting); URGENT: a swap under way,
+ * served before new ones. New ones are served first come, first served.
+ */
 void slot_take(bool urgent);
 
 /* Give the slot back. */

@@ -147,6 +147,59 @@ static void test_wait_gives_the_slot(void **state)
 	slots_destroy(&r.slots);
 }
 
+struct fifo_arg {
+	struct order_run *r;
+	char who;
+};
+
+static void *queued(void *arg)
+{
+	struct fifo_arg *a = arg;
+
+	slot_bind(&a->r->slots);
+	slot_take(false);
+	record(a->r, a->who);
+	usleep(1000);
+	slot_give();
+	return NULL;
+}
+
+static unsigned long tickets(struct slots *s)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->tickets;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* Swaps that would start are served in the order they asked, whichever thread wakes first. */
+static void test_new_ones_first_come_first_served(void **state)
+{
+	struct order_run r = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct fifo_arg a[3] = { { &r, 'a' }, { &r, 'b' }, { &r, 'c' } };
+	pthread_t t[3];
+
+	(void)state;
+	slots_init(&r.slots, 1);
+	slot_bind(&r.slots);
+	slot_take(false); /* ticket 0 */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_create(&t[i], NULL, queued, &a[i]), 0);
+		while (tickets(&r.slots) < (unsigned long)i + 2)
+			usleep(1000);
+	}
+	slot_give();
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(r.n, 3);
+	assert_memory_equal(r.order, "abc", 3);
+	assert_int_equal(r.slots.free, 1);
+	slot_bind(NULL);
+	slots_destroy(&r.slots);
+}
+
 static void test_unbound(void **state)
 {
 	(void)state;
@@ -163,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_under_way_first),
 		cmocka_unit_test(test_wait_gives_the_slot),
+		cmocka_unit_test(test_new_ones_first_come_first_served),
 		cmocka_unit_test(test_unbound),
 	};
 
