@@ -70,6 +70,7 @@ struct api {
 	struct ui *ui; /* the dashboard */
 	pthread_mutex_t reg_lock;  /* one GET /api/v1/containers pass at a time, with REG */
 	struct registry *reg;      /* kept across those passes: connections and tokens */
+	struct engine *en;         /* and its engine connection, until a pass fails (docker_host read anew then) */
 };
 
 /* Per-request state: the body as it arrives. */
@@ -323,20 +324,20 @@ bool api_authorized(struct api *a, struct MHD_Connection *c)
 /* GET /api/v1/containers: as `refit status --json`. */
 json_t *api_containers_json(struct api *a, char *err, size_t errlen)
 {
-	struct engine *en = NULL;
 	struct check_result res;
 	struct refit_err e = { 0 };
 	json_t *out = NULL;
 
 	pthread_mutex_lock(&a->reg_lock);
-	if (engine_open(&en, a->cfg->docker_host, &e) < 0 || (!a->reg && registry_new(&a->reg, a->cfg, &e) < 0) ||
-	    check_run(en, a->reg, a->cfg, NULL, 0, &res, &e) < 0) {
+	if ((!a->en && engine_open(&a->en, a->cfg->docker_host, &e) < 0) ||
+	    (!a->reg && registry_new(&a->reg, a->cfg, &e) < 0) || check_run(a->en, a->reg, a->cfg, NULL, 0, &res, &e) < 0) {
 		snprintf(err, errlen, "%s", e.msg);
+		engine_close(a->en); /* the next pass connects anew (an engine restarted, or another version) */
+		a->en = NULL;
 	} else {
 		out = check_result_json(&res);
 		check_result_free(&res);
 	}
-	engine_close(en);
 	pthread_mutex_unlock(&a->reg_lock);
 	malloc_trim(0); /* the pass's memory back to the system, not kept by this thread's arena */
 	return out;
@@ -833,6 +834,8 @@ void api_config_changed(struct api *a)
 	pthread_mutex_lock(&a->reg_lock);
 	registry_free(a->reg); /* credentials, insecure_registries, concurrency: read anew */
 	a->reg = NULL;
+	engine_close(a->en); /* docker_host */
+	a->en = NULL;
 	pthread_mutex_unlock(&a->reg_lock);
 }
 
@@ -927,6 +930,7 @@ void api_stop(struct api *a)
 	ui_free(a->ui);
 	pthread_mutex_destroy(&a->auth_lock);
 	registry_free(a->reg);
+	engine_close(a->en);
 	pthread_mutex_destroy(&a->reg_lock);
 	pthread_mutex_destroy(&a->conn_lock);
 	explicit_bzero(a->token_hash, sizeof(a->token_hash));

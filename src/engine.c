@@ -1,6 +1,7 @@
 /* Docker Engine API: connection, version negotiation and JSON requests. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,38 @@ int engine_clone(struct engine **ret, const struct engine *like, struct refit_er
 	en->containerd_store = like->containerd_store;
 	*ret = en;
 	return 0;
+}
+
+static void *engine_get_thread(void *arg)
+{
+	struct engine_get *g = arg;
+
+	g->rc = engine_get_json(g->en, g->path, &g->ans, &g->e);
+	return NULL;
+}
+
+void engine_get_start(struct engine_get *g, struct engine *like, const char *path)
+{
+	memset(g, 0, sizeof(*g));
+	snprintf(g->path, sizeof(g->path), "%s", path);
+	if (engine_clone(&g->en, like, &g->e) == 0 && pthread_create(&g->thread, NULL, engine_get_thread, g) == 0)
+		g->running = true;
+}
+
+int engine_get_join(struct engine_get *g, struct engine *like, json_t **ret, struct refit_err *e)
+{
+	if (g->running)
+		pthread_join(g->thread, NULL);
+	else
+		g->rc = engine_get_json(like, g->path, &g->ans, &g->e);
+	engine_close(g->en);
+	g->en = NULL;
+	g->running = false;
+	*ret = g->ans;
+	g->ans = NULL;
+	if (g->rc < 0 && e)
+		*e = g->e;
+	return g->rc;
 }
 
 void engine_close(struct engine *en)

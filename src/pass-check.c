@@ -39,6 +39,8 @@ struct pass {
 	size_t nimages;
 	json_t *index;       /* GET /images/json, indexed (lists_image_index); NULL until asked or when it failed */
 	bool index_asked;
+	struct engine_get images_get; /* GET /images/json, asked beside the container lists */
+	bool images_started;
 	size_t inspected;    /* containers inspected because the list did not say their reference */
 };
 
@@ -117,9 +119,13 @@ static struct image_info *image_get(struct pass *p, const char *key)
 	nv[p->nimages++] = ii;
 	if (!p->index_asked) {
 		json_t *list = NULL;
+		int rc;
 
 		p->index_asked = true;
-		if (engine_get_json(p->en, "/images/json", &list, &e) < 0 || lists_image_index(list, &p->index, &e) < 0)
+		rc = p->images_started ? engine_get_join(&p->images_get, p->en, &list, &e) :
+					 engine_get_json(p->en, "/images/json", &list, &e);
+		p->images_started = false;
+		if (rc < 0 || lists_image_index(list, &p->index, &e) < 0)
 			log_debug("image list: %s; images are inspected one by one", e.msg);
 		json_decref(list);
 		memset(&e, 0, sizeof(e));
@@ -207,13 +213,24 @@ static int list_containers(struct engine *en, const struct refit_config *cfg, js
 		"/containers/json?all=1&filters=%7B%22label%22%3A%5B%22com.centurylinklabs.watchtower.enable%22%5D%7D",
 	};
 	json_t *seen, *more = NULL, *c;
+	struct engine_get other;
+	struct refit_err oe = { 0 };
 	size_t i;
+	int rc;
 
 	*ret = NULL;
 	if (!cfg->label_enable)
 		return engine_get_json(en, "/containers/json?all=1", ret, e);
-	if (engine_get_json(en, filtered[0], ret, e) < 0 || engine_get_json(en, filtered[1], &more, e) < 0) {
+	/* the two lists at once, each on a connection of its own */
+	engine_get_start(&other, en, filtered[1]);
+	rc = engine_get_json(en, filtered[0], ret, e);
+	if (engine_get_join(&other, en, &more, &oe) < 0 && rc == 0) {
+		*e = oe;
+		rc = -1;
+	}
+	if (rc < 0) {
 		json_decref(*ret);
+		json_decref(more);
 		*ret = NULL;
 		return -1;
 	}
@@ -273,6 +290,9 @@ static int collect(struct pass *p, char *const *names, size_t nnames, struct ref
 	struct swarm_service *svcs = NULL;
 	size_t i, n, nsvc = 0;
 
+	/* The image list is read beside the container lists: the entries need it next. */
+	engine_get_start(&p->images_get, p->en, "/images/json");
+	p->images_started = true;
 	if (list_containers(p->en, cfg, &list, e) < 0)
 		return -1;
 	if (swarm_collect(p->en, cfg, names, nnames, &svcs, &nsvc, e) < 0) {
@@ -736,6 +756,12 @@ out:
 	free(p.parsed);
 	free(p.no_pull);
 	json_decref(p.index);
+	if (p.images_started) { /* asked, never needed (no entry, or the pass failed first) */
+		json_t *unused = NULL;
+
+		engine_get_join(&p.images_get, p.en, &unused, NULL);
+		json_decref(unused);
+	}
 	for (size_t i = 0; i < p.nimages; i++) {
 		free(p.images[i]->key);
 		json_decref(p.images[i]->inspect);

@@ -3,6 +3,7 @@
 #define REFIT_ENGINE_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -65,6 +66,25 @@ bool engine_info_containerd_store(json_t *info);
  * engine cannot be reached.
  */
 int engine_get_json(struct engine *en, const char *path, json_t **ret, struct refit_err *e);
+
+/*
+ * engine_get_json on a thread of its own, over a connection of its own
+ * (engine_clone of LIKE), while the caller asks the engine something else:
+ * engine_get_start starts it (PATH is copied), engine_get_join waits for
+ * its answer and returns as engine_get_json would. Every start is joined
+ * once. When no thread could be started, the join asks on LIKE itself.
+ */
+struct engine_get {
+	pthread_t thread;
+	bool running;
+	struct engine *en;
+	char path[512];
+	json_t *ans;
+	struct refit_err e;
+	int rc;
+};
+void engine_get_start(struct engine_get *g, struct engine *like, const char *path);
+int engine_get_join(struct engine_get *g, struct engine *like, json_t **ret, struct refit_err *e);
 
 /*
  * METHOD PATH (below the version prefix) with an optional JSON BODY,
