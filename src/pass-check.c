@@ -1,4 +1,5 @@
 /* The check pass: list, select, dedupe references, ask registries, compare digests. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -601,10 +602,104 @@ int check_run_to(struct engine *en, struct registry *reg, const struct refit_con
 	return check_run_hold(en, reg, cfg, names, nnames, to_tag, false, ret, e);
 }
 
+/*
+ * The references the client's last pass asked for, asked again ahead
+ * while the engine lists its containers: the registry's answers and the
+ * engine's lists take their time at once instead of one after the other.
+ * Answers are this pass's own (asked after it began); a reference this
+ * pass does not need any more is asked in vain, one it newly needs is
+ * asked after the lists, as without.
+ */
+struct ahead {
+	pthread_t thread;
+	bool running;
+	struct registry *reg;
+	json_t *keys;
+	struct imageref *refs;
+	struct digest_query *q;
+	size_t n;
+};
+
+static void *ahead_run(void *arg)
+{
+	struct ahead *a = arg;
+
+	registry_resolve(a->reg, a->q, a->n);
+	return NULL;
+}
+
+static void ahead_start(struct ahead *a, struct registry *reg)
+{
+	json_t *v;
+	size_t i;
+
+	memset(a, 0, sizeof(*a));
+	a->reg = reg;
+	a->keys = registry_remembered(reg);
+	if (!json_array_size(a->keys))
+		return;
+	a->refs = calloc(json_array_size(a->keys), sizeof(*a->refs));
+	a->q = calloc(json_array_size(a->keys), sizeof(*a->q));
+	if (!a->refs || !a->q)
+		return;
+	json_array_foreach(a->keys, i, v) {
+		if (imageref_parse(json_string_value(v), &a->refs[a->n], NULL) < 0) {
+			json_array_set_new(a->keys, i, json_null());
+			continue;
+		}
+		a->q[a->n].ref = &a->refs[a->n];
+		a->n++;
+	}
+	a->running = a->n && pthread_create(&a->thread, NULL, ahead_run, a) == 0;
+}
+
+/* Wait for the answers asked ahead (before anything else uses the client). */
+static void ahead_join(struct ahead *a)
+{
+	if (a->running)
+		pthread_join(a->thread, NULL);
+	a->running = false;
+}
+
+/* Q's answer from those asked ahead for KEY, moved into Q; false when none was. */
+static bool ahead_take(struct ahead *a, const char *key, struct digest_query *q)
+{
+	json_t *v;
+	size_t i, k = 0;
+
+	json_array_foreach(a->keys, i, v) {
+		if (!json_is_string(v))
+			continue;
+		if (k < a->n && strcmp(json_string_value(v), key) == 0 && (a->q[k].digest || a->q[k].err_kind)) {
+			q->digest = a->q[k].digest;
+			q->err_kind = a->q[k].err_kind;
+			memcpy(q->error, a->q[k].error, sizeof(q->error));
+			a->q[k].digest = NULL;
+			a->q[k].err_kind = ERR_NONE;
+			return true;
+		}
+		k++;
+	}
+	return false;
+}
+
+static void ahead_free(struct ahead *a)
+{
+	ahead_join(a);
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->q[i].digest);
+		imageref_free(&a->refs[i]);
+	}
+	free(a->q);
+	free(a->refs);
+	json_decref(a->keys);
+}
+
 int check_run_hold(struct engine *en, struct registry *reg, const struct refit_config *cfg, char *const *names,
 		   size_t nnames, const char *to_tag, bool force, struct check_result *ret, struct refit_err *e)
 {
 	struct pass p = { .en = en, .cfg = cfg, .res = ret };
+	struct ahead ahead = { 0 };
 	struct digest_query *q = NULL;
 	json_t **rdigests = NULL; /* RepoDigests of each entry's image */
 	char **keys = NULL;
@@ -612,8 +707,11 @@ int check_run_hold(struct engine *en, struct registry *reg, const struct refit_c
 	int rc = -1;
 
 	memset(ret, 0, sizeof(*ret));
+	if (nnames == 0)
+		ahead_start(&ahead, reg);
 	if (collect(&p, names, nnames, e) < 0)
 		goto out;
+	ahead_join(&ahead); /* the client is this thread's again */
 	q = calloc(ret->n ? ret->n : 1, sizeof(*q));
 	keys = calloc(ret->n ? ret->n : 1, sizeof(*keys));
 	which = calloc(ret->n ? ret->n : 1, sizeof(*which));
@@ -673,7 +771,30 @@ int check_run_hold(struct engine *en, struct registry *reg, const struct refit_c
 		which[i] = k + 1;
 	}
 	ret->lookups = nq;
-	registry_resolve(reg, q, nq);
+	{
+		struct digest_query *todo = calloc(nq ? nq : 1, sizeof(*todo));
+		size_t *back = calloc(nq ? nq : 1, sizeof(*back)), nt = 0;
+
+		if (!todo || !back) {
+			free(todo);
+			free(back);
+			err_set(e, ERR_FAILED, "out of memory");
+			goto out;
+		}
+		for (size_t k = 0; k < nq; k++) {
+			if (ahead_take(&ahead, keys[k], &q[k]))
+				continue;
+			todo[nt].ref = q[k].ref;
+			back[nt++] = k;
+		}
+		registry_resolve(reg, todo, nt);
+		for (size_t t = 0; t < nt; t++)
+			q[back[t]] = todo[t];
+		free(todo);
+		free(back);
+	}
+	if (nnames == 0 && !to_tag)
+		registry_remember(reg, keys, nq);
 
 	for (size_t i = 0; i < ret->n; i++) {
 		struct check_entry *ce = &ret->v[i];
@@ -733,6 +854,7 @@ int check_run_hold(struct engine *en, struct registry *reg, const struct refit_c
 	hold_check(cfg, ret, force && nnames > 0, time(NULL));
 	rc = 0;
 out:
+	ahead_free(&ahead);
 	for (size_t i = 0; i < nq; i++) {
 		free(keys[i]);
 		free(q[i].digest);

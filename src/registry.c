@@ -115,6 +115,7 @@ struct registry {
 	struct registry_stats stats;
 	struct job *jobs; /* of the run in progress, so a token request can take other jobs' scopes */
 	size_t njobs;
+	json_t *remembered; /* the references the last pass asked for (registry_remember) */
 };
 
 int registry_digest_valid(const char *d)
@@ -286,10 +287,26 @@ int registry_new(struct registry **ret, const struct refit_config *cfg, struct r
 	return 0;
 }
 
+void registry_remember(struct registry *r, char *const *refs, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n && i < REGISTRY_REMEMBER_MAX; i++)
+		json_array_append_new(a, json_string(refs[i]));
+	json_decref(r->remembered);
+	r->remembered = a;
+}
+
+json_t *registry_remembered(struct registry *r)
+{
+	return json_incref(r->remembered);
+}
+
 void registry_free(struct registry *r)
 {
 	if (!r)
 		return;
+	json_decref(r->remembered);
 	while (r->hosts) {
 		struct host *h = r->hosts;
 

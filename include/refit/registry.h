@@ -2,6 +2,7 @@
 #ifndef REFIT_REGISTRY_H
 #define REFIT_REGISTRY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -49,6 +50,16 @@ void registry_free(struct registry *r);
  * HEAD gives no Docker-Content-Digest). Callers pass distinct references.
  */
 void registry_resolve(struct registry *r, struct digest_query *q, size_t n);
+
+/*
+ * What the pass that just ended asked for (N references as strings), kept
+ * with the client: the next pass on it asks them ahead, while the engine
+ * lists its containers (check.c). At most REGISTRY_REMEMBER_MAX are kept.
+ * registry_remembered: them (new reference), or NULL before any pass.
+ */
+#define REGISTRY_REMEMBER_MAX 10000
+void registry_remember(struct registry *r, char *const *refs, size_t n);
+json_t *registry_remembered(struct registry *r);
 
 /*
  * One repository whose tags to list (DQ.REF's tag and digest are ignored);

@@ -1179,3 +1179,37 @@ def test_token_file_first_line(daemons, scope, tmp_path):
         assert r.status == 200, "the file's first line is refused: " + r.describe()
     finally:
         d.stop()
+
+
+def test_api_containers_asked_ahead_are_this_passs_answers(daemons, scope, scoped, containers, image_factory,
+                                                            plain_registry):
+    """A daemon's GET /api/v1/containers asks the registry again for the
+    references of its pass before while the engine lists the containers:
+    the answers are still this pass's. A digest published between two
+    passes is seen by the second; a container on a reference the first
+    pass did not know is looked up too; each reference is asked once a
+    pass."""
+    one = image_factory.make(plain_registry, repo=image_factory.unique_repo("ahead-a"))
+    two = image_factory.make(plain_registry, repo=image_factory.unique_repo("ahead-b"))
+    a = containers.run(one, labels=scoped(), hint="ahead-a")
+    d = daemons(scope=scope).start()
+
+    def passes():
+        return {c["name"].lstrip("/"): c for c in d.get_json("/api/v1/containers")["containers"]}
+
+    got = passes()
+    assert got[a].get("status") == "up-to-date", got[a]
+    new = image_factory.publish_new_version(one)
+    mark = plain_registry.mark()
+    got = passes()
+    assert got[a].get("status") == "update-available", got[a]
+    assert same_digest(got[a].get("latest_digest"), new.digest), got[a]
+    assert plain_registry.count(method="HEAD", path_re=r"^/v2/.+/manifests/", since=mark) == 1
+    # a container on a reference no pass asked for yet
+    b = containers.run(two, labels=scoped(), hint="ahead-b")
+    mark = plain_registry.mark()
+    got = passes()
+    assert got[b].get("status") == "up-to-date", got[b]
+    assert got[a].get("status") == "update-available", got[a]
+    assert plain_registry.count(method="HEAD", path_re=r"^/v2/.+/manifests/", since=mark) == 2
+    d.stop()
