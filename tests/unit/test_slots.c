@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,12 +94,13 @@ static void *returning(void *arg)
 	return NULL;
 }
 
-static long urgent_waiting(struct slots *s)
+/* S's urgent waiters (TICKETS false) or tickets handed out, read under its lock. */
+static unsigned long slots_read(struct slots *s, bool tickets)
 {
-	long n;
+	unsigned long n;
 
 	pthread_mutex_lock(&s->lock);
-	n = s->urgent;
+	n = tickets ? s->tickets : (unsigned long)s->urgent;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
@@ -113,7 +115,7 @@ static void test_under_way_first(void **state)
 	slot_bind(&r.slots);
 	slot_take(false); /* the one slot is this thread's */
 	assert_int_equal(pthread_create(&u, NULL, returning, &r), 0);
-	while (urgent_waiting(&r.slots) == 0)
+	while (slots_read(&r.slots, false) == 0)
 		usleep(1000);
 	assert_int_equal(pthread_create(&n, NULL, newcomer, &r), 0);
 	usleep(20000);
@@ -164,16 +166,6 @@ static void *queued(void *arg)
 	return NULL;
 }
 
-static unsigned long tickets(struct slots *s)
-{
-	unsigned long n;
-
-	pthread_mutex_lock(&s->lock);
-	n = s->tickets;
-	pthread_mutex_unlock(&s->lock);
-	return n;
-}
-
 /* Swaps that would start are served in the order they asked, whichever thread wakes first. */
 static void test_new_ones_first_come_first_served(void **state)
 {
@@ -187,7 +179,7 @@ static void test_new_ones_first_come_first_served(void **state)
 	slot_take(false); /* ticket 0 */
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(pthread_create(&t[i], NULL, queued, &a[i]), 0);
-		while (tickets(&r.slots) < (unsigned long)i + 2)
+		while (slots_read(&r.slots, true) < (unsigned long)i + 2)
 			usleep(1000);
 	}
 	slot_give();
