@@ -299,7 +299,7 @@ void registry_remember(struct registry *r, char *const *refs, size_t n)
 
 json_t *registry_remembered(struct registry *r)
 {
-	return json_incref(r->remembered);
+	return r->remembered ? json_copy(r->remembered) : NULL;
 }
 
 void registry_free(struct registry *r)

@@ -55,7 +55,8 @@ void registry_resolve(struct registry *r, struct digest_query *q, size_t n);
  * What the pass that just ended asked for (N references as strings), kept
  * with the client: the next pass on it asks them ahead, while the engine
  * lists its containers (check.c). At most REGISTRY_REMEMBER_MAX are kept.
- * registry_remembered: them (new reference), or NULL before any pass.
+ * registry_remembered: a copy of them (new reference; the caller may
+ * change it), or NULL before any pass.
  */
 #define REGISTRY_REMEMBER_MAX 10000
 void registry_remember(struct registry *r, char *const *refs, size_t n);
