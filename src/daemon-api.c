@@ -566,11 +566,14 @@ static enum MHD_Result route_get(struct api *a, struct MHD_Connection *c, const 
 	}
 	if (strcmp(url, "/api/v1/containers") == 0) {
 		struct timespec t0;
+		enum MHD_Result ret;
 		json_t *j;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		j = api_containers_json(a, err, sizeof(err));
-		return j ? reply_json_timed(c, 200, j, mono_since(&t0) * 1000) : reply_error(c, 502, err);
+		ret = j ? reply_json_timed(c, 200, j, mono_since(&t0) * 1000) : reply_error(c, 502, err);
+		malloc_trim(0); /* again, now that the answer's JSON and its text are freed too (MHD has a copy) */
+		return ret;
 	}
 	if (strcmp(url, "/api/v1/history") == 0)
 		return reply_json(c, 200, api_history_json(a));
