@@ -14,6 +14,7 @@ journaled step recovered by the next run.
 
 import json
 import os
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -61,6 +62,7 @@ class Env:
     """One test's containers on Podman and its refit."""
 
     def __init__(self, podman, refit, registry, factory, scope, net, client):
+        self.last_diag = ""
         self.pm = podman
         self.client = client
         self.refit = refit
@@ -134,10 +136,18 @@ class Env:
         container's address when it reloads, a moment after the engine's
         answer (docs/engines.md); None when it never did within TIMEOUT."""
         deadline = time.monotonic() + timeout
+        got = ""
         while time.monotonic() < deadline:
-            if self.by_alias(name, check=False) == want:
+            got = self.by_alias(name, check=False)
+            if got == want:
                 return want
             time.sleep(0.2)
+        # what the name resolves to, beside the containers' addresses, for the failure's message
+        look = subprocess.run(["podman", "exec", self.client, "nslookup", "%s-svc" % name], env=self.pm.env(),
+                              capture_output=True, text=True, timeout=30)
+        self.last_diag = "last answer %r; nslookup %s-svc: %s%s; containers: %s" % (
+            got, name, look.stdout.strip(), look.stderr.strip(),
+            self.pm.cli("ps", "-a", "--format", "{{.Names}} {{.Networks}} {{.Status}}", check=False).strip())
         return None
 
     def write_data(self, name):
@@ -231,7 +241,7 @@ def test_update_every_strategy(pm, strategy):
     assert res.rc == 0, res.describe()
     after = pm.serving(target)
     assert after != before, (before, after)
-    assert pm.by_alias_settled(name, after) == after
+    assert pm.by_alias_settled(name, after) == after, pm.last_diag
     assert pm.leftovers(name) == [] and pm.pending_ops() == [], (pm.pm.names(), res.describe())
     if strategy == "alias":
         assert pm.pm.inspect(name) is None, pm.pm.names()
